@@ -1,0 +1,133 @@
+# hyquant — one Makefile. `make` builds ./hyquant; `make test` runs the suite
+# (normal build, then the same tests under ASan+UBSan); `make demo` runs the
+# main job on the bundled model. Knobs: NO_OMP=1, NO_CUDA=1, CC=clang.
+
+CC      ?= gcc
+NVCC    ?= nvcc
+BUILD   := build
+PY      ?= python3
+
+# ---- Debian packages the build needs: installed when root, else the exact line
+DEB_PKGS := libcjson-dev zlib1g-dev pkg-config
+DEB_MISSING := $(shell for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)
+ifneq ($(strip $(DEB_MISSING)),)
+  ifeq ($(shell id -u),0)
+    $(info [deps] installing missing Debian packages: $(DEB_MISSING))
+    DEB_LOG := $(shell (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_MISSING)) >/dev/null 2>&1; echo $$?)
+    ifneq ($(DEB_LOG),0)
+      $(error [deps] apt-get install $(DEB_MISSING) failed; run it by hand: apt-get install -y $(DEB_MISSING))
+    endif
+  else
+    $(error [deps] missing Debian packages; run: sudo apt-get install -y $(DEB_MISSING))
+  endif
+endif
+
+CJSON_CFLAGS := $(shell pkg-config --cflags libcjson 2>/dev/null)
+CJSON_LIBS   := $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)
+ZLIB_LIBS    := $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
+
+# ---- probes, each printing what it found
+ifeq ($(NO_OMP),1)
+  OMP_FLAGS :=
+  $(info [probe] OpenMP: disabled (NO_OMP=1))
+else
+  OMP_OK := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes)
+  ifeq ($(OMP_OK),yes)
+    OMP_FLAGS := -fopenmp
+    $(info [probe] OpenMP: yes ($(CC) -fopenmp))
+  else
+    OMP_FLAGS :=
+    $(info [probe] OpenMP: not found, building single-threaded)
+  endif
+endif
+ifeq ($(NO_CUDA),1)
+  HAVE_NVCC :=
+  $(info [probe] nvcc: disabled (NO_CUDA=1))
+else
+  HAVE_NVCC := $(shell command -v $(NVCC) 2>/dev/null)
+  ifneq ($(HAVE_NVCC),)
+    $(info [probe] nvcc: $(HAVE_NVCC) — CUDA backend built)
+  else
+    $(info [probe] nvcc: not found — CUDA backend not built (emulated kernels still tested))
+  endif
+endif
+
+WARN    := -Wall -Wextra -Wshadow -Werror
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) $(OMP_FLAGS) $(CJSON_CFLAGS) -MMD -MP -I.
+LDLIBS  := $(CJSON_LIBS) $(ZLIB_LIBS) -lm -lpthread
+SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+# ---- sources: every .c in the module folders is part of the library
+LIB_DIRS := core formats convert quant runtime verify cuda
+LIB_SRC  := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
+CLI_SRC  := $(sort $(wildcard cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+STUB_OBJ := $(BUILD)/cli/stubs.o
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+ASAN_DIR      := $(BUILD)/asan
+ASAN_LIB_OBJ  := $(LIB_SRC:%.c=$(ASAN_DIR)/%.o)
+ASAN_TEST_BIN := $(TEST_SRC:tests/%.c=$(ASAN_DIR)/tests/%)
+
+.PHONY: all test test-fast test-asan test-cuda demo fixtures bench clean help
+all: hyquant
+
+help:
+	@echo "make            build ./hyquant"
+	@echo "make test       run the test suite (normal + ASan/UBSan)"
+	@echo "make test-fast  run the test suite without the sanitizer pass"
+	@echo "make demo       convert, evaluate, quantize and verify the bundled model"
+	@echo "make fixtures   regenerate reference fixtures with the Python tools (needs tools/requirements.txt)"
+
+hyquant: $(CLI_OBJ) $(LIB_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/%.c $(LIB_OBJ) $(STUB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(STUB_OBJ) $(LDLIBS)
+
+$(ASAN_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
+
+$(ASAN_DIR)/tests/%: tests/%.c $(ASAN_LIB_OBJ) $(ASAN_DIR)/cli/stubs.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $< $(ASAN_LIB_OBJ) $(ASAN_DIR)/cli/stubs.o $(LDLIBS)
+
+$(ASAN_DIR)/hyquant: $(CLI_SRC:%.c=$(ASAN_DIR)/%.o) $(ASAN_LIB_OBJ)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+
+# test-fast: the suite once; test: also under ASan+UBSan (tests may read
+# HQ_SANITIZED=1 to shrink slow cases). The runner prints "N passed, N failed".
+test-fast: hyquant $(TEST_BIN)
+	@tests/run.sh $(BUILD) ./hyquant
+
+test-asan: $(ASAN_DIR)/hyquant $(ASAN_TEST_BIN)
+	@HQ_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	    tests/run.sh $(ASAN_DIR) $(ASAN_DIR)/hyquant
+
+test: hyquant $(TEST_BIN) $(ASAN_DIR)/hyquant $(ASAN_TEST_BIN)
+	@tests/run.sh $(BUILD) ./hyquant $(ASAN_DIR) $(ASAN_DIR)/hyquant
+
+demo: hyquant
+	@tools/demo.sh
+
+fixtures:
+	$(PY) -m pip install -q -r tools/requirements.txt
+	$(PY) tools/make_fixtures.py
+
+clean:
+	rm -rf $(BUILD) hyquant
+
+-include cuda/cuda.mk
+-include tests/fuzz.mk
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)
+-include $(ASAN_LIB_OBJ:.o=.d)

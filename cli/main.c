@@ -1,0 +1,59 @@
+/* cli/main.c — the `hyquant` binary: subcommand dispatch. */
+#include "commands.h" // defines: hq_cmd_*
+
+#include <stdio.h>
+#include <string.h>
+
+#define HQ_VERSION "0.1.0"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} hq_command;
+
+static const hq_command k_commands[] = {
+    {"inspect", hq_cmd_inspect, "show variant, hyper-parameters and tensors of a checkpoint or GGUF"},
+    {"convert", hq_cmd_convert, "convert a PyTorch/safetensors checkpoint to GGUF"},
+    {"perplexity", hq_cmd_perplexity, "perplexity of a GGUF model on a text (llama-perplexity protocol)"},
+    {"generate", hq_cmd_generate, "generate text from a prompt"},
+    {"calibrate", hq_cmd_calibrate, "collect importance statistics (imatrix) on calibration text"},
+    {"quantize", hq_cmd_quantize, "quantize a GGUF model to int8/int4 block formats"},
+    {"verify", hq_cmd_verify, "compare a quantized model with its base: PPL, KLD, top-1, per-layer drift"},
+};
+
+int hq_cmd_error(const char *cmd, hq_status st, const char *msg) {
+    fprintf(stderr, "hyquant %s: %s\n", cmd, msg && *msg ? msg : hq_status_name(st));
+    return st == HQ_ERR_ARG ? 2 : 1;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "hyquant %s — convert, quantize and verify Cheems/Doge hybrid SSM+attention+MoE models\n\n"
+               "usage: hyquant <command> [options]   (hyquant <command> --help for details)\n\ncommands:\n",
+            HQ_VERSION);
+    for (size_t i = 0; i < sizeof k_commands / sizeof *k_commands; i++)
+        fprintf(f, "  %-11s %s\n", k_commands[i].name, k_commands[i].help);
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    hq_install_signal_cleanup();
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *c = argv[1];
+    if (!strcmp(c, "-h") || !strcmp(c, "--help") || !strcmp(c, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(c, "--version") || !strcmp(c, "version")) {
+        printf("hyquant %s\n", HQ_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof k_commands / sizeof *k_commands; i++)
+        if (!strcmp(c, k_commands[i].name)) return k_commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "hyquant: unknown command '%s'\n", c);
+    usage(stderr);
+    return 2;
+}

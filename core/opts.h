@@ -1,0 +1,34 @@
+/* core/opts.h — table-driven command-line options (style.md §15).
+ * Each subcommand declares its options once; parsing and --help come from the
+ * table. Numbers are checked with strtoll/strtod and a range; bad values are
+ * refused with "must be in [a, b]", never clamped. */
+#ifndef HQ_OPTS_H
+#define HQ_OPTS_H
+#include "hq.h"
+
+typedef enum { HQ_OPT_FLAG, HQ_OPT_INT, HQ_OPT_FLOAT, HQ_OPT_STR, HQ_OPT_STR_LIST } hq_opt_type;
+
+typedef struct {
+    char short_name;        /* 0 if none */
+    const char *long_name;  /* without leading dashes */
+    hq_opt_type type;
+    void *dst;              /* bool* | int64_t* | double* | const char** | hq_str_list* */
+    const char *meta;       /* e.g. "N", "FILE" */
+    const char *help;       /* with the default in it */
+    double min, max;        /* for INT/FLOAT */
+} hq_opt;
+
+typedef struct {
+    const char **v;
+    int n;
+} hq_str_list;
+
+/* Parses argv[1..argc-1] (argv[0] = subcommand name). Positional arguments are
+ * collected in pos (at most max_pos). Returns HQ_ERR_ARG with a message for an
+ * unknown option, a missing value or an out-of-range number. *help is set when
+ * -h/--help was given (the caller prints usage and exits 0). */
+hq_status hq_opts_parse(const hq_opt *opts, int argc, char **argv, const char **pos, int max_pos, int *n_pos,
+                        bool *help, char *err);
+void hq_opts_usage(FILE *f, const char *cmd, const char *synopsis, const hq_opt *opts);
+void hq_str_list_free(hq_str_list *l);
+#endif

@@ -1,0 +1,81 @@
+/* formats/ckpt.h — one view of a checkpoint, whatever it was saved as.
+ *
+ * fmt_ckpt_open accepts:
+ *  - a directory (HF layout): model.safetensors | model.safetensors.index.json
+ *    + shards | pytorch_model.bin | pytorch_model.bin.index.json + shards |
+ *    a single *.safetensors / *.bin / *.pt / *.pth / *.ckpt; plus config.json,
+ *    tokenizer.json, tokenizer_config.json when present (carried through raw);
+ *  - a single file, recognised by its first bytes (not its extension):
+ *    "PK\3\4" torch zip, the legacy torch pickle magic, else safetensors.
+ * Every tensor is a *view* into a read-only mapping of its file: dtype, shape
+ * (PyTorch order), element strides and element offset. Nothing is copied
+ * until fmt_tensor_read. Names are the state-dict keys after unwrapping a
+ * nested container ({"state_dict": {...}} / {"model": {...}}).
+ */
+#ifndef HQ_CKPT_H
+#define HQ_CKPT_H
+#include "../core/hq.h"
+#include "../core/limits.h"
+
+typedef enum {
+    HQ_DT_F32, HQ_DT_F16, HQ_DT_BF16, HQ_DT_F64, HQ_DT_I64, HQ_DT_I32, HQ_DT_I16,
+    HQ_DT_I8, HQ_DT_U8, HQ_DT_BOOL, HQ_DT_COUNT
+} hq_dtype;
+const char *hq_dtype_name(hq_dtype t);      /* "F32", "BF16", ... (safetensors spelling) */
+uint32_t hq_dtype_size(hq_dtype t);         /* bytes per element */
+
+typedef struct {
+    char *name;
+    hq_dtype dtype;
+    int ndim;
+    int64_t shape[HQ_MAX_DIMS];   /* PyTorch order, outermost first */
+    int64_t stride[HQ_MAX_DIMS];  /* in elements; row-major contiguous for safetensors */
+    int64_t offset;               /* element offset into storage */
+    const uint8_t *storage;       /* start of the storage bytes in the mapping */
+    uint64_t storage_bytes;       /* validated: every addressed element lies inside */
+    int storage_id;               /* equal ids = same storage (tied weights, views) */
+    int file_index;               /* which file of a sharded checkpoint */
+} fmt_tensor;
+
+typedef struct fmt_ckpt {
+    fmt_tensor *tensors;
+    uint64_t n_tensors;
+    char *config_json;            /* raw, NUL-terminated; NULL if absent */
+    char *tokenizer_json;
+    char *tokenizer_config_json;
+    char *path;                   /* what was opened */
+    char *kind;                   /* "safetensors", "safetensors (3 shards)", "torch zip", ... */
+    /* private */
+    hq_map *maps;
+    uint64_t n_maps;
+    uint64_t cap_tensors;
+    int next_storage_id;
+    void *priv;                   /* reader-owned extra allocations (freed by close) */
+} fmt_ckpt;
+
+hq_status fmt_ckpt_open(const char *path, fmt_ckpt **out, char *err);
+void fmt_ckpt_close(fmt_ckpt *ck);
+const fmt_tensor *fmt_ckpt_find(const fmt_ckpt *ck, const char *name);
+
+uint64_t fmt_tensor_nelem(const fmt_tensor *t);
+bool fmt_tensor_is_contiguous(const fmt_tensor *t);
+/* Gathers the tensor into dst as a contiguous row-major array of out_dtype
+ * (F32, F16 or BF16 from any of F32/F16/BF16/F64/I64/I32). bf16->f32 and
+ * f16->f32 are exact; narrowing rounds to nearest even. */
+hq_status fmt_tensor_read(const fmt_tensor *t, hq_dtype out_dtype, void *dst, char *err);
+
+/* ---- used by the individual readers (safetensors.c, torch.c) ---- */
+/* Appends a tensor (name copied). Rejects duplicate names. */
+hq_status fmt_ckpt_add(fmt_ckpt *ck, const fmt_tensor *t, const char *label, char *err);
+/* Keeps a mapping alive for the lifetime of ck (ownership moves to ck);
+ * returns its index, or -1 on allocation failure. */
+int fmt_ckpt_keep_map(fmt_ckpt *ck, hq_map *m);
+fmt_ckpt *fmt_ckpt_new(void);
+
+/* Readers append the tensors of one file (already mapped) to ck.
+ * label names the file in error messages. */
+hq_status fmt_safetensors_parse(const uint8_t *buf, uint64_t len, const char *label, int file_index,
+                                fmt_ckpt *ck, char *err);
+hq_status fmt_torch_parse(const uint8_t *buf, uint64_t len, const char *label, int file_index, fmt_ckpt *ck,
+                          char *err);
+#endif

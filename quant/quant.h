@@ -1,0 +1,42 @@
+/* quant/quant.h — quantization block formats as data: one traits entry per
+ * ggml type id (formats/ggml_types.h). The runtime's matmul reaches every
+ * block type through this table; quantize/calibrate build on it.
+ *
+ * Contract used by runtime/ (do not change without updating it):
+ *  - q_traits(type) returns NULL for types without kernels.
+ *  - A weight row of n elements (n % blck == 0) in `type` is multiplied with
+ *    an activation row that was first converted by
+ *    q_traits(vec_dot_type)->from_float(x, buf, n).
+ *  - vec_dot(n, &s, w_row, a_row) sets s = Σ w_i·a_i. vec_dot_ref is the plain
+ *    scalar twin every fast path is tested against.
+ */
+#ifndef HQ_QUANT_H
+#define HQ_QUANT_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "../formats/ggml_types.h"
+
+typedef void (*q_from_float_fn)(const float *restrict x, void *restrict y, int64_t n);
+typedef void (*q_to_float_fn)(const void *restrict x, float *restrict y, int64_t n);
+typedef void (*q_quantize_imatrix_fn)(const float *restrict x, void *restrict y, int64_t n,
+                                      const float *restrict imatrix /* n weights or NULL */);
+typedef void (*q_vec_dot_fn)(int64_t n, float *restrict s, const void *restrict w, const void *restrict a);
+
+typedef struct {
+    uint32_t type;                     /* ggml id */
+    const char *name;
+    int64_t blck;                      /* elements per block */
+    uint64_t type_size;                /* bytes per block */
+    bool is_quantized;
+    q_from_float_fn from_float_ref;    /* plain scalar quantizer (round to nearest) */
+    q_from_float_fn from_float;        /* fast path of the same */
+    q_quantize_imatrix_fn quantize_imatrix; /* importance-weighted scale search; NULL = from_float_ref */
+    q_to_float_fn to_float_ref;        /* dequantize, scalar */
+    q_to_float_fn to_float;            /* dequantize, fast */
+    uint32_t vec_dot_type;             /* type activations are converted to */
+    q_vec_dot_fn vec_dot_ref;
+    q_vec_dot_fn vec_dot;              /* AVX2 / AVX-512 VNNI chosen at run time, portable fallback */
+} q_type_traits;
+
+const q_type_traits *q_traits(uint32_t type);
+#endif
