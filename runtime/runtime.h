@@ -1,0 +1,45 @@
+/* runtime/runtime.h — CPU verification runtime: load a GGUF written by
+ * `hyquant convert` / `quantize` (mmap, no copy of weights) and run the
+ * hybrid model (spec §4–§5). This header is the contract used by
+ * quant/ (calibrate), verify/ and cuda/; the runtime owns the rest. */
+#ifndef HQ_RUNTIME_H
+#define HQ_RUNTIME_H
+#include "../core/hq.h"
+
+typedef struct rt_model rt_model;
+typedef struct rt_state rt_state; /* KV/β caches and SSD states of one sequence */
+
+hq_status rt_model_load(const char *gguf_path, rt_model **out, char *err);
+void rt_model_free(rt_model *m);
+int32_t rt_model_n_vocab(const rt_model *m);
+int32_t rt_model_n_layers(const rt_model *m);
+int32_t rt_model_n_embd(const rt_model *m);
+struct rt_tokenizer *rt_model_tokenizer(const rt_model *m); /* NULL if none embedded */
+
+hq_status rt_state_new(const rt_model *m, int64_t max_tokens, rt_state **out, char *err);
+void rt_state_reset(rt_state *s);
+void rt_state_free(rt_state *s);
+int64_t rt_state_pos(const rt_state *s);
+
+/* Runs n tokens at the next positions of s (prefill when n > 1, decode when
+ * n == 1). logits: NULL, or n × n_vocab floats (one row per token). */
+hq_status rt_forward(rt_model *m, rt_state *s, const int32_t *tokens, int64_t n, float *logits, char *err);
+
+/* Observation hooks for calibrate (imatrix) and verify (per-layer drift).
+ * Any member may be NULL. Called from the forward pass on the calling thread. */
+typedef struct {
+    void *ud;
+    /* input rows of every quantizable matrix product, before the product:
+     * x is n_tokens × n_in (row-major); weight_name is the GGUF tensor name */
+    void (*on_matmul_input)(void *ud, const char *weight_name, const float *x, int64_t n_tokens, int64_t n_in);
+    /* expert-table rows gathered for each token (CDMoE): ids is
+     * n_tokens × k_total expert ids; x is n_tokens × n_in (the FFN input) */
+    void (*on_experts)(void *ud, int32_t layer, const char *weight_name, const int32_t *ids, int64_t k_total,
+                       const float *x, int64_t n_tokens, int64_t n_in);
+    /* residual stream after each sub-block: where = "mixer" or "ffn" */
+    void (*on_hidden)(void *ud, int32_t layer, const char *where, const float *h, int64_t n_tokens, int64_t d);
+} rt_hooks;
+void rt_model_set_hooks(rt_model *m, const rt_hooks *h);
+
+void rt_set_threads(int n); /* 0 = all cores */
+#endif
