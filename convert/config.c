@@ -1,0 +1,223 @@
+/* convert/config.c — config.json -> cv_hparams (spec §2). Accepts the key
+ * spellings of every version: num_cdmoe_* / num_cdmmoe_* / num_experts*,
+ * rope_scaling {type|rope_type} and HF v5 rope_parameters. */
+#include "convert.h" // defines: cv_config_parse
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <string.h>
+
+/* first item named key; refuses duplicates (cJSON keeps both, style.md §6) */
+static const cJSON *item(const cJSON *obj, const char *key) {
+    const cJSON *found = NULL;
+    for (const cJSON *c = obj ? obj->child : NULL; c; c = c->next)
+        if (c->string && !strcmp(c->string, key)) {
+            if (!found) found = c;
+        }
+    return found;
+}
+
+static bool has_dup_keys(const cJSON *obj, const char **dup) {
+    for (const cJSON *a = obj->child; a; a = a->next)
+        for (const cJSON *b = a->next; b; b = b->next)
+            if (a->string && b->string && !strcmp(a->string, b->string)) {
+                *dup = a->string;
+                return true;
+            }
+    return false;
+}
+
+/* integer key: absent/null -> def; arrays take their first element (eos lists) */
+static hq_status get_int(const cJSON *obj, const char *key, int64_t def, int64_t *v, const char *label, char *err) {
+    const cJSON *x = item(obj, key);
+    if (x && cJSON_IsArray(x)) x = cJSON_GetArrayItem(x, 0);
+    if (!x || cJSON_IsNull(x)) {
+        *v = def;
+        return HQ_OK;
+    }
+    if (!cJSON_IsNumber(x))
+        return hq_fail(err, HQ_ERR_FORMAT, "%s: '%s' must be an integer", label, key);
+    double d = x->valuedouble;
+    if (!(d >= -1 && d <= 9007199254740992.0) || d != floor(d))
+        return hq_fail(err, HQ_ERR_FORMAT, "%s: '%s' = %g is not a valid integer", label, key, d);
+    *v = (int64_t)d;
+    return HQ_OK;
+}
+
+/* first present key of a list of spellings */
+static hq_status get_int_any(const cJSON *obj, const char *const *keys, int64_t def, int64_t *v, const char *label,
+                             char *err) {
+    for (; *keys; keys++)
+        if (item(obj, *keys)) return get_int(obj, *keys, def, v, label, err);
+    *v = def;
+    return HQ_OK;
+}
+
+static hq_status get_num(const cJSON *obj, const char *key, double def, double *v, const char *label, char *err) {
+    const cJSON *x = item(obj, key);
+    if (!x || cJSON_IsNull(x)) {
+        *v = def;
+        return HQ_OK;
+    }
+    if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble))
+        return hq_fail(err, HQ_ERR_FORMAT, "%s: '%s' must be a number", label, key);
+    *v = x->valuedouble;
+    return HQ_OK;
+}
+
+static hq_status get_bool(const cJSON *obj, const char *key, int def, int *v, const char *label, char *err) {
+    const cJSON *x = item(obj, key);
+    if (!x || cJSON_IsNull(x)) {
+        *v = def;
+        return HQ_OK;
+    }
+    if (!cJSON_IsBool(x)) return hq_fail(err, HQ_ERR_FORMAT, "%s: '%s' must be true or false", label, key);
+    *v = cJSON_IsTrue(x) ? 1 : 0;
+    return HQ_OK;
+}
+
+static hq_status get_str(const cJSON *obj, const char *key, const char *def, char *v, size_t cap, const char *label,
+                         char *err) {
+    const cJSON *x = item(obj, key);
+    const char *s = def;
+    if (x && !cJSON_IsNull(x)) {
+        if (!cJSON_IsString(x)) return hq_fail(err, HQ_ERR_FORMAT, "%s: '%s' must be a string", label, key);
+        s = x->valuestring;
+    }
+    if (strlen(s) >= cap) return hq_fail(err, HQ_ERR_LIMIT, "%s: '%s' is too long", label, key);
+    strcpy(v, s);
+    return HQ_OK;
+}
+
+#define TRY(x)                                                                                                       \
+    do {                                                                                                             \
+        hq_status st_ = (x);                                                                                         \
+        if (st_ != HQ_OK) {                                                                                          \
+            cJSON_Delete(root);                                                                                      \
+            return st_;                                                                                              \
+        }                                                                                                            \
+    } while (0)
+
+static hq_status parse_rope(const cJSON *root, cv_hparams *hp, const char *label, char *err) {
+    /* rope_scaling (older) or rope_parameters (HF v5, also carries rope_theta) */
+    const cJSON *rs = item(root, "rope_scaling");
+    const cJSON *rp = item(root, "rope_parameters");
+    hq_status st = get_num(root, "rope_theta", 10000.0, &hp->rope_theta, label, err);
+    if (st != HQ_OK) return st;
+    const cJSON *sc = NULL;
+    if (rs && cJSON_IsObject(rs)) sc = rs;
+    else if (rs && !cJSON_IsNull(rs)) return hq_fail(err, HQ_ERR_FORMAT, "%s: 'rope_scaling' must be an object", label);
+    if (rp && cJSON_IsObject(rp)) {
+        if (item(rp, "rope_theta") && (st = get_num(rp, "rope_theta", 10000.0, &hp->rope_theta, label, err)) != HQ_OK)
+            return st;
+        if (!sc) sc = rp;
+    } else if (rp && !cJSON_IsNull(rp)) {
+        return hq_fail(err, HQ_ERR_FORMAT, "%s: 'rope_parameters' must be an object", label);
+    }
+    char type[32] = "default";
+    if (sc) {
+        const char *tk = item(sc, "rope_type") ? "rope_type" : "type"; /* `type` is an alias */
+        if ((st = get_str(sc, tk, "default", type, sizeof type, label, err)) != HQ_OK) return st;
+    }
+    hp->rope_factor = 1.0;
+    hp->rope_orig_ctx = hp->max_pos;
+    if (!strcmp(type, "default") || !strcmp(type, "none")) {
+        strcpy(hp->rope_type, "none");
+    } else if (!strcmp(type, "dynamic")) {
+        strcpy(hp->rope_type, "dynamic");
+        if ((st = get_num(sc, "factor", 1.0, &hp->rope_factor, label, err)) != HQ_OK) return st;
+        if (!(hp->rope_factor >= 1.0))
+            return hq_fail(err, HQ_ERR_FORMAT, "%s: rope scaling factor %g must be >= 1", label, hp->rope_factor);
+        if ((st = get_int(sc, "original_max_position_embeddings", hp->max_pos, &hp->rope_orig_ctx, label, err)) !=
+            HQ_OK)
+            return st;
+    } else {
+        return hq_fail(err, HQ_ERR_UNSUPPORTED, "%s: rope type '%s' is not supported (only default and dynamic)",
+                       label, type);
+    }
+    if (!(hp->rope_theta > 0)) return hq_fail(err, HQ_ERR_FORMAT, "%s: rope_theta %g must be > 0", label, hp->rope_theta);
+    return HQ_OK;
+}
+
+hq_status cv_config_parse(const char *json, const char *label, cv_hparams *hp, char *err) {
+    memset(hp, 0, sizeof *hp);
+    if (!json) return hq_fail(err, HQ_ERR_FORMAT, "%s: config.json is missing", label);
+    cJSON *root = cJSON_Parse(json);
+    if (!root) return hq_fail(err, HQ_ERR_FORMAT, "%s: config.json is not valid JSON", label);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return hq_fail(err, HQ_ERR_FORMAT, "%s: config.json is not a JSON object", label);
+    }
+    const char *dup;
+    if (has_dup_keys(root, &dup)) {
+        cJSON_Delete(root);
+        return hq_fail(err, HQ_ERR_FORMAT, "%s: config.json has the key '%s' twice", label, dup);
+    }
+    TRY(get_int(root, "vocab_size", -1, &hp->vocab, label, err));
+    TRY(get_int(root, "hidden_size", -1, &hp->d, label, err));
+    TRY(get_int(root, "intermediate_size", -1, &hp->inter, label, err));
+    TRY(get_int(root, "num_hidden_layers", -1, &hp->n_layer, label, err));
+    TRY(get_int(root, "num_attention_heads", -1, &hp->n_head, label, err));
+    TRY(get_int(root, "num_key_value_heads", hp->n_head, &hp->n_kv, label, err));
+    TRY(get_int(root, "max_position_embeddings", 2048, &hp->max_pos, label, err));
+    static const char *const need[] = {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                                       "num_attention_heads"};
+    int64_t *needv[] = {&hp->vocab, &hp->d, &hp->inter, &hp->n_layer, &hp->n_head};
+    for (int i = 0; i < 5; i++)
+        if (*needv[i] <= 0) {
+            cJSON_Delete(root);
+            return hq_fail(err, HQ_ERR_FORMAT, "%s: config.json lacks a positive '%s'", label, need[i]);
+        }
+    if (hp->n_kv <= 0 || hp->n_head % hp->n_kv) {
+        cJSON_Delete(root);
+        return hq_fail(err, HQ_ERR_FORMAT, "%s: num_key_value_heads %lld must divide num_attention_heads %lld", label,
+                       (long long)hp->n_kv, (long long)hp->n_head);
+    }
+    TRY(get_int(root, "head_dim", -1, &hp->head_dim, label, err));
+    if (hp->head_dim <= 0) {
+        if (hp->d % hp->n_head) {
+            cJSON_Delete(root);
+            return hq_fail(err, HQ_ERR_FORMAT, "%s: hidden_size %lld is not a multiple of num_attention_heads %lld",
+                           label, (long long)hp->d, (long long)hp->n_head);
+        }
+        hp->head_dim = hp->d / hp->n_head;
+    }
+    TRY(get_num(root, "rms_norm_eps", 1e-6, &hp->eps, label, err));
+    TRY(parse_rope(root, hp, label, err));
+    TRY(get_int(root, "keep_window_size", 0, &hp->keep_window, label, err));
+    TRY(get_int(root, "sliding_window", 0, &hp->sliding_window, label, err));
+    TRY(get_num(root, "dynamic_mask_ratio", 0.0, &hp->dynamic_mask_ratio, label, err));
+    TRY(get_int(root, "ssd_chunk_size", 256, &hp->ssd_chunk, label, err));
+    TRY(get_int(root, "attn_layer_period", -1, &hp->attn_period, label, err));
+    TRY(get_int(root, "attn_layer_offset", -1, &hp->attn_offset, label, err));
+    TRY(get_bool(root, "is_moe", -1, &hp->is_moe, label, err));
+    static const char *const k_exp[] = {"num_experts", "num_cdmoe_experts", "num_cdmmoe_experts", NULL};
+    static const char *const k_used[] = {"num_experts_per_tok", "num_cdmoe_experts_per_head",
+                                         "num_cdmmoe_experts_per_head", NULL};
+    static const char *const k_heads[] = {"num_cdmoe_heads", "num_cdmmoe_heads", NULL};
+    static const char *const k_rsize[] = {"expert_retrieval_size", NULL};
+    TRY(get_int_any(root, k_exp, -1, &hp->n_expert, label, err));
+    TRY(get_int_any(root, k_used, -1, &hp->n_expert_used, label, err));
+    TRY(get_int_any(root, k_heads, -1, &hp->n_rhead, label, err));
+    TRY(get_int_any(root, k_rsize, -1, &hp->retrieval_size, label, err));
+    int b;
+    TRY(get_bool(root, "norm_topk_prob", 0, &b, label, err));
+    hp->norm_topk = b;
+    TRY(get_bool(root, "tie_word_embeddings", -1, &hp->tie, label, err));
+    TRY(get_bool(root, "hidden_bias", 0, &b, label, err));
+    hp->hidden_bias = b;
+    TRY(get_bool(root, "attention_bias", 0, &b, label, err));
+    hp->attention_bias = b;
+    TRY(get_bool(root, "mlp_bias", 0, &b, label, err));
+    hp->mlp_bias = b;
+    TRY(get_bool(root, "is_causal", 0, &b, label, err));
+    hp->is_causal = b;
+    TRY(get_str(root, "hidden_act", "silu", hp->hidden_act, sizeof hp->hidden_act, label, err));
+    TRY(get_int(root, "bos_token_id", -1, &hp->bos, label, err));
+    TRY(get_int(root, "eos_token_id", -1, &hp->eos, label, err));
+    TRY(get_int(root, "pad_token_id", -1, &hp->pad, label, err));
+    cJSON_Delete(root);
+    if (hp->keep_window < 0) hp->keep_window = 0;
+    if (hp->sliding_window < 0) hp->sliding_window = 0;
+    return HQ_OK;
+}
