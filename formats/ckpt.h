@@ -51,6 +51,8 @@ typedef struct fmt_ckpt {
     uint64_t cap_tensors;
     int next_storage_id;
     void *priv;                   /* reader-owned extra allocations (freed by close) */
+    void (*priv_free)(void *priv); /* how close frees priv; NULL = hq_free(priv) */
+    void *name_index;             /* ckpt.c: hash of tensor names (add/find) */
 } fmt_ckpt;
 
 hq_status fmt_ckpt_open(const char *path, fmt_ckpt **out, char *err);
@@ -63,9 +65,16 @@ bool fmt_tensor_is_contiguous(const fmt_tensor *t);
  * (F32, F16 or BF16 from any of F32/F16/BF16/F64/I64/I32). bf16->f32 and
  * f16->f32 are exact; narrowing rounds to nearest even. */
 hq_status fmt_tensor_read(const fmt_tensor *t, hq_dtype out_dtype, void *dst, char *err);
+/* Plain scalar twin of fmt_tensor_read (element by element, no fast paths);
+ * tests compare the two. Setting HQ_NO_SIMD=1 also disables F16C paths. */
+hq_status fmt_tensor_read_ref(const fmt_tensor *t, hq_dtype out_dtype, void *dst, char *err);
 
 /* ---- used by the individual readers (safetensors.c, torch.c) ---- */
-/* Appends a tensor (name copied). Rejects duplicate names. */
+/* Appends a tensor (name copied). Rejects duplicate names, names longer than
+ * HQ_MAX_NAME, more than HQ_MAX_TENSORS tensors, rank > HQ_MAX_DIMS, negative
+ * shape/stride/offset and views whose addressed elements do not all lie
+ * inside storage_bytes (the §1.5 extent check), so every reader gets them.
+ * Readers set storage_id themselves (ck->next_storage_id++ per storage). */
 hq_status fmt_ckpt_add(fmt_ckpt *ck, const fmt_tensor *t, const char *label, char *err);
 /* Keeps a mapping alive for the lifetime of ck (ownership moves to ck);
  * returns its index, or -1 on allocation failure. */

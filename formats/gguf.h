@@ -33,6 +33,8 @@ enum {
 };
 
 #define GGUF_DEFAULT_ALIGNMENT 32
+#define GGUF_MAX_ARRAY_DEPTH 3   /* array of array of array: deeper is refused */
+#define GGUF_MAX_KEY 65535       /* key bytes (docs/gguf.md) */
 
 typedef struct {
     const char *s; /* points into the mapping or writer storage; NOT NUL-terminated */
@@ -45,9 +47,14 @@ typedef struct {
     union {
         uint64_t u; int64_t i; double f; /* scalars widened */
         fmt_gguf_str str;
-        struct { uint32_t type; uint64_t n; const uint8_t *data; fmt_gguf_str *strs; } arr;
+        struct { uint32_t type; uint64_t n; const uint8_t *data; fmt_gguf_str *strs; uint64_t nbytes; } arr;
     } v;                 /* arr.data: raw little-endian elements (non-string arrays);
-                            arr.strs: decoded string elements (string arrays) */
+                            arr.strs: decoded string elements (string arrays);
+                            arr.nbytes: bytes of the elements as stored (for all
+                            arrays; arr.data also points at string/nested
+                            arrays' raw bytes). Nested arrays (element type
+                            ARRAY, depth <= GGUF_MAX_ARRAY_DEPTH) are validated
+                            and kept raw only. */
 } fmt_gguf_kv;
 
 typedef struct {
