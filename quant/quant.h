@@ -39,4 +39,20 @@ typedef struct {
 } q_type_traits;
 
 const q_type_traits *q_traits(uint32_t type);
+/* ---- helpers (additive; quant/traits.c) ---- */
+/* true when all n values are finite: callers refuse NaN/Inf input with the
+ * tensor name before quantizing (quantizers do not check). */
+bool q_row_is_finite(const float *x, int64_t n);
+/* Quantize nrows rows of n_per_row elements (n_per_row % blck == 0) from x
+ * into y (rows packed back to back). imatrix: n_per_row importance weights
+ * shared by every row, or NULL (ggml's default weighting; for types without
+ * an importance search this is from_float_ref). Returns bytes written, 0 if
+ * the type has no quantizer or n_per_row does not fit the block size. */
+uint64_t q_quantize_rows(uint32_t type, const float *x, void *y, int64_t nrows, int64_t n_per_row,
+                         const float *imatrix);
+/* Whether the AVX2+FMA kernels are in use (CPU has them and not disabled).
+ * q_simd_enable(false) forces every fast path to its scalar twin (tests,
+ * or HQ_NO_SIMD=1 in the environment). */
+bool q_simd_avx2(void);
+void q_simd_enable(bool on);
 #endif

@@ -1,0 +1,576 @@
+/* quant/dot_avx2.c — AVX2+FMA fast paths (quantize, dequantize, dot) chosen
+ * at run time with __builtin_cpu_supports; every public q_*_fast function
+ * falls back to its scalar _ref twin on other CPUs (and on non-x86 builds).
+ *
+ * Exactness contract (tests/test_quant.c checks it):
+ *  - quantize and dequantize fast paths are bit-identical to _ref: they use
+ *    the same IEEE operations in the same order (separate mul/add, never a
+ *    fused multiply-add; roundf emulated exactly; nearest_int = round half
+ *    to even = _mm256_round_ps nearest).
+ *  - dots keep the exact integer block sums of _ref and only reorder the
+ *    float accumulation across blocks (relative error ~1e-7).
+ * AVX-512/VNNI is not used: the build machine has none to test it on. */
+#include "formats.h"
+#include "quant.h"
+#include "../core/half.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int g_simd_state = -1; /* -1 unknown, 0 off, 1 avx2 */
+
+bool q_simd_avx2(void) {
+    int s = __atomic_load_n(&g_simd_state, __ATOMIC_RELAXED);
+    if (s < 0) {
+        s = 0;
+#if defined(__x86_64__) || defined(__i386__)
+        const char *e = getenv("HQ_NO_SIMD");
+        if (!(e && *e && strcmp(e, "0") != 0))
+            s = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#endif
+        __atomic_store_n(&g_simd_state, s, __ATOMIC_RELAXED);
+    }
+    return s == 1;
+}
+
+void q_simd_enable(bool on) {
+    __atomic_store_n(&g_simd_state, -1, __ATOMIC_RELAXED);
+    if (!on) __atomic_store_n(&g_simd_state, 0, __ATOMIC_RELAXED);
+    else (void)q_simd_avx2();
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#define Q_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+Q_AVX2 static inline float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+Q_AVX2 static inline int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+Q_AVX2 static inline float hmax_ps(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* 32 int32 (4 vectors, in element order) -> 32 int8 in element order */
+Q_AVX2 static inline __m256i pack_i32_to_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
+    __m256i ab = _mm256_packs_epi32(a, b); /* lanes: a0-3 b0-3 | a4-7 b4-7 */
+    __m256i cd = _mm256_packs_epi32(c, d);
+    __m256i r = _mm256_packs_epi16(ab, cd); /* a0-3 b0-3 c0-3 d0-3 | a4-7 b4-7 c4-7 d4-7 */
+    return _mm256_permutevar8x32_epi32(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* Σ over 32 int8 pairs as 8 int32 lanes: |w|·sign(a, w) keeps maddubs's
+ * first operand unsigned; products ≤ 128·127·2 fit in int16 */
+Q_AVX2 static inline __m256i dot_i8(__m256i w, __m256i a) {
+    const __m256i ax = _mm256_sign_epi8(w, w);
+    const __m256i sy = _mm256_sign_epi8(a, w);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
+}
+
+/* u8 (≤ 63) × s8 summed to 8 int32 lanes */
+Q_AVX2 static inline __m256i dot_u8i8(__m256i u, __m256i a) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, a), _mm256_set1_epi16(1));
+}
+
+/* 16 bytes of nibbles -> 32 bytes: low nibbles (elements 0-15) then high (16-31) */
+Q_AVX2 static inline __m256i unpack_nibbles(const uint8_t *p) {
+    const __m128i t = _mm_loadu_si128((const __m128i *)p);
+    const __m256i v = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+}
+
+/* 32 bits -> 32 bytes, 0xFF where the bit is set */
+Q_AVX2 static inline __m256i bits_to_bytes(uint32_t bits) {
+    const __m256i shuf = _mm256_setr_epi64x(0x0000000000000000LL, 0x0101010101010101LL, 0x0202020202020202LL,
+                                            0x0303030303030303LL);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), shuf);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+/* roundf (half away from zero), exactly: t = trunc|v|, +1 when |v|−t ≥ ½ */
+Q_AVX2 static inline __m256i roundf_epi32(__m256 v) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 a = _mm256_andnot_ps(sign, v);
+    const __m256 t = _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 up = _mm256_and_ps(_mm256_cmp_ps(_mm256_sub_ps(a, t), _mm256_set1_ps(0.5f), _CMP_GE_OQ),
+                                    _mm256_set1_ps(1.0f));
+    const __m256 r = _mm256_or_ps(_mm256_add_ps(t, up), _mm256_and_ps(sign, v));
+    return _mm256_cvtps_epi32(r);
+}
+
+/* ---------------- quantize ---------------- */
+Q_AVX2 static void q8_0_quantize_avx2(const float *restrict x, void *restrict vy, int64_t n) {
+    q_block_q8_0 *y = vy;
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int64_t i = 0; i < n / 32; i++, x += 32) {
+        __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+        __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v0, absmask), _mm256_and_ps(v1, absmask)),
+                                 _mm256_max_ps(_mm256_and_ps(v2, absmask), _mm256_and_ps(v3, absmask)));
+        const float amax = hmax_ps(m);
+        const float d = amax / 127;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = hq_f32_to_f16(d);
+        const __m256 vid = _mm256_set1_ps(id);
+        __m256i q = pack_i32_to_i8(roundf_epi32(_mm256_mul_ps(v0, vid)), roundf_epi32(_mm256_mul_ps(v1, vid)),
+                                   roundf_epi32(_mm256_mul_ps(v2, vid)), roundf_epi32(_mm256_mul_ps(v3, vid)));
+        _mm256_storeu_si256((__m256i *)y[i].qs, q);
+    }
+}
+
+/* signed value with the largest |x|, first on ties (as the scalar loop) */
+Q_AVX2 static inline float signed_absmax_avx2(const float *x, int n) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 m = _mm256_setzero_ps();
+    for (int j = 0; j < n; j += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + j), absmask));
+    const float amax = hmax_ps(m);
+    if (!(amax > 0)) return 0.0f;
+    for (int j = 0; j < n; j++)
+        if (__builtin_fabsf(x[j]) == amax) return x[j];
+    return 0.0f;
+}
+
+Q_AVX2 static void q4_0_quantize_avx2(const float *restrict x, void *restrict vy, int64_t n) {
+    q_block_q4_0 *y = vy;
+    for (int64_t i = 0; i < n / 32; i++, x += 32) {
+        const float d = signed_absmax_avx2(x, 32) / -8;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = hq_f32_to_f16(d);
+        const __m256 vid = _mm256_set1_ps(id), off = _mm256_set1_ps(8.5f);
+        const __m256i fifteen = _mm256_set1_epi32(15);
+        __m256i q[4];
+        for (int k = 0; k < 4; k++) {
+            const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid), off);
+            q[k] = _mm256_min_epi32(_mm256_cvttps_epi32(v), fifteen);
+        }
+        const __m256i b = pack_i32_to_i8(q[0], q[1], q[2], q[3]);
+        const __m128i lo = _mm256_castsi256_si128(b), hi = _mm256_extracti128_si256(b, 1);
+        _mm_storeu_si128((__m128i *)y[i].qs, _mm_or_si128(lo, _mm_slli_epi16(hi, 4)));
+    }
+}
+
+Q_AVX2 static void q8_K_quantize_avx2(const float *restrict x, void *restrict vy, int64_t n) {
+    q_block_q8_K *y = vy;
+    for (int64_t i = 0; i < n / Q_QK_K; i++, x += Q_QK_K) {
+        const float max = signed_absmax_avx2(x, Q_QK_K);
+        if (!max) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        const float iscale = -127.f / max;
+        const __m256 vis = _mm256_set1_ps(iscale);
+        const __m256i lim = _mm256_set1_epi32(127);
+        for (int j = 0; j < Q_QK_K; j += 32) {
+            __m256i q[4];
+            for (int k = 0; k < 4; k++) {
+                const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * k), vis);
+                q[k] = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT |
+                                                                                   _MM_FROUND_NO_EXC)),
+                                        lim);
+            }
+            const __m256i b = pack_i32_to_i8(q[0], q[1], q[2], q[3]);
+            _mm256_storeu_si256((__m256i *)(y[i].qs + j), b);
+            /* bsums of the two 16-element groups */
+            const __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), b); /* 16 int16 pair sums */
+            const __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1)); /* 8 int32: 4 per group */
+            const __m128i lo = _mm256_castsi256_si128(s32), hi = _mm256_extracti128_si256(s32, 1);
+            y[i].bsums[j / 16] = (int16_t)hsum_epi32(_mm256_set_m128i(_mm_setzero_si128(), lo));
+            y[i].bsums[j / 16 + 1] = (int16_t)hsum_epi32(_mm256_set_m128i(_mm_setzero_si128(), hi));
+        }
+        y[i].d = 1 / iscale;
+    }
+}
+
+/* ---------------- dequantize ---------------- */
+Q_AVX2 static void q8_0_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
+    const q_block_q8_0 *x = vx;
+    for (int64_t i = 0; i < n / 32; i++, y += 32) {
+        const __m256 d = _mm256_set1_ps(hq_f16_to_f32(x[i].d));
+        for (int k = 0; k < 4; k++) {
+            const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(x[i].qs + 8 * k)));
+            _mm256_storeu_ps(y + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d));
+        }
+    }
+}
+
+Q_AVX2 static void q4_0_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
+    const q_block_q4_0 *x = vx;
+    for (int64_t i = 0; i < n / 32; i++, y += 32) {
+        const __m256 d = _mm256_set1_ps(hq_f16_to_f32(x[i].d));
+        const __m256i q = _mm256_sub_epi8(unpack_nibbles(x[i].qs), _mm256_set1_epi8(8));
+        const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+        const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+        for (int k = 0; k < 4; k++)
+            _mm256_storeu_ps(y + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(parts[k])), d));
+    }
+}
+
+/* y[l] = d1·q − m1 for 32 nibble values given as 32 bytes */
+Q_AVX2 static inline void store_affine32(float *y, __m256i q8, float dl, float ml) {
+    const __m256 d = _mm256_set1_ps(dl), m = _mm256_set1_ps(ml);
+    const __m128i lo = _mm256_castsi256_si128(q8), hi = _mm256_extracti128_si256(q8, 1);
+    const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+    for (int k = 0; k < 4; k++) {
+        const __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(parts[k]));
+        _mm256_storeu_ps(y + 8 * k, _mm256_sub_ps(_mm256_mul_ps(d, f), m));
+    }
+}
+
+Q_AVX2 static void q4_K_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
+    const q_block_q4_K *x = vx;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int64_t i = 0; i < n / Q_QK_K; i++) {
+        const float d = hq_f16_to_f32(x[i].d), dmin = hq_f16_to_f32(x[i].dmin);
+        for (int c = 0; c < 4; c++) {
+            const __m256i b = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
+            uint8_t sc, m;
+            q_get_scale_min_k4(2 * c, x[i].scales, &sc, &m);
+            store_affine32(y, _mm256_and_si256(b, m4), d * sc, dmin * m);
+            y += 32;
+            q_get_scale_min_k4(2 * c + 1, x[i].scales, &sc, &m);
+            store_affine32(y, _mm256_and_si256(_mm256_srli_epi16(b, 4), m4), d * sc, dmin * m);
+            y += 32;
+        }
+    }
+}
+
+/* the four 32-element groups (q − 32) of one Q6_K half, as int8 vectors */
+Q_AVX2 static inline void q6_unpack_half(const uint8_t *ql, const uint8_t *qh, __m256i q[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+    const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+    const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+    const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(h, m2), 4);
+    const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4);
+    const __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4);
+    const __m256i h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4);
+    q[0] = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(l0, m4), h0), off);
+    q[1] = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(l1, m4), h1), off);
+    q[2] = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2), off);
+    q[3] = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3), off);
+}
+
+Q_AVX2 static void q6_K_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
+    const q_block_q6_K *x = vx;
+    for (int64_t i = 0; i < n / Q_QK_K; i++) {
+        const float d = hq_f16_to_f32(x[i].d);
+        for (int h = 0; h < 2; h++) {
+            __m256i q[4];
+            q6_unpack_half(x[i].ql + 64 * h, x[i].qh + 32 * h, q);
+            for (int k = 0; k < 4; k++, y += 32) {
+                const int sb = 8 * h + 2 * k; /* sub-block of the first 16 of these 32 */
+                const __m128i lo = _mm256_castsi256_si128(q[k]), hi = _mm256_extracti128_si256(q[k], 1);
+                const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+                for (int p = 0; p < 4; p++) {
+                    const __m256 ds = _mm256_set1_ps(d * x[i].scales[sb + p / 2]);
+                    const __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(parts[p]));
+                    _mm256_storeu_ps(y + 8 * p, _mm256_mul_ps(ds, f));
+                }
+            }
+        }
+    }
+}
+
+Q_AVX2 static void f16_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
+    const uint16_t *x = vx;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
+    for (; i < n; i++) y[i] = hq_f16_to_f32(x[i]);
+}
+
+Q_AVX2 static void bf16_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
+    const uint16_t *x = vx;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(x + i)));
+        _mm256_storeu_ps(y + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+    }
+    for (; i < n; i++) y[i] = hq_bf16_to_f32(x[i]);
+}
+
+/* ---------------- dots: 32-element weights × Q8_0 ---------------- */
+Q_AVX2 static void q8_0_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+    const q_block_q8_0 *w = vw, *a = va;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++) {
+        const __m256i si = dot_i8(_mm256_loadu_si256((const __m256i *)w[i].qs),
+                                  _mm256_loadu_si256((const __m256i *)a[i].qs));
+        const __m256 d = _mm256_set1_ps(hq_f16_to_f32(w[i].d) * hq_f16_to_f32(a[i].d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(si), acc);
+    }
+    *s = hsum_ps(acc);
+}
+
+Q_AVX2 static void q4_0_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+    const q_block_q4_0 *w = vw;
+    const q_block_q8_0 *a = va;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++) {
+        const __m256i q = _mm256_sub_epi8(unpack_nibbles(w[i].qs), _mm256_set1_epi8(8));
+        const __m256i si = dot_i8(q, _mm256_loadu_si256((const __m256i *)a[i].qs));
+        const __m256 d = _mm256_set1_ps(hq_f16_to_f32(w[i].d) * hq_f16_to_f32(a[i].d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(si), acc);
+    }
+    *s = hsum_ps(acc);
+}
+
+Q_AVX2 static void iq4_nl_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw,
+                                       const void *restrict va) {
+    const q_block_iq4_nl *w = vw;
+    const q_block_q8_0 *a = va;
+    const __m128i lut = _mm_loadu_si128((const __m128i *)q_iq4nl_values);
+    const __m256i lut2 = _mm256_set_m128i(lut, lut);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++) {
+        const __m256i q = _mm256_shuffle_epi8(lut2, unpack_nibbles(w[i].qs));
+        const __m256i si = dot_i8(q, _mm256_loadu_si256((const __m256i *)a[i].qs));
+        const __m256 d = _mm256_set1_ps(hq_f16_to_f32(w[i].d) * hq_f16_to_f32(a[i].d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(si), acc);
+    }
+    *s = hsum_ps(acc);
+}
+
+Q_AVX2 static void q4_1_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+    const q_block_q4_1 *w = vw;
+    const q_block_q8_0 *a = va;
+    const __m256i ones = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++) {
+        const __m256i qa = _mm256_loadu_si256((const __m256i *)a[i].qs);
+        const __m256i si = dot_u8i8(unpack_nibbles(w[i].qs), qa);
+        const __m256i sa = dot_u8i8(ones, qa);
+        const float da = hq_f16_to_f32(a[i].d);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(hq_f16_to_f32(w[i].d) * da), _mm256_cvtepi32_ps(si), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(hq_f16_to_f32(w[i].m) * da), _mm256_cvtepi32_ps(sa), acc);
+    }
+    *s = hsum_ps(acc);
+}
+
+Q_AVX2 static inline __m256i q5_values(const uint8_t *qs, const uint8_t *qh4) {
+    uint32_t qh;
+    memcpy(&qh, qh4, 4);
+    const __m256i hb = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10));
+    return _mm256_or_si256(unpack_nibbles(qs), hb);
+}
+
+Q_AVX2 static void q5_0_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+    const q_block_q5_0 *w = vw;
+    const q_block_q8_0 *a = va;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++) {
+        const __m256i q = _mm256_sub_epi8(q5_values(w[i].qs, w[i].qh), _mm256_set1_epi8(16));
+        const __m256i si = dot_i8(q, _mm256_loadu_si256((const __m256i *)a[i].qs));
+        const __m256 d = _mm256_set1_ps(hq_f16_to_f32(w[i].d) * hq_f16_to_f32(a[i].d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(si), acc);
+    }
+    *s = hsum_ps(acc);
+}
+
+Q_AVX2 static void q5_1_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+    const q_block_q5_1 *w = vw;
+    const q_block_q8_0 *a = va;
+    const __m256i ones = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++) {
+        const __m256i qa = _mm256_loadu_si256((const __m256i *)a[i].qs);
+        const __m256i si = dot_u8i8(q5_values(w[i].qs, w[i].qh), qa);
+        const __m256i sa = dot_u8i8(ones, qa);
+        const float da = hq_f16_to_f32(a[i].d);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(hq_f16_to_f32(w[i].d) * da), _mm256_cvtepi32_ps(si), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(hq_f16_to_f32(w[i].m) * da), _mm256_cvtepi32_ps(sa), acc);
+    }
+    *s = hsum_ps(acc);
+}
+
+/* ---------------- dots: K-quants × Q8_K ---------------- */
+/* maddubs pairs (16 int16 over 32 elements) times per-16 scales s0 (first
+ * 16 elements) and s1 (last 16), summed to int32 lanes */
+Q_AVX2 static inline __m256i scale_pairs(__m256i p16, int s0, int s1) {
+    return _mm256_madd_epi16(p16, _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0)));
+}
+
+Q_AVX2 static void q4_K_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+    const q_block_q4_K *w = vw;
+    const q_block_q8_K *a = va;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    float sum = 0;
+    for (int64_t i = 0; i < n / Q_QK_K; i++) {
+        __m256i sumi = _mm256_setzero_si256();
+        int32_t summ = 0;
+        for (int c = 0; c < 4; c++) {
+            const __m256i b = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * c));
+            uint8_t sc0, m0, sc1, m1;
+            q_get_scale_min_k4(2 * c, w[i].scales, &sc0, &m0);
+            q_get_scale_min_k4(2 * c + 1, w[i].scales, &sc1, &m1);
+            const __m256i a0 = _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * c));
+            const __m256i a1 = _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * c + 32));
+            const __m256i p0 = _mm256_maddubs_epi16(_mm256_and_si256(b, m4), a0);
+            const __m256i p1 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4), a1);
+            sumi = _mm256_add_epi32(sumi, scale_pairs(p0, sc0, sc0));
+            sumi = _mm256_add_epi32(sumi, scale_pairs(p1, sc1, sc1));
+            summ += m0 * (a[i].bsums[4 * c] + a[i].bsums[4 * c + 1]) +
+                    m1 * (a[i].bsums[4 * c + 2] + a[i].bsums[4 * c + 3]);
+        }
+        sum += a[i].d * (hq_f16_to_f32(w[i].d) * (float)hsum_epi32(sumi) - hq_f16_to_f32(w[i].dmin) * (float)summ);
+    }
+    *s = sum;
+}
+
+Q_AVX2 static void q5_K_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+    const q_block_q5_K *w = vw;
+    const q_block_q8_K *a = va;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m1b = _mm256_set1_epi8(1);
+    float sum = 0;
+    for (int64_t i = 0; i < n / Q_QK_K; i++) {
+        __m256i sumi = _mm256_setzero_si256();
+        int32_t summ = 0;
+        const __m256i hb = _mm256_loadu_si256((const __m256i *)w[i].qh);
+        for (int c = 0; c < 4; c++) {
+            const __m256i b = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * c));
+            const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c), m1b), 4);
+            const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c + 1), m1b), 4);
+            uint8_t sc0, m0, sc1, m1;
+            q_get_scale_min_k4(2 * c, w[i].scales, &sc0, &m0);
+            q_get_scale_min_k4(2 * c + 1, w[i].scales, &sc1, &m1);
+            const __m256i a0 = _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * c));
+            const __m256i a1 = _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * c + 32));
+            const __m256i q0 = _mm256_or_si256(_mm256_and_si256(b, m4), h0);
+            const __m256i q1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4), h1);
+            sumi = _mm256_add_epi32(sumi, scale_pairs(_mm256_maddubs_epi16(q0, a0), sc0, sc0));
+            sumi = _mm256_add_epi32(sumi, scale_pairs(_mm256_maddubs_epi16(q1, a1), sc1, sc1));
+            summ += m0 * (a[i].bsums[4 * c] + a[i].bsums[4 * c + 1]) +
+                    m1 * (a[i].bsums[4 * c + 2] + a[i].bsums[4 * c + 3]);
+        }
+        sum += a[i].d * (hq_f16_to_f32(w[i].d) * (float)hsum_epi32(sumi) - hq_f16_to_f32(w[i].dmin) * (float)summ);
+    }
+    *s = sum;
+}
+
+/* Σ sc_j·Σ (q−32)·a = Σ sc_j·(Σ q·a − 32·bsum_j): the unsigned q (0..63)
+ * goes through maddubs, the offset through the Q8_K bsums */
+Q_AVX2 static void q6_K_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+    const q_block_q6_K *w = vw;
+    const q_block_q8_K *a = va;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+    float sum = 0;
+    for (int64_t i = 0; i < n / Q_QK_K; i++) {
+        __m256i sumi = _mm256_setzero_si256();
+        int32_t corr = 0;
+        for (int j = 0; j < 16; j++) corr += w[i].scales[j] * a[i].bsums[j];
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = w[i].ql + 64 * h, *qh = w[i].qh + 32 * h;
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            const __m256i hh = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hh, m2), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 2), m2), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 4), m2), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m2), 4));
+            for (int k = 0; k < 4; k++) {
+                const int sb = 8 * h + 2 * k;
+                const __m256i qa = _mm256_loadu_si256((const __m256i *)(a[i].qs + 128 * h + 32 * k));
+                const __m256i p = _mm256_maddubs_epi16(q[k], qa);
+                sumi = _mm256_add_epi32(sumi, scale_pairs(p, w[i].scales[sb], w[i].scales[sb + 1]));
+            }
+        }
+        const int32_t tot = hsum_epi32(sumi) - 32 * corr;
+        sum += a[i].d * hq_f16_to_f32(w[i].d) * (float)tot;
+    }
+    *s = sum;
+}
+
+/* ---------------- float dots (F32 activations) ---------------- */
+Q_AVX2 static void f32_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+    const float *w = vw, *a = va;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(a + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(a + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 16), _mm256_loadu_ps(a + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 24), _mm256_loadu_ps(a + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(a + i), s0);
+    float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; i++) sum += w[i] * a[i];
+    *s = sum;
+}
+
+Q_AVX2 static void f16_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+    const uint16_t *w = vw;
+    const float *a = va;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i))), _mm256_loadu_ps(a + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i + 8))),
+                             _mm256_loadu_ps(a + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i))), _mm256_loadu_ps(a + i), s0);
+    float sum = hsum_ps(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) sum += hq_f16_to_f32(w[i]) * a[i];
+    *s = sum;
+}
+
+Q_AVX2 static inline __m256 bf16x8(const uint16_t *p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+
+Q_AVX2 static void bf16_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+    const uint16_t *w = vw;
+    const float *a = va;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(bf16x8(w + i), _mm256_loadu_ps(a + i), s0);
+        s1 = _mm256_fmadd_ps(bf16x8(w + i + 8), _mm256_loadu_ps(a + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(bf16x8(w + i), _mm256_loadu_ps(a + i), s0);
+    float sum = hsum_ps(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) sum += hq_bf16_to_f32(w[i]) * a[i];
+    *s = sum;
+}
+
+#define Q_PICK(fast, ref) (q_simd_avx2() ? (fast) : (ref))
+#else
+#define Q_PICK(fast, ref) (ref)
+#endif
+
+/* ---------------- public dispatchers ---------------- */
+#define Q_FAST_Q(T)                                                                      \
+    void q_##T##_quantize_fast(const float *restrict x, void *restrict y, int64_t n) {  \
+        Q_PICK(T##_quantize_avx2, q_##T##_quantize_ref)(x, y, n);                       \
+    }
+#define Q_FAST_DQ(T)                                                                       \
+    void q_##T##_dequantize_fast(const void *restrict x, float *restrict y, int64_t n) {  \
+        Q_PICK(T##_dequantize_avx2, q_##T##_dequantize_ref)(x, y, n);                     \
+    }
+#define Q_FAST_DOT(T)                                                                                     \
+    void q_##T##_vec_dot_fast(int64_t n, float *restrict s, const void *restrict w, const void *restrict a) { \
+        Q_PICK(T##_vec_dot_avx2, q_##T##_vec_dot_ref)(n, s, w, a);                                           \
+    }
+
+Q_FAST_Q(q8_0) Q_FAST_Q(q4_0) Q_FAST_Q(q8_K)
+Q_FAST_DQ(q8_0) Q_FAST_DQ(q4_0) Q_FAST_DQ(q4_K) Q_FAST_DQ(q6_K) Q_FAST_DQ(f16) Q_FAST_DQ(bf16)
+Q_FAST_DOT(q8_0) Q_FAST_DOT(q4_0) Q_FAST_DOT(q4_1) Q_FAST_DOT(q5_0) Q_FAST_DOT(q5_1) Q_FAST_DOT(iq4_nl)
+Q_FAST_DOT(q4_K) Q_FAST_DOT(q5_K) Q_FAST_DOT(q6_K) Q_FAST_DOT(f32) Q_FAST_DOT(f16) Q_FAST_DOT(bf16)

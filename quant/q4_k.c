@@ -1,0 +1,254 @@
+/* quant/q4_k.c — Q4_K and Q5_K: 256-element super-blocks of 8 sub-blocks of
+ * 32, each sub-block with a 6-bit scale and 6-bit min, and fp16 super-scales
+ * d and dmin (ggml block_q4_K / block_q5_K; bit layout in quant/formats.h).
+ *   w = d·sc_j·q − dmin·m_j,  q ∈ [0,15] (Q4_K) or [0,31] (Q5_K)
+ * Reference quantizer (ggml quantize_row_q4_K_ref): per sub-block weights
+ * w_l = rms(x_sub) + |x_l|, (scale, min) by q_make_qkx2_quants, then the 8
+ * scales and mins are rounded to 6 bits against their maxima and every
+ * element is re-rounded with the stored scales.
+ * imatrix (ggml quantize_row_q4_K_impl): σ² = 2·Σx²/256 per super-block,
+ * w_l = imatrix_l·√(σ² + x_l²), q_make_qkx3_quants, the 6-bit scales and
+ * mins by q_make_qp_quants weighted by Σw per sub-block. */
+#include "formats.h"
+#include "../core/half.h"
+
+#include <math.h>
+#include <string.h>
+
+#define Q_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define Q_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+static void pack_scales_k4(const uint8_t *ls, const uint8_t *lm, uint8_t *sc) {
+    memset(sc, 0, 12);
+    for (int j = 0; j < 8; ++j) {
+        if (j < 4) {
+            sc[j] = ls[j];
+            sc[j + 4] = lm[j];
+        } else {
+            sc[j + 4] = (uint8_t)((ls[j] & 0xF) | ((lm[j] & 0xF) << 4));
+            sc[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
+            sc[j - 0] |= (uint8_t)((lm[j] >> 4) << 6);
+        }
+    }
+}
+
+/* the reference scale fit shared by Q4_K/Q5_K; fills d, dmin, scales */
+static void k4_ref_scales(const float *x, int nmax, float rmin, float rdelta, int nstep, uint16_t *dh,
+                          uint16_t *dminh, uint8_t *scales12, uint8_t *L) {
+    uint8_t Laux[32], ls[8], lm[8];
+    float weights[32], mins[8], scales[8];
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < 8; ++j) {
+        float sum_x2 = 0;
+        for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+        const float av_x = sqrtf(sum_x2 / 32);
+        for (int l = 0; l < 32; ++l) weights[l] = av_x + fabsf(x[32 * j + l]);
+        scales[j] = q_make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta, nstep,
+                                       false);
+        if (scales[j] > max_scale) max_scale = scales[j];
+        if (mins[j] > max_min) max_min = mins[j];
+    }
+    const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+    const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+    for (int j = 0; j < 8; ++j) {
+        ls[j] = (uint8_t)Q_MIN(63, (uint8_t)q_nearest_int(inv_scale * scales[j]));
+        lm[j] = (uint8_t)Q_MIN(63, (uint8_t)q_nearest_int(inv_min * mins[j]));
+    }
+    pack_scales_k4(ls, lm, scales12);
+    *dh = hq_f32_to_f16(max_scale / 63.f);
+    *dminh = hq_f32_to_f16(max_min / 63.f);
+}
+
+/* importance-weighted fit shared by Q4_K/Q5_K */
+static void k4_imatrix_scales(const float *x, const float *qw, int nmax, uint16_t *dh, uint16_t *dminh,
+                              uint8_t *scales12, uint8_t *L) {
+    uint8_t Laux[32], ls[8], lm[8];
+    float weights[32], sw[8], mins[8], scales[8];
+    float sum_x2 = 0;
+    for (int l = 0; l < Q_QK_K; ++l) sum_x2 += x[l] * x[l];
+    const float sigma2 = 2 * sum_x2 / Q_QK_K;
+    for (int j = 0; j < 8; ++j) {
+        for (int l = 0; l < 32; ++l) weights[l] = qw[32 * j + l] * sqrtf(sigma2 + x[32 * j + l] * x[32 * j + l]);
+        float sumw = 0;
+        for (int l = 0; l < 32; ++l) sumw += weights[l];
+        sw[j] = sumw;
+        scales[j] = q_make_qkx3_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
+    }
+    const float d_block = q_make_qp_quants(8, 63, scales, ls, sw);
+    const float m_block = q_make_qp_quants(8, 63, mins, lm, sw);
+    for (int j = 0; j < 8; ++j) {
+        ls[j] = Q_MIN(63, ls[j]);
+        lm[j] = Q_MIN(63, lm[j]);
+    }
+    pack_scales_k4(ls, lm, scales12);
+    *dh = hq_f32_to_f16(d_block);
+    *dminh = hq_f32_to_f16(m_block);
+}
+
+/* final rounding of every element with the stored (fp16 × 6-bit) scales;
+ * sub-blocks whose stored scale is 0 keep the levels of the search (as ggml) */
+static void k4_requant(const float *x, uint16_t dh, uint16_t dminh, const uint8_t *scales12, int nmax,
+                       uint8_t *L) {
+    for (int j = 0; j < 8; ++j) {
+        uint8_t sc, m;
+        q_get_scale_min_k4(j, scales12, &sc, &m);
+        const float d = hq_f16_to_f32(dh) * sc;
+        if (!d) continue;
+        const float dm = hq_f16_to_f32(dminh) * m;
+        for (int ii = 0; ii < 32; ++ii) {
+            int l = q_nearest_int((x[32 * j + ii] + dm) / d);
+            L[32 * j + ii] = (uint8_t)Q_MAX(0, Q_MIN(nmax, l));
+        }
+    }
+}
+
+static void pack_q4(const uint8_t *L, uint8_t *q) {
+    for (int j = 0; j < Q_QK_K; j += 64, q += 32)
+        for (int l = 0; l < 32; ++l) q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+}
+
+static void pack_q5(const uint8_t *L, uint8_t *ql, uint8_t *qh) {
+    memset(qh, 0, 32);
+    uint8_t m1 = 1, m2 = 2;
+    for (int n = 0; n < Q_QK_K; n += 64) {
+        for (int j = 0; j < 32; ++j) {
+            int l1 = L[n + j], l2 = L[n + j + 32];
+            if (l1 > 15) { l1 -= 16; qh[j] |= m1; }
+            if (l2 > 15) { l2 -= 16; qh[j] |= m2; }
+            ql[j] = (uint8_t)(l1 | (l2 << 4));
+        }
+        m1 = (uint8_t)(m1 << 2);
+        m2 = (uint8_t)(m2 << 2);
+        ql += 32;
+    }
+}
+
+/* ---------------- Q4_K ---------------- */
+void q_q4_K_quantize_ref(const float *restrict x, void *restrict vy, int64_t n) {
+    q_block_q4_K *y = vy;
+    uint8_t L[Q_QK_K];
+    for (int64_t i = 0; i < n / Q_QK_K; i++, x += Q_QK_K) {
+        k4_ref_scales(x, 15, -1.f, 0.1f, 20, &y[i].d, &y[i].dmin, y[i].scales, L);
+        k4_requant(x, y[i].d, y[i].dmin, y[i].scales, 15, L);
+        pack_q4(L, y[i].qs);
+    }
+}
+
+void q_q4_K_quantize_imatrix(const float *restrict x, void *restrict vy, int64_t n, const float *restrict qw) {
+    if (!qw) { q_q4_K_quantize_ref(x, vy, n); return; }
+    q_block_q4_K *y = vy;
+    uint8_t L[Q_QK_K];
+    for (int64_t i = 0; i < n / Q_QK_K; i++, x += Q_QK_K, qw += Q_QK_K) {
+        k4_imatrix_scales(x, qw, 15, &y[i].d, &y[i].dmin, y[i].scales, L);
+        k4_requant(x, y[i].d, y[i].dmin, y[i].scales, 15, L);
+        pack_q4(L, y[i].qs);
+    }
+}
+
+void q_q4_K_dequantize_ref(const void *restrict vx, float *restrict y, int64_t n) {
+    const q_block_q4_K *x = vx;
+    for (int64_t i = 0; i < n / Q_QK_K; i++) {
+        const uint8_t *q = x[i].qs;
+        const float d = hq_f16_to_f32(x[i].d), dmin = hq_f16_to_f32(x[i].dmin);
+        for (int j = 0; j < 8; j += 2, q += 32) {
+            uint8_t sc, m;
+            q_get_scale_min_k4(j, x[i].scales, &sc, &m);
+            const float d1 = d * sc, m1 = dmin * m;
+            q_get_scale_min_k4(j + 1, x[i].scales, &sc, &m);
+            const float d2 = d * sc, m2 = dmin * m;
+            for (int l = 0; l < 32; ++l) *y++ = d1 * (q[l] & 0xF) - m1;
+            for (int l = 0; l < 32; ++l) *y++ = d2 * (q[l] >> 4) - m2;
+        }
+    }
+}
+
+/* s = Σ_superblocks d_a·(d·Σ_j sc_j·Σ q·q_a − dmin·Σ_j m_j·Σ q_a) with the
+ * Q8_K bsums giving Σ q_a per 16 elements */
+void q_q4_K_vec_dot_ref(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+    const q_block_q4_K *w = vw;
+    const q_block_q8_K *a = va;
+    float sum = 0;
+    for (int64_t i = 0; i < n / Q_QK_K; i++) {
+        int32_t sumi = 0, summ = 0;
+        for (int j = 0; j < 8; ++j) {
+            uint8_t sc, m;
+            q_get_scale_min_k4(j, w[i].scales, &sc, &m);
+            const uint8_t *q = w[i].qs + 32 * (j / 2);
+            const int8_t *qa = a[i].qs + 32 * j;
+            const int shift = (j & 1) * 4;
+            int32_t si = 0;
+            for (int l = 0; l < 32; ++l) si += ((q[l] >> shift) & 0xF) * qa[l];
+            sumi += sc * si;
+            summ += m * (a[i].bsums[2 * j] + a[i].bsums[2 * j + 1]);
+        }
+        sum += a[i].d * (hq_f16_to_f32(w[i].d) * (float)sumi - hq_f16_to_f32(w[i].dmin) * (float)summ);
+    }
+    *s = sum;
+}
+
+/* ---------------- Q5_K ---------------- */
+void q_q5_K_quantize_ref(const float *restrict x, void *restrict vy, int64_t n) {
+    q_block_q5_K *y = vy;
+    uint8_t L[Q_QK_K];
+    for (int64_t i = 0; i < n / Q_QK_K; i++, x += Q_QK_K) {
+        k4_ref_scales(x, 31, -0.5f, 0.1f, 15, &y[i].d, &y[i].dmin, y[i].scales, L);
+        k4_requant(x, y[i].d, y[i].dmin, y[i].scales, 31, L);
+        pack_q5(L, y[i].qs, y[i].qh);
+    }
+}
+
+void q_q5_K_quantize_imatrix(const float *restrict x, void *restrict vy, int64_t n, const float *restrict qw) {
+    if (!qw) { q_q5_K_quantize_ref(x, vy, n); return; }
+    q_block_q5_K *y = vy;
+    uint8_t L[Q_QK_K];
+    for (int64_t i = 0; i < n / Q_QK_K; i++, x += Q_QK_K, qw += Q_QK_K) {
+        k4_imatrix_scales(x, qw, 31, &y[i].d, &y[i].dmin, y[i].scales, L);
+        k4_requant(x, y[i].d, y[i].dmin, y[i].scales, 31, L);
+        pack_q5(L, y[i].qs, y[i].qh);
+    }
+}
+
+void q_q5_K_dequantize_ref(const void *restrict vx, float *restrict y, int64_t n) {
+    const q_block_q5_K *x = vx;
+    for (int64_t i = 0; i < n / Q_QK_K; i++) {
+        const uint8_t *ql = x[i].qs, *qh = x[i].qh;
+        const float d = hq_f16_to_f32(x[i].d), dmin = hq_f16_to_f32(x[i].dmin);
+        uint8_t u1 = 1, u2 = 2;
+        for (int j = 0; j < 8; j += 2, ql += 32) {
+            uint8_t sc, m;
+            q_get_scale_min_k4(j, x[i].scales, &sc, &m);
+            const float d1 = d * sc, m1 = dmin * m;
+            q_get_scale_min_k4(j + 1, x[i].scales, &sc, &m);
+            const float d2 = d * sc, m2 = dmin * m;
+            for (int l = 0; l < 32; ++l) *y++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
+            for (int l = 0; l < 32; ++l) *y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+            u1 = (uint8_t)(u1 << 2);
+            u2 = (uint8_t)(u2 << 2);
+        }
+    }
+}
+
+void q_q5_K_vec_dot_ref(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+    const q_block_q5_K *w = vw;
+    const q_block_q8_K *a = va;
+    float sum = 0;
+    for (int64_t i = 0; i < n / Q_QK_K; i++) {
+        int32_t sumi = 0, summ = 0;
+        for (int j = 0; j < 8; ++j) {
+            uint8_t sc, m;
+            q_get_scale_min_k4(j, w[i].scales, &sc, &m);
+            const uint8_t *ql = w[i].qs + 32 * (j / 2);
+            const int8_t *qa = a[i].qs + 32 * j;
+            const int shift = (j & 1) * 4;
+            int32_t si = 0;
+            for (int l = 0; l < 32; ++l) {
+                const int q = ((ql[l] >> shift) & 0xF) | (((w[i].qh[l] >> j) & 1) << 4);
+                si += q * qa[l];
+            }
+            sumi += sc * si;
+            summ += m * (a[i].bsums[2 * j] + a[i].bsums[2 * j + 1]);
+        }
+        sum += a[i].d * (hq_f16_to_f32(w[i].d) * (float)sumi - hq_f16_to_f32(w[i].dmin) * (float)summ);
+    }
+    *s = sum;
+}
