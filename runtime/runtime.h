@@ -42,4 +42,23 @@ typedef struct {
 void rt_model_set_hooks(rt_model *m, const rt_hooks *h);
 
 void rt_set_threads(int n); /* 0 = all cores */
+
+/* ---- additions (runtime-owned; additive) ---- */
+/* As rt_forward, but logits (n_vocab floats, may be NULL) only for the last
+ * of the n tokens: the lm_head runs on one row (generate's prefill). */
+hq_status rt_forward_last(rt_model *m, rt_state *s, const int32_t *tokens, int64_t n, float *logits, char *err);
+int64_t rt_model_ctx_len(const rt_model *m);     /* {arch}.context_length */
+int32_t rt_model_bos(const rt_model *m);         /* tokenizer.ggml.bos_token_id, -1 if none */
+int32_t rt_model_eos(const rt_model *m);         /* -1 if none */
+bool rt_model_add_bos(const rt_model *m);        /* tokenizer.ggml.add_bos_token */
+const char *rt_model_arch(const rt_model *m);    /* "cheems" | "doge" */
+/* true: every op runs its plain scalar _ref twin (tests; verify's
+ * "reference kernels only" run). Global, not thread-safe against a running forward. */
+void rt_use_reference_kernels(bool on);
+/* Hook notes: on_matmul_input is called for every matrix product with a
+ * weight (quantizable or not: attn_dt, ssm_dt, ffn_gate_inp, ffn_pk_query
+ * included); the lm_head reports "output.weight", or "token_embd.weight"
+ * when the embedding is tied. attn_dt's input is the v_proj output. on_experts
+ * reports weight_name "blk.N.ffn_expert_down.weight" (the same ids index
+ * ffn_expert_up). */
 #endif

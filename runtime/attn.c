@@ -1,0 +1,198 @@
+/* runtime/attn.c — dynamic-mask attention over the KV/β caches (spec §4.6).
+ * PyTorch (HF Doge): attn = q·kᵀ·scale + attn_mask, where attn_mask holds
+ * β_j = exp(A·softplus(dt_proj(v_j))) for allowed keys and finfo.min
+ * elsewhere; if kv_len > keep_window_size, only the top keep_window_size
+ * entries of the mask row stay; p = softmax(attn) (fp32); out = p·v.
+ * Keep-window ties are broken toward the lower key index (torch.topk leaves
+ * them unspecified). */
+#include "rt_cpu.h" // defines: RT_OMP, RT_AVX2
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    float b;
+    int64_t j;
+} bj;
+static int cmp_bj(const void *pa, const void *pb) {
+    const bj *a = pa, *b = pb;
+    if (a->b != b->b) return a->b > b->b ? -1 : 1;
+    return a->j < b->j ? -1 : (a->j > b->j);
+}
+
+static int64_t allowed_lo(const rt_attn_params *ap, int64_t tpos) {
+    int64_t lo = 0;
+    if (ap->window > 0 && tpos - ap->window + 1 > 0) lo = tpos - ap->window + 1;
+    return lo;
+}
+
+void rt_attn_ref(const rt_attn_params *ap, const float *q, const float *kc, const float *vc, const float *beta,
+                 int64_t pos0, int64_t n, float *out) {
+    int64_t H = ap->H, KV = ap->KV, P = ap->P, G = H / KV;
+    int64_t cnt_max = pos0 + n;
+    double *s = hq_malloc_array((size_t)cnt_max, sizeof(double));
+    bj *sel = hq_malloc_array((size_t)cnt_max, sizeof(bj));
+    char *keep = hq_malloc((size_t)cnt_max);
+    if (!s || !sel || !keep) { /* a reference op has no error channel: outputs NaN so tests fail loudly */
+        for (int64_t i = 0; i < n * H * P; i++) out[i] = NAN;
+        hq_free(s); hq_free(sel); hq_free(keep);
+        return;
+    }
+    for (int64_t t = 0; t < n; t++) {
+        int64_t tpos = pos0 + t, lo = allowed_lo(ap, tpos), cnt = tpos - lo + 1;
+        if (cnt <= 0 || cnt > cnt_max) continue; /* cannot happen: lo <= tpos < cnt_max */
+        for (int64_t h = 0; h < H; h++) {
+            int64_t g = h / G, m = ap->M == H ? h : g;
+            const float *qh = q + (t * H + h) * P, *bm = beta + m * ap->cap;
+            memset(keep, 1, (size_t)cnt);
+            if (ap->keep_window > 0 && cnt > ap->keep_window) {
+                for (int64_t i = 0; i < cnt; i++) sel[i] = (bj){bm[lo + i], lo + i};
+                qsort(sel, (size_t)cnt, sizeof(bj), cmp_bj);
+                memset(keep, 0, (size_t)cnt);
+                for (int64_t i = 0; i < ap->keep_window; i++) keep[sel[i].j - lo] = 1;
+            }
+            double mx = -INFINITY;
+            for (int64_t i = 0; i < cnt; i++) {
+                if (!keep[i]) continue;
+                const float *kj = kc + (g * ap->cap + lo + i) * P;
+                double d = 0;
+                for (int64_t p = 0; p < P; p++) d += (double)qh[p] * kj[p];
+                s[i] = d * ap->scale + bm[lo + i];
+                if (s[i] > mx) mx = s[i];
+            }
+            double z = 0;
+            for (int64_t i = 0; i < cnt; i++)
+                if (keep[i]) z += (s[i] = exp(s[i] - mx));
+            float *o = out + (t * H + h) * P;
+            for (int64_t p = 0; p < P; p++) {
+                double acc = 0;
+                for (int64_t i = 0; i < cnt; i++)
+                    if (keep[i]) acc += s[i] * vc[(g * ap->cap + lo + i) * P + p];
+                o[p] = (float)(acc / z);
+            }
+        }
+    }
+    hq_free(s);
+    hq_free(sel);
+    hq_free(keep);
+}
+
+/* ---- optimized ---- */
+static float dot_p(const float *a, const float *b, int64_t n) {
+    float s0 = 0, s1 = 0;
+    int64_t i = 0;
+    for (; i + 2 <= n; i += 2) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+    }
+    if (i < n) s0 += a[i] * b[i];
+    return s0 + s1;
+}
+static void axpy_p(float a, const float *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+#if RT_X86
+RT_AVX2 static float dot_avx2(const float *a, const float *b, int64_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+    __m128 lo = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    float s = _mm_cvtss_f32(lo);
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+RT_AVX2 static void axpy_avx2(float a, const float *x, float *y, int64_t n) {
+    __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+#endif
+
+/* k-th largest (1-based) of v[0..n) by quickselect; v is scrambled */
+static float kth_largest(float *v, int64_t n, int64_t k) {
+    int64_t lo = 0, hi = n - 1, want = k - 1;
+    while (lo < hi) {
+        float piv = v[lo + (hi - lo) / 2];
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] > piv) i++;
+            while (v[j] < piv) j--;
+            if (i <= j) {
+                float t = v[i]; v[i] = v[j]; v[j] = t;
+                i++; j--;
+            }
+        }
+        if (want <= j) hi = j;
+        else if (want >= i) lo = i;
+        else break;
+    }
+    return v[want];
+}
+
+void rt_attn(const rt_attn_params *ap, const float *q, const float *kc, const float *vc, const float *beta,
+             int64_t pos0, int64_t n, float *out, float *scratch) {
+    if (rt_ops_ref()) {
+        rt_attn_ref(ap, q, kc, vc, beta, pos0, n, out);
+        return;
+    }
+    int64_t H = ap->H, KV = ap->KV, P = ap->P, G = H / KV, per = 2 * ap->cap + 2;
+    bool avx2 = rt_cpu_has_avx2();
+    float (*dot)(const float *, const float *, int64_t) = dot_p;
+    void (*axpy)(float, const float *, float *, int64_t) = axpy_p;
+#if RT_X86
+    if (avx2) {
+        dot = dot_avx2;
+        axpy = axpy_avx2;
+    }
+#endif
+    (void)avx2;
+    int64_t items = n * H;
+    RT_OMP("omp parallel for schedule(dynamic, 4) if(items > 1)")
+    for (int64_t it = 0; it < items; it++) {
+        int64_t t = it / H, h = it % H;
+        float *s = scratch + (int64_t)rt_thread_id() * per, *tmp = s + ap->cap;
+        int64_t tpos = pos0 + t, lo = allowed_lo(ap, tpos), cnt = tpos - lo + 1;
+        int64_t g = h / G, m = ap->M == H ? h : g;
+        const float *qh = q + (t * H + h) * P, *bm = beta + m * ap->cap + lo;
+        const float *kg = kc + (g * ap->cap + lo) * P, *vg = vc + (g * ap->cap + lo) * P;
+        /* keep-window: β > thr always kept, β == thr kept lowest-index first */
+        float thr = -INFINITY;
+        int64_t ties_left = cnt;
+        bool win = ap->keep_window > 0 && cnt > ap->keep_window;
+        if (win) {
+            memcpy(tmp, bm, (size_t)cnt * sizeof(float));
+            thr = kth_largest(tmp, cnt, ap->keep_window);
+            int64_t gt = 0;
+            for (int64_t i = 0; i < cnt; i++) gt += bm[i] > thr;
+            ties_left = ap->keep_window - gt;
+        }
+        float mx = -INFINITY;
+        for (int64_t i = 0; i < cnt; i++) {
+            if (win) {
+                bool k = bm[i] > thr || (bm[i] == thr && ties_left > 0);
+                if (bm[i] == thr && ties_left > 0) ties_left--;
+                if (!k) {
+                    s[i] = -INFINITY;
+                    continue;
+                }
+            }
+            s[i] = dot(qh, kg + i * P, P) * ap->scale + bm[i];
+            if (s[i] > mx) mx = s[i];
+        }
+        float z = 0;
+        for (int64_t i = 0; i < cnt; i++) {
+            float e = s[i] == -INFINITY ? 0.0f : expf(s[i] - mx);
+            s[i] = e;
+            z += e;
+        }
+        float *o = out + (t * H + h) * P;
+        memset(o, 0, (size_t)P * sizeof(float));
+        float inv = 1.0f / z;
+        for (int64_t i = 0; i < cnt; i++)
+            if (s[i] != 0.0f) axpy(s[i] * inv, vg + i * P, o, P);
+    }
+}

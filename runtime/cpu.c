@@ -1,0 +1,87 @@
+/* runtime/cpu.c — run-time CPU feature checks, thread count, the
+ * reference-kernels switch, and weight-row helpers shared by the ops. */
+#include "rt_cpu.h"      // defines: RT_OMP, RT_AVX2
+#include "runtime.h"     // defines: rt_set_threads
+#include "../core/half.h"
+#include "../quant/quant.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static bool g_ref = false;
+static int g_threads = 0;
+
+void rt_ops_set_ref(bool on) { g_ref = on; }
+bool rt_ops_ref(void) { return g_ref; }
+
+bool rt_cpu_has_avx2(void) {
+#if RT_X86
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        if (getenv("HQ_NO_AVX2")) cached = 0; /* lets tests exercise the portable path */
+    }
+    return cached != 0;
+#else
+    return false;
+#endif
+}
+
+void rt_set_threads(int n) {
+    g_threads = n < 0 ? 0 : n;
+#ifdef _OPENMP
+    omp_set_num_threads(n > 0 ? n : omp_get_num_procs());
+#endif
+}
+
+int rt_n_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+hq_status rt_weight_check(const rt_weight *w, char *err) {
+    if (w->n_in <= 0 || w->n_out <= 0)
+        return hq_fail(err, HQ_ERR_FORMAT, "tensor '%s': empty matrix", w->name);
+    if (w->type == GGML_T_F32 || w->type == GGML_T_F16 || w->type == GGML_T_BF16) return HQ_OK;
+    const q_type_traits *tr = q_traits(w->type);
+    if (!tr || !tr->vec_dot || !tr->to_float)
+        return hq_fail(err, HQ_ERR_UNSUPPORTED, "tensor '%s': type %s not supported by this build", w->name,
+                       ggml_type_name(w->type));
+    if (tr->vec_dot_type == GGML_T_F32) {
+        if (tr->blck <= 0 || w->n_in % tr->blck != 0)
+            return hq_fail(err, HQ_ERR_FORMAT, "tensor '%s': row length %lld is not a multiple of the %s block (%lld)",
+                           w->name, (long long)w->n_in, tr->name, (long long)tr->blck);
+        return HQ_OK;
+    }
+    const q_type_traits *vt = q_traits(tr->vec_dot_type);
+    if (!vt || !vt->from_float)
+        return hq_fail(err, HQ_ERR_UNSUPPORTED, "tensor '%s': activation type %s of %s not supported", w->name,
+                       ggml_type_name(tr->vec_dot_type), ggml_type_name(w->type));
+    if (tr->blck <= 0 || w->n_in % tr->blck != 0 || w->n_in % vt->blck != 0)
+        return hq_fail(err, HQ_ERR_FORMAT, "tensor '%s': row length %lld is not a multiple of the %s block (%lld)",
+                       w->name, (long long)w->n_in, tr->name, (long long)tr->blck);
+    return HQ_OK;
+}
+
+void rt_weight_row_f32(const rt_weight *w, int64_t r, float *dst) {
+    const uint8_t *row = (const uint8_t *)w->data + (uint64_t)r * w->row_bytes;
+    int64_t n = w->n_in;
+    switch (w->type) {
+    case GGML_T_F32: memcpy(dst, row, (size_t)n * 4); break;
+    case GGML_T_F16: {
+        const uint16_t *h = (const uint16_t *)row;
+        for (int64_t i = 0; i < n; i++) dst[i] = hq_f16_to_f32(h[i]);
+        break;
+    }
+    case GGML_T_BF16: {
+        const uint16_t *h = (const uint16_t *)row;
+        for (int64_t i = 0; i < n; i++) dst[i] = hq_bf16_to_f32(h[i]);
+        break;
+    }
+    default: q_traits(w->type)->to_float(row, dst, n); break;
+    }
+}
