@@ -99,6 +99,10 @@ void cv_plan_free(cv_plan *p);
 hq_dtype cv_tensor_out_dtype(const cv_tensor *t, cv_outtype ot);
 cv_outtype cv_plan_default_outtype(const cv_plan *p);
 
+/* Bytes of output converted per streamed piece (default 16 MiB; tests lower
+ * it to exercise the chunked path). At least one row is always converted. */
+extern uint64_t cv_chunk_bytes;
+
 /* Reads rows [r0, r0+nr) of dim 0 of t, converted to dt, into dst
  * (xform applied). Lets big tensors stream in bounded pieces. */
 hq_status cv_tensor_read_rows(const cv_tensor *t, hq_dtype dt, uint64_t r0, uint64_t nr, void *dst, char *err);

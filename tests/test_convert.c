@@ -500,6 +500,263 @@ static void test_alloc_failures(void) {
     hq_free(l);
 }
 
+
+/* ---------------- end to end over the checkpoint fixtures ---------------- */
+#include <dirent.h>
+#include <sys/stat.h>
+
+static char g_tmp[256];
+
+static uint32_t ggml_of(hq_dtype dt) {
+    return dt == HQ_DT_F16 ? GGML_T_F16 : dt == HQ_DT_BF16 ? GGML_T_BF16 : GGML_T_F32;
+}
+
+static bool gguf_str_is(const fmt_gguf *g, const char *key, const char *want) {
+    fmt_gguf_str s;
+    if (!fmt_gguf_get_str(g, key, &s)) return false;
+    return s.len == strlen(want) && !memcmp(s.s, want, s.len);
+}
+
+static uint8_t *slurp(const char *path, uint64_t *n) {
+    char *b = NULL;
+    char err[HQ_ERR_LEN];
+    if (hq_read_file(path, 1ull << 30, &b, n, err) != HQ_OK) return NULL;
+    return (uint8_t *)b;
+}
+
+/* no "<out>.tmp.*" left next to the output */
+static int count_temps(void) {
+    DIR *d = opendir(g_tmp);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strstr(e->d_name, ".tmp.")) n++;
+    if (d) closedir(d);
+    return n;
+}
+
+/* Converts dir with outtype ot and checks every tensor and key against the
+ * source read through formats/ (the reference) and docs/gguf-schema.md. */
+static bool check_fixture(const char *dir, cv_outtype ot, const char *out) {
+    char err[HQ_ERR_LEN] = "";
+    cv_options o = {.outtype = ot, .quiet = true, .name = "m"};
+    hq_status st = cv_convert(dir, out, &o, err);
+    CHECK(st == HQ_OK, "%s: convert: %s", dir, err);
+    if (st != HQ_OK) return false;
+    fmt_ckpt *ck = NULL;
+    cv_plan *p = NULL;
+    fmt_gguf *g = NULL;
+    CHECK(fmt_ckpt_open(dir, &ck, err) == HQ_OK, "%s: %s", dir, err);
+    if (ck) CHECK(cv_plan_build(ck->tensors, ck->n_tensors, ck->config_json, dir, &p, err) == HQ_OK, "%s", err);
+    CHECK(fmt_gguf_open(out, &g, err) == HQ_OK, "%s: reading back: %s", out, err);
+    if (!ck || !p || !g) {
+        fmt_gguf_close(g), cv_plan_free(p), fmt_ckpt_close(ck);
+        return false;
+    }
+    cv_outtype eff = ot == CV_OUT_AUTO ? cv_plan_default_outtype(p) : ot;
+    const char *a = cv_variant_arch(p->variant);
+    char k[128];
+    CHECK(gguf_str_is(g, "general.architecture", a), "%s: architecture", dir);
+    CHECK(gguf_str_is(g, "hyquant.variant", cv_variant_name(p->variant)), "%s: variant", dir);
+    CHECK(gguf_str_is(g, "general.name", "m"), "%s: name", dir);
+    CHECK(gguf_str_is(g, "hyquant.config_json", ck->config_json), "%s: config_json verbatim", dir);
+    CHECK(!fmt_gguf_find_kv(g, "hyquant.source"), "%s: no container-specific key", dir);
+    if (ck->tokenizer_json) CHECK(gguf_str_is(g, "tokenizer.huggingface.json", ck->tokenizer_json), "%s: tokenizer", dir);
+    else CHECK(!fmt_gguf_find_kv(g, "tokenizer.huggingface.json"), "%s: no tokenizer key", dir);
+    uint32_t u = 99;
+    CHECK(fmt_gguf_get_u32(g, "general.file_type", &u) && u == (eff == CV_OUT_F16 ? 1u : eff == CV_OUT_BF16 ? 32u : 0u),
+          "%s: file_type %u", dir, u);
+    CHECK(fmt_gguf_alignment(g) == 32, "%s: alignment", dir);
+    snprintf(k, sizeof k, "%s.block_count", a);
+    CHECK(fmt_gguf_get_u32(g, k, &u) && u == p->n_layer, "%s: block_count", dir);
+    static const char *const u32keys[] = {"vocab_size", "context_length", "embedding_length", "feed_forward_length",
+                                          "attention.head_count", "attention.head_count_kv", "attention.key_length",
+                                          "attention.keep_window_size", "attention.sliding_window",
+                                          "attention.dynamic_mask_ratio", "rope.scaling.original_context_length",
+                                          "expert_count", "expert_used_count"};
+    int64_t want[] = {p->hp.vocab, p->hp.max_pos, p->hp.d, p->hp.inter, p->hp.n_head, p->hp.n_kv, p->hp.head_dim,
+                      p->hp.keep_window, p->hp.sliding_window, 0, p->hp.rope_orig_ctx, p->n_expert, p->n_expert_used};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        snprintf(k, sizeof k, "%s.%s", a, u32keys[i]);
+        CHECK(fmt_gguf_get_u32(g, k, &u) && u == (uint64_t)want[i], "%s: %s = %u, want %lld", dir, k, u,
+              (long long)want[i]);
+    }
+    float f;
+    snprintf(k, sizeof k, "%s.attention.layer_norm_rms_epsilon", a);
+    CHECK(fmt_gguf_get_f32(g, k, &f) && f == (float)p->hp.eps, "%s: eps", dir);
+    snprintf(k, sizeof k, "%s.rope.freq_base", a);
+    CHECK(fmt_gguf_get_f32(g, k, &f) && f == (float)p->hp.rope_theta, "%s: rope base", dir);
+    snprintf(k, sizeof k, "%s.rope.scaling.type", a);
+    CHECK(gguf_str_is(g, k, p->hp.rope_type), "%s: rope type", dir);
+    bool b;
+    snprintf(k, sizeof k, "%s.tie_word_embeddings", a);
+    CHECK(fmt_gguf_get_bool(g, k, &b) && b == !p->has_output, "%s: tie flag", dir);
+    CHECK(fmt_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b), "%s: add_bos", dir);
+    if (ck->tokenizer_config_json && strstr(ck->tokenizer_config_json, "\"add_bos_token\": true"))
+        CHECK(b, "%s: add_bos true from tokenizer_config.json", dir);
+    if (p->hp.bos >= 0) CHECK(fmt_gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &u) && u == p->hp.bos, "%s: bos", dir);
+    if (p->n_pk) {
+        snprintf(k, sizeof k, "%s.moe.product_key_count", a);
+        CHECK(fmt_gguf_get_u32(g, k, &u) && u == p->n_pk, "%s: Kk", dir);
+    }
+    snprintf(k, sizeof k, "%s.layer_mixers", a);
+    const fmt_gguf_kv *mx = fmt_gguf_find_kv(g, k);
+    snprintf(k, sizeof k, "%s.layer_ffns", a);
+    const fmt_gguf_kv *fx = fmt_gguf_find_kv(g, k);
+    bool layers_ok = mx && fx && mx->type == GGUF_VT_ARRAY && fx->type == GGUF_VT_ARRAY &&
+                     mx->v.arr.type == GGUF_VT_STRING && fx->v.arr.type == GGUF_VT_STRING &&
+                     mx->v.arr.n == (uint64_t)p->n_layer && fx->v.arr.n == (uint64_t)p->n_layer;
+    for (int64_t l = 0; layers_ok && l < p->n_layer; l++) {
+        const char *m = cv_mixer_name(p->mixers[l]), *ff = cv_ffn_name(p->ffns[l]);
+        layers_ok = mx->v.arr.strs[l].len == strlen(m) && !memcmp(mx->v.arr.strs[l].s, m, strlen(m)) &&
+                    fx->v.arr.strs[l].len == strlen(ff) && !memcmp(fx->v.arr.strs[l].s, ff, strlen(ff));
+    }
+    CHECK(layers_ok, "%s: layer_mixers / layer_ffns", dir);
+    /* tensors: same order, names, dims, types; data equal to the reader's conversion */
+    CHECK(fmt_gguf_n_tensors(g) == p->n_tensors, "%s: %llu tensors, want %llu", dir,
+          (unsigned long long)fmt_gguf_n_tensors(g), (unsigned long long)p->n_tensors);
+    int bad = 0;
+    for (uint64_t i = 0; i < p->n_tensors && i < fmt_gguf_n_tensors(g); i++) {
+        const cv_tensor *t = &p->tensors[i];
+        const fmt_gguf_tensor *gt = fmt_gguf_tensor_at(g, i);
+        hq_dtype dt = cv_tensor_out_dtype(t, eff);
+        bool ok = !strcmp(gt->name, t->name) && gt->n_dims == (uint32_t)t->src->ndim && gt->type == ggml_of(dt);
+        for (uint32_t d = 0; ok && d < gt->n_dims; d++) ok = gt->ne[d] == (uint64_t)t->src->shape[gt->n_dims - 1 - d];
+        /* 1-D tensors and the routing / dt matrices stay F32 whatever the outtype */
+        if (t->src->ndim == 1 || strstr(t->name, "ffn_gate_inp") || strstr(t->name, "_dt.") ||
+            strstr(t->name, "ffn_pk_"))
+            ok = ok && gt->type == GGML_T_F32;
+        uint64_t nb = fmt_tensor_nelem(t->src) * hq_dtype_size(dt);
+        ok = ok && gt->nbytes == nb;
+        void *ref = ok ? hq_malloc((size_t)nb) : NULL;
+        if (ref && fmt_tensor_read(t->src, dt, ref, err) == HQ_OK) {
+            if (t->xform == CV_X_NEG_EXP) { /* A = -exp(A_log), spec §6 item 1 */
+                float *x = ref;
+                for (uint64_t e = 0; e < nb / 4; e++) x[e] = -expf(x[e]);
+            }
+            ok = !memcmp(ref, gt->data, (size_t)nb);
+        } else {
+            ok = false;
+        }
+        /* bf16 -> f32 exact, checked on the raw source bits */
+        if (ok && t->src->dtype == HQ_DT_BF16 && dt == HQ_DT_F32 && fmt_tensor_is_contiguous(t->src) &&
+            t->xform == CV_X_COPY) {
+            const uint8_t *sp = t->src->storage + (uint64_t)t->src->offset * 2;
+            for (uint64_t e = 0; ok && e < nb / 4; e++) {
+                uint16_t h16;
+                uint32_t w;
+                memcpy(&h16, sp + 2 * e, 2);
+                memcpy(&w, (const uint8_t *)gt->data + 4 * e, 4);
+                ok = w == (uint32_t)h16 << 16;
+            }
+        }
+        hq_free(ref);
+        if (!ok && bad++ < 5) fprintf(stderr, "  %s: tensor %s differs from the source\n", dir, t->name);
+    }
+    CHECK(bad == 0, "%s (outtype %d): %d tensors differ", dir, (int)ot, bad);
+    fmt_gguf_close(g);
+    cv_plan_free(p);
+    fmt_ckpt_close(ck);
+    return true;
+}
+
+static bool same_file(const char *a, const char *b) {
+    uint64_t na = 0, nb = 0;
+    uint8_t *x = slurp(a, &na), *y = slurp(b, &nb);
+    bool same = x && y && na == nb && !memcmp(x, y, (size_t)na);
+    hq_free(x);
+    hq_free(y);
+    return same;
+}
+
+static void e2e_pair(const char *a, const char *b, const char *what) {
+    char oa[300], ob[300], err[HQ_ERR_LEN] = "";
+    snprintf(oa, sizeof oa, "%s/pa.gguf", g_tmp);
+    snprintf(ob, sizeof ob, "%s/pb.gguf", g_tmp);
+    cv_options o = {.quiet = true, .name = "m"};
+    hq_status sa = cv_convert(a, oa, &o, err);
+    CHECK(sa == HQ_OK, "%s: %s", what, err);
+    hq_status sb = cv_convert(b, ob, &o, err);
+    CHECK(sb == HQ_OK, "%s: %s", what, err);
+    if (sa == HQ_OK && sb == HQ_OK) CHECK(same_file(oa, ob), "%s: GGUF files differ", what);
+    unlink(oa);
+    unlink(ob);
+}
+
+static int n_fixture_dirs = 0;
+static int cmp_str(const void *x, const void *y) { return strcmp(*(char *const *)x, *(char *const *)y); }
+static void e2e_dir(const char *root) {
+    DIR *d = opendir(root);
+    if (!d) return;
+    struct dirent *e;
+    char *names[64];
+    int n = 0;
+    while ((e = readdir(d)) && n < 64)
+        if (e->d_name[0] != '.') names[n++] = hq_path_join(root, e->d_name);
+    closedir(d);
+    /* sorted, so the run order does not depend on the directory order */
+    qsort(names, (size_t)n, sizeof names[0], cmp_str);
+    for (int i = 0; i < n; i++) {
+        char *cfg = hq_path_join(names[i], "config.json");
+        bool is_ckpt = hq_is_dir(names[i]) && cfg && hq_file_exists(cfg);
+        hq_free(cfg);
+        if (!is_ckpt) continue;
+        n_fixture_dirs++;
+        char out[300];
+        snprintf(out, sizeof out, "%s/e2e.gguf", g_tmp);
+        check_fixture(names[i], CV_OUT_AUTO, out);
+        check_fixture(names[i], CV_OUT_F32, out);
+        if (!getenv("HQ_SANITIZED")) {
+            check_fixture(names[i], CV_OUT_F16, out);
+            check_fixture(names[i], CV_OUT_BF16, out);
+        }
+        unlink(out);
+    }
+    for (int i = 0; i < n; i++) hq_free(names[i]);
+}
+
+static void test_e2e(void) {
+    snprintf(g_tmp, sizeof g_tmp, "/tmp/hq_test_convert.XXXXXX");
+    if (!mkdtemp(g_tmp)) {
+        CHECK(0, "mkdtemp");
+        return;
+    }
+    e2e_dir(FIXTURE("convert"));
+    e2e_dir(FIXTURE("models"));
+    CHECK(n_fixture_dirs >= 5, "found %d checkpoint fixtures", n_fixture_dirs);
+    /* same model, different containers / sharding / source order -> identical bytes */
+    e2e_pair(FIXTURE("convert/cheems_alog"), FIXTURE("convert/cheems_alog_single"), "sharded == unsharded");
+    e2e_pair(FIXTURE("convert/doge_old_pk"), FIXTURE("convert/doge_old_pk_bin"), ".bin == .safetensors");
+    /* streaming in tiny pieces gives the same file */
+    char a[300], b[300], err[HQ_ERR_LEN] = "";
+    snprintf(a, sizeof a, "%s/whole.gguf", g_tmp);
+    snprintf(b, sizeof b, "%s/chunked.gguf", g_tmp);
+    cv_options o = {.quiet = true, .name = "m"};
+    CHECK(cv_convert(FIXTURE("convert/cheems_alog"), a, &o, err) == HQ_OK, "%s", err);
+    uint64_t saved = cv_chunk_bytes;
+    cv_chunk_bytes = 100; /* < one row of most tensors: one row per piece */
+    CHECK(cv_convert(FIXTURE("convert/cheems_alog"), b, &o, err) == HQ_OK, "%s", err);
+    cv_chunk_bytes = saved;
+    CHECK(same_file(a, b), "row-chunked streaming changes the output");
+    unlink(b);
+    /* failures leave neither the output nor a temporary file */
+    int fails = 0, wrong = 0;
+    for (int64_t n = 1; n < 400; n++) {
+        hq_alloc_fail_at(n);
+        hq_status st = cv_convert(FIXTURE("convert/cheems_alog"), b, &o, err);
+        hq_alloc_fail_at(0);
+        if (st == HQ_OK) break;
+        fails++;
+        if (st != HQ_ERR_NOMEM || hq_file_exists(b) || count_temps()) wrong++;
+    }
+    CHECK(fails > 10 && wrong == 0, "alloc failures in convert: %d runs, %d left files or wrong status", fails, wrong);
+    CHECK(same_file(a, b), "convert after the failure loop");
+    unlink(a);
+    unlink(b);
+    CHECK(count_temps() == 0, "temporary files left");
+    rmdir(g_tmp);
+}
+
 int main(void) {
     test_cheems();
     test_doge();
@@ -507,5 +764,6 @@ int main(void) {
     test_errors();
     test_config_spellings();
     test_alloc_failures();
+    test_e2e();
     TEST_END();
 }
