@@ -14,9 +14,13 @@ static int g_threads = 0;
 void rt_ops_set_ref(bool on) { g_ref = on; }
 bool rt_ops_ref(void) { return g_ref; }
 
+static bool g_simd = true;
+void rt_cpu_set_simd(bool on) { g_simd = on; }
+
 bool rt_cpu_has_avx2(void) {
 #if RT_X86
     static int cached = -1;
+    if (!g_simd) return false;
     if (cached < 0) {
         __builtin_cpu_init();
         cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");

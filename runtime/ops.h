@@ -29,7 +29,8 @@ typedef struct {
 /* ---- global switches (cpu.c) ---- */
 void rt_ops_set_ref(bool on);      /* true: every dispatching op runs its _ref twin */
 bool rt_ops_ref(void);
-bool rt_cpu_has_avx2(void);        /* avx2 + fma + f16c */
+bool rt_cpu_has_avx2(void);        /* avx2 + fma + f16c, and not disabled */
+void rt_cpu_set_simd(bool on);     /* false: optimized ops take their portable path (tests) */
 int rt_n_threads(void);            /* threads an op may use */
 
 /* Checks that w's type is runnable (F32/F16/BF16, or traits with vec_dot and
