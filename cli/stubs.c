@@ -24,3 +24,9 @@ __attribute__((weak)) const q_type_traits *q_traits(uint32_t type) {
     (void)type;
     return NULL;
 }
+
+/* tests link the library without cli/main.c; the real one lives there */
+__attribute__((weak)) int hq_cmd_error(const char *cmd, hq_status st, const char *msg) {
+    fprintf(stderr, "hyquant %s: %s\n", cmd, msg && *msg ? msg : hq_status_name(st));
+    return st == HQ_ERR_ARG ? 2 : 1;
+}
