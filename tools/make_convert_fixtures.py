@@ -11,6 +11,8 @@ fixtures live in tests/fixtures/models/, made by tools/make_fixtures.py):
   doge_old_pk_bin/     the same model as pytorch_model.bin, lm_head sharing the
                        embedding's storage (.bin == .safetensors GGUF)
   doge_old_pk_bf16/    the same model in bf16 (bf16 -> f32 exact)
+  cheems_apos/         dense Cheems with the raw SSD A = +1 as the authors initialise it
+                       (inspect must warn, spec §4.5), fp16 weights
 
 Run from the repository root: python3 tools/make_convert_fixtures.py
 """
@@ -151,6 +153,31 @@ def main():
     d = write_dir("doge_old_pk_bf16", cfg16)
     save_file({k: v.to(torch.bfloat16) for k, v in sd.items()}, os.path.join(d, "model.safetensors"),
               metadata={"format": "pt"})
+    # dense Cheems, raw A = +1 (WM init), f16 storage
+    sd = {"model.word_embed.weight": rnd(g, V, D), "model.final_layernorm.weight": rnd(g, D)}
+    for i in range(2):
+        p = f"model.layers.{i}."
+        for n in ("pre_sequence_layernorm", "post_sequence_residual", "pre_state_layernorm", "post_state_residual"):
+            sd[p + n + ".weight"] = rnd(g, D)
+        if i == 1:
+            attn(g, sd, p + "attn.")
+        else:
+            s = p + "ssd."
+            for n in ("x_proj", "b_proj", "c_proj"):
+                sd[s + n + ".weight"] = rnd(g, H * P, D)
+            sd[s + "dt_proj.weight"] = rnd(g, H, D)
+            sd[s + "A"] = torch.ones(H)
+            sd[s + "out_proj.weight"] = rnd(g, D, H * P)
+        f = p + "feed_forward."
+        sd[f + "gate_proj.weight"] = rnd(g, I, D)
+        sd[f + "up_proj.weight"] = rnd(g, I, D)
+        sd[f + "down_proj.weight"] = rnd(g, D, I)
+    sd["lm_head.weight"] = rnd(g, V, D)
+    cfg = {"model_type": "cheems", "vocab_size": V, "hidden_size": D, "intermediate_size": I,
+           "num_hidden_layers": 2, "num_attention_heads": H, "num_key_value_heads": KV, "attn_layer_period": 2,
+           "attn_layer_offset": 1, "is_moe": False, "tie_word_embeddings": False, "max_position_embeddings": 64}
+    d = write_dir("cheems_apos", cfg)
+    save_file({k: v.half() for k, v in sd.items()}, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
     print("wrote", OUT)
 
 
