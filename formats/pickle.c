@@ -416,8 +416,8 @@ hq_status fmt_pk_run(fmt_pk *vm, uint64_t start, fmt_pk_ref *result, uint64_t *e
         switch (c.op) {
         case 0x80: /* PROTO */
             NEED(1);
-            if (p[0] != 2) return FAIL(&c, HQ_ERR_UNSUPPORTED, "pickle protocol %u (torch writes 2)", p[0]);
             if (c.op_at != start) return FAIL(&c, HQ_ERR_FORMAT, "PROTO not at the start of the pickle");
+            if (p[0] != 2) return FAIL(&c, HQ_ERR_UNSUPPORTED, "pickle protocol %u (torch writes 2)", p[0]);
             pos += 1;
             break;
         case 'c': /* GLOBAL */
@@ -554,7 +554,8 @@ hq_status fmt_pk_run(fmt_pk *vm, uint64_t start, fmt_pk_ref *result, uint64_t *e
         case 'e': { /* APPENDS */
             fmt_pk_ref d = FMT_PK_NIL;
             TRY(pop_mark(&c, &mark));
-            TRY(top(&c, &d));
+            if (mark <= floor_of(vm)) return FAIL(&c, HQ_ERR_FORMAT, "stack underflow (no container below MARK)");
+            d = vm->stack[mark - 1];
             bool dict = c.op == 'u';
             if (vm->nodes[d].type != (dict ? FMT_PK_DICT : FMT_PK_LIST))
                 return FAIL(&c, HQ_ERR_FORMAT, "%s on a %s", OPNAME(&c), type_name(vm->nodes[d].type));
