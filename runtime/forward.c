@@ -152,8 +152,10 @@ static int64_t arena_floats(const rt_model *m, int64_t n, int64_t cap) {
 }
 
 static hq_status forward_impl(rt_model *m, rt_state *s, const int32_t *tokens, int64_t n, float *logits,
-                              bool last_only, char *err) {
+                              int64_t r0, char *err) {
     if (n < 1) return hq_fail(err, HQ_ERR_ARG, "forward: no tokens");
+    if (r0 < 0 || r0 >= n) return hq_fail(err, HQ_ERR_ARG, "forward: first logits row %lld outside [0, %lld)",
+                                          (long long)r0, (long long)n);
     if (s->m != m) return hq_fail(err, HQ_ERR_ARG, "forward: state belongs to another model");
     if (n > s->cap - s->pos)
         return hq_fail(err, HQ_ERR_LIMIT, "forward: %lld tokens at position %lld exceed the state's capacity %lld",
@@ -200,7 +202,7 @@ static hq_status forward_impl(rt_model *m, rt_state *s, const int32_t *tokens, i
         if (m->hooks.on_hidden) m->hooks.on_hidden(m->hooks.ud, (int32_t)li, "ffn", h, n, d);
     }
     if (st == HQ_OK && logits) {
-        int64_t r0 = last_only ? n - 1 : 0, nr = n - r0;
+        int64_t nr = n - r0;
         rt_rmsnorm(h + r0 * d, m->out_norm, xn, nr, d, m->eps);
         st = mm(&f, &m->output, xn, logits, nr, NULL);
     }
@@ -211,9 +213,14 @@ static hq_status forward_impl(rt_model *m, rt_state *s, const int32_t *tokens, i
 }
 
 hq_status rt_forward(rt_model *m, rt_state *s, const int32_t *tokens, int64_t n, float *logits, char *err) {
-    return forward_impl(m, s, tokens, n, logits, false, err);
+    return forward_impl(m, s, tokens, n, logits, 0, err);
+}
+
+hq_status rt_forward_from(rt_model *m, rt_state *s, const int32_t *tokens, int64_t n, int64_t first_row,
+                          float *logits, char *err) {
+    return forward_impl(m, s, tokens, n, logits, first_row, err);
 }
 
 hq_status rt_forward_last(rt_model *m, rt_state *s, const int32_t *tokens, int64_t n, float *logits, char *err) {
-    return forward_impl(m, s, tokens, n, logits, true, err);
+    return forward_impl(m, s, tokens, n, logits, n - 1, err);
 }

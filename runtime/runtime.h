@@ -47,6 +47,10 @@ void rt_set_threads(int n); /* 0 = all cores */
 /* As rt_forward, but logits (n_vocab floats, may be NULL) only for the last
  * of the n tokens: the lm_head runs on one row (generate's prefill). */
 hq_status rt_forward_last(rt_model *m, rt_state *s, const int32_t *tokens, int64_t n, float *logits, char *err);
+/* logits for rows first_row .. n-1 only ((n - first_row) × n_vocab floats):
+ * perplexity scores only the second half of each chunk. */
+hq_status rt_forward_from(rt_model *m, rt_state *s, const int32_t *tokens, int64_t n, int64_t first_row,
+                          float *logits, char *err);
 int64_t rt_model_ctx_len(const rt_model *m);     /* {arch}.context_length */
 int32_t rt_model_bos(const rt_model *m);         /* tokenizer.ggml.bos_token_id, -1 if none */
 int32_t rt_model_eos(const rt_model *m);         /* -1 if none */

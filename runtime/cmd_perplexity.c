@@ -1,0 +1,216 @@
+/* runtime/cmd_perplexity.c — `hyquant perplexity model.gguf --text FILE`
+ * following llama-perplexity (spec file-formats §6 1.7):
+ *  - the whole text is tokenized once (no special tokens; a BOS is prepended
+ *    when the model's tokenizer config says add_bos_token, as
+ *    common_tokenize(add_special=true) does);
+ *  - chunks of --ctx tokens, the remainder dropped; every chunk is evaluated
+ *    from an empty state; when add_bos is set (and the model has a BOS id)
+ *    the chunk's first token is replaced by BOS;
+ *  - only the second half is scored: logits at positions j = ctx/2 .. ctx−2
+ *    predict tokens j+1 (ctx − 1 − ctx/2 tokens per chunk);
+ *  - PPL = exp(mean NLL); the ± is llama's: sqrt((E[nll²] − E[nll]²)/(N−1))·PPL.
+ * Without a BOS (add_bos false or no id) the chunk starts with plain text
+ * tokens; since only the second half is scored every scored token still has
+ * ≥ ctx/2 tokens of context. */
+#include "runtime.h"     // defines: rt_model_load, rt_forward_from
+#include "tokenizer.h"
+#include "logits_file.h"
+#include "../cli/commands.h"
+#include "../core/limits.h"
+#include "../core/opts.h"
+#include "../formats/gguf.h"
+
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+/* −log softmax(logits)[tok], in double */
+static double nll_of(const float *lg, int64_t V, int32_t tok) {
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < V; i++)
+        if (lg[i] > mx) mx = lg[i];
+    double z = 0;
+    for (int64_t i = 0; i < V; i++) z += exp((double)lg[i] - mx);
+    return log(z) - ((double)lg[tok] - mx);
+}
+
+typedef struct {
+    const char *model, *text, *save;
+    int64_t ctx, chunks, threads;
+    bool json, quiet;
+} ppl_args;
+
+static int run(const ppl_args *a) {
+    const char *cmd = "perplexity";
+    char err[HQ_ERR_LEN] = "";
+    char *text = NULL;
+    uint64_t tlen = 0;
+    hq_status st = hq_read_file(a->text, HQ_MAX_TEXT, &text, &tlen, err);
+    if (st != HQ_OK) return hq_cmd_error(cmd, st, err);
+    if (tlen == 0) {
+        hq_free(text);
+        return hq_cmd_error(cmd, HQ_ERR_ARG, "text file is empty");
+    }
+    rt_set_threads((int)a->threads);
+    rt_model *m = NULL;
+    rt_state *s = NULL;
+    int32_t *ids = NULL, *toks = NULL;
+    float *logits = NULL;
+    uint64_t n_ids = 0;
+    hq_out out = {0};
+    bool out_open = false;
+    int rc = 1;
+    if ((st = rt_model_load(a->model, &m, err)) != HQ_OK) {
+        rc = hq_cmd_error(cmd, st, err);
+        goto done;
+    }
+    rt_tokenizer *tk = rt_model_tokenizer(m);
+    if (!tk) {
+        rc = hq_cmd_error(cmd, HQ_ERR_UNSUPPORTED, "model has no embedded tokenizer (tokenizer.huggingface.json)");
+        goto done;
+    }
+    if ((st = rt_tokenize(tk, text, tlen, false, &ids, &n_ids, err)) != HQ_OK) {
+        char e2[HQ_ERR_LEN];
+        snprintf(e2, sizeof e2, "%s: %s", a->text, err);
+        rc = hq_cmd_error(cmd, st, e2);
+        goto done;
+    }
+    int32_t bos = rt_model_bos(m);
+    bool use_bos = rt_model_add_bos(m) && bos >= 0 && bos < rt_model_n_vocab(m);
+    int64_t V = rt_model_n_vocab(m), ctx = a->ctx, first = ctx / 2, n_scored = ctx - 1 - first;
+    uint64_t n_all = n_ids + (use_bos ? 1 : 0);
+    int64_t n_chunks = (int64_t)(n_all / (uint64_t)ctx);
+    if (n_chunks == 0) {
+        snprintf(err, sizeof err, "%s has %llu tokens, fewer than --ctx %lld (use a longer text or a smaller --ctx)",
+                 a->text, (unsigned long long)n_all, (long long)ctx);
+        rc = hq_cmd_error(cmd, HQ_ERR_ARG, err);
+        goto done;
+    }
+    if (a->chunks > 0 && a->chunks < n_chunks) n_chunks = a->chunks;
+    toks = hq_malloc_array((size_t)(n_chunks * ctx), sizeof(int32_t));
+    logits = hq_malloc_array((size_t)(n_scored + 1) * (size_t)V, sizeof(float));
+    if (!toks || !logits) {
+        rc = hq_cmd_error(cmd, HQ_ERR_NOMEM, "out of memory for the chunk logits");
+        goto done;
+    }
+    /* all = [BOS] + ids; chunk c = all[c·ctx .. (c+1)·ctx), first token → BOS */
+    for (int64_t i = 0; i < n_chunks * ctx; i++) toks[i] = use_bos ? (i == 0 ? bos : ids[i - 1]) : ids[i];
+    if (use_bos)
+        for (int64_t c = 0; c < n_chunks; c++) toks[c * ctx] = bos;
+    if ((st = rt_state_new(m, ctx, &s, err)) != HQ_OK) {
+        rc = hq_cmd_error(cmd, st, err);
+        goto done;
+    }
+    rt_logits_header lh = {.n_vocab = (uint32_t)V, .n_ctx = (uint32_t)ctx, .n_chunks = (uint32_t)n_chunks,
+                           .first = (uint32_t)first, .n_scored = (uint32_t)n_scored, .bos_id = use_bos ? bos : -1,
+                           .flags = use_bos ? 1u : 0u, .text_hash = rt_fnv1a64(text, tlen),
+                           .n_text_tokens = n_all};
+    if (a->save) {
+        /* the tokenizer fingerprint ties the file to the vocabulary */
+        fmt_gguf *gg = NULL;
+        if (fmt_gguf_open(a->model, &gg, NULL) == HQ_OK) {
+            fmt_gguf_str js;
+            if (fmt_gguf_get_str(gg, "tokenizer.huggingface.json", &js)) lh.tokenizer_hash = rt_fnv1a64(js.s, js.len);
+            fmt_gguf_close(gg);
+        }
+        if ((st = hq_out_open(&out, a->save, err)) != HQ_OK ||
+            (st = rt_logits_write_header(&out, &lh, toks, err)) != HQ_OK) {
+            rc = hq_cmd_error(cmd, st, err);
+            goto done;
+        }
+        out_open = true;
+    }
+    double nll = 0, nll2 = 0;
+    int64_t count = 0;
+    double t0 = hq_now();
+    bool tty = isatty(2);
+    if (!a->quiet && !a->json)
+        fprintf(stderr, "perplexity: %lld tokens, %lld chunks of %lld (scoring %lld per chunk), BOS %s\n",
+                (long long)n_all, (long long)n_chunks, (long long)ctx, (long long)n_scored,
+                use_bos ? "substituted at chunk starts" : "not used");
+    for (int64_t c = 0; c < n_chunks; c++) {
+        rt_state_reset(s);
+        if ((st = rt_forward_from(m, s, toks + c * ctx, ctx, first, logits, err)) != HQ_OK) {
+            rc = hq_cmd_error(cmd, st, err);
+            goto done;
+        }
+        for (int64_t j = 0; j < n_scored; j++) {
+            double v = nll_of(logits + j * V, V, toks[c * ctx + first + j + 1]);
+            nll += v;
+            nll2 += v * v;
+            if (out_open && (st = rt_logits_write_row(&out, logits + j * V, (uint32_t)V, err)) != HQ_OK) {
+                rc = hq_cmd_error(cmd, st, err);
+                goto done;
+            }
+        }
+        count += n_scored;
+        if (!a->quiet && !a->json) {
+            double el = hq_now() - t0;
+            fprintf(stderr, "%s[%lld/%lld] PPL %.4f  (%.0f tok/s)%s", tty ? "\r" : "", (long long)(c + 1),
+                    (long long)n_chunks, exp(nll / (double)count), (double)((c + 1) * ctx) / (el > 0 ? el : 1e-9),
+                    tty ? "" : "\n");
+        }
+    }
+    if (!a->quiet && !a->json && tty) fputc('\n', stderr);
+    double secs = hq_now() - t0;
+    double mean = nll / (double)count, ppl = exp(mean), var = nll2 / (double)count - mean * mean;
+    double se = count > 1 && var > 0 ? sqrt(var / (double)(count - 1)) * ppl : 0.0;
+    if (out_open) {
+        lh.nll_sum = nll;
+        if ((st = rt_logits_finish(&out, &lh, err)) != HQ_OK) {
+            rc = hq_cmd_error(cmd, st, err);
+            goto done;
+        }
+        out_open = false;
+    }
+    if (a->json) {
+        printf("{\"model\": \"%s\", \"ppl\": %.6f, \"ppl_err\": %.6f, \"nll_mean\": %.8f, \"tokens_scored\": %lld, "
+               "\"chunks\": %lld, \"ctx\": %lld, \"text_tokens\": %llu, \"bos\": %s, \"seconds\": %.3f, "
+               "\"tokens_per_second\": %.1f}\n",
+               a->model, ppl, se, mean, (long long)count, (long long)n_chunks, (long long)ctx,
+               (unsigned long long)n_all, use_bos ? "true" : "false", secs,
+               (double)(n_chunks * ctx) / (secs > 0 ? secs : 1e-9));
+    } else {
+        printf("PPL = %.4f ± %.5f\n", ppl, se);
+    }
+    rc = 0;
+done:
+    if (out_open) hq_out_abort(&out);
+    hq_free(logits);
+    hq_free(toks);
+    hq_free(ids);
+    rt_state_free(s);
+    rt_model_free(m);
+    hq_free(text);
+    return rc;
+}
+
+int hq_cmd_perplexity(int argc, char **argv) {
+    ppl_args a = {.ctx = 512, .chunks = 0, .threads = 0};
+    bool help = false;
+    const hq_opt opts[] = {
+        {0, "text", HQ_OPT_STR, &a.text, "FILE", "UTF-8 text to score (required)", 0, 0},
+        {'c', "ctx", HQ_OPT_INT, &a.ctx, "N", "tokens per chunk (default 512); the second half is scored", 4, 1 << 20},
+        {0, "chunks", HQ_OPT_INT, &a.chunks, "K", "score at most K chunks (default: all)", 0, 1e12},
+        {'t', "threads", HQ_OPT_INT, &a.threads, "T", "threads (default: all cores)", 0, 1024},
+        {0, "save-logits", HQ_OPT_STR, &a.save, "FILE",
+         "store tokens + per-token log-probs (runtime/logits_file.h) for verify", 0, 0},
+        {0, "json", HQ_OPT_FLAG, &a.json, NULL, "one JSON object on stdout instead of the text lines", 0, 0},
+        {'q', "quiet", HQ_OPT_FLAG, &a.quiet, NULL, "no progress lines", 0, 0},
+        {0, NULL, 0, NULL, NULL, NULL, 0, 0},
+    };
+    const char *synopsis = "model.gguf --text FILE [--ctx N] [--chunks K] [--threads T] [--save-logits F] [--json]";
+    const char *pos[2];
+    int n_pos = 0;
+    char err[HQ_ERR_LEN] = "";
+    hq_status st = hq_opts_parse(opts, argc, argv, pos, 2, &n_pos, &help, err);
+    if (help) {
+        hq_opts_usage(stdout, "perplexity", synopsis, opts);
+        return 0;
+    }
+    if (st != HQ_OK) return hq_cmd_error("perplexity", st, err);
+    if (n_pos != 1) return hq_cmd_error("perplexity", HQ_ERR_ARG, "expected exactly one model path");
+    if (!a.text) return hq_cmd_error("perplexity", HQ_ERR_ARG, "--text FILE is required");
+    a.model = pos[0];
+    return run(&a);
+}
