@@ -4,6 +4,9 @@
  * tests/t_quantize.sh. */
 #include "test.h"
 #include "../cli/commands.h"
+#include "../convert/convert.h"
+#include "../runtime/runtime.h"
+#include "../runtime/tokenizer.h"
 #include "../formats/gguf.h"
 #include "../quant/imatrix.h"
 #include "../quant/policy.h"
@@ -462,6 +465,152 @@ static void test_refusals(const char *dir) {
     unlink(out);
 }
 
+
+/* ---- calibrate end to end on the converted Cheems fixture ----
+ * The fixture's tokenizer has no usable merges, so the model is rewritten
+ * with a one-character-per-token vocabulary of the same size (48). */
+static const char k_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV";
+
+static hq_status with_char_tokenizer(const char *src, const char *dst, char *err) {
+    char json[4096];
+    size_t o = (size_t)snprintf(json, sizeof json,
+                                "{\"version\":\"1.0\",\"added_tokens\":[],\"normalizer\":null,\"pre_tokenizer\":null,"
+                                "\"model\":{\"type\":\"BPE\",\"vocab\":{");
+    for (int i = 0; i < 48; i++) o += (size_t)snprintf(json + o, sizeof json - o, "%s\"%c\":%d", i ? "," : "", k_chars[i], i);
+    o += (size_t)snprintf(json + o, sizeof json - o, "},\"merges\":[]}}");
+    fmt_gguf *g = NULL;
+    fmt_gguf_writer *w = NULL;
+    hq_out out = {0};
+    hq_status st = fmt_gguf_open(src, &g, err);
+    if (!st) st = fmt_gguf_writer_init(&w, fmt_gguf_alignment(g), err);
+    for (uint64_t i = 0; !st && i < fmt_gguf_n_kv(g); i++) {
+        const fmt_gguf_kv *kv = fmt_gguf_kv_at(g, i);
+        if (!strcmp(kv->key, "tokenizer.huggingface.json")) st = fmt_gguf_set_str(w, kv->key, json, o, err);
+        else st = fmt_gguf_copy_kv(w, kv, err);
+    }
+    for (uint64_t i = 0; !st && i < fmt_gguf_n_tensors(g); i++) {
+        const fmt_gguf_tensor *t = fmt_gguf_tensor_at(g, i);
+        st = fmt_gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, err);
+    }
+    if (!st) st = hq_out_open(&out, dst, err);
+    if (!st) {
+        st = fmt_gguf_write_header(w, &out, err);
+        for (uint64_t i = 0; !st && i < fmt_gguf_n_tensors(g); i++) {
+            const fmt_gguf_tensor *t = fmt_gguf_tensor_at(g, i);
+            st = fmt_gguf_write_tensor(w, &out, i, t->data, t->nbytes, err);
+        }
+        if (!st) st = fmt_gguf_writer_finish(w, &out, err);
+        if (!st) st = hq_out_commit(&out, err);
+        else hq_out_abort(&out);
+    }
+    fmt_gguf_writer_free(w);
+    fmt_gguf_close(g);
+    return st;
+}
+
+typedef struct {
+    const char *name;
+    double *sum2; /* independent Σx² of one matrix's inputs */
+    int64_t n_in;
+    double tokens;
+} probe;
+static void probe_hook(void *ud, const char *name, const float *x, int64_t n, int64_t n_in) {
+    probe *p = ud;
+    if (strcmp(name, p->name)) return;
+    p->n_in = n_in;
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t j = 0; j < n_in && j < 64; j++) p->sum2[j] += (double)x[t * n_in + j] * x[t * n_in + j];
+    p->tokens += (double)n;
+}
+
+static void test_calibrate(const char *dir) {
+    char err[HQ_ERR_LEN], conv[512], model[512], text[512], imf[512], qf[512];
+    snprintf(conv, sizeof conv, "%s/conv.gguf", dir);
+    snprintf(model, sizeof model, "%s/model.gguf", dir);
+    snprintf(text, sizeof text, "%s/calib.txt", dir);
+    snprintf(imf, sizeof imf, "%s/c.imatrix", dir);
+    snprintf(qf, sizeof qf, "%s/q.gguf", dir);
+    cv_options co = {.quiet = true};
+    hq_status st = cv_convert(FIXTURE("convert/cheems_alog"), conv, &co, err);
+    CHECK(st == HQ_OK, "convert fixture: %s", err);
+    if (st) return;
+    CHECK(with_char_tokenizer(conv, model, err) == HQ_OK, "retokenize: %s", err);
+    FILE *f = fopen(text, "w");
+    g_rng = 99;
+    for (int i = 0; i < 300; i++) fputc(k_chars[(int)(urand() * 20)], f);
+    fclose(f);
+    char *argv[] = {"calibrate", model, "--text", text, "-o", imf, "--ctx", "32", "--full-hessian", "-q", NULL};
+    CHECK(hq_cmd_calibrate(10, argv) == 0, "calibrate ran");
+    q_imatrix *im = NULL;
+    CHECK(q_imatrix_load(imf, &im, err) == HQ_OK, "load: %s", err);
+    if (!im) goto cleanup;
+    /* the same chunks through the runtime with an independent probe */
+    rt_model *m = NULL;
+    rt_state *s = NULL;
+    double sum2[64] = {0};
+    probe pr = {"blk.0.ffn_down.weight", sum2, 0, 0};
+    if (rt_model_load(model, &m, err) == HQ_OK && rt_state_new(m, 32, &s, err) == HQ_OK) {
+        int32_t *ids = NULL;
+        uint64_t n_ids = 0;
+        char buf[400];
+        f = fopen(text, "r");
+        size_t len = fread(buf, 1, sizeof buf, f);
+        fclose(f);
+        rt_tokenize(rt_model_tokenizer(m), buf, len, false, &ids, &n_ids, err);
+        rt_hooks h = {.ud = &pr, .on_matmul_input = probe_hook};
+        rt_model_set_hooks(m, &h);
+        int32_t bos = rt_model_bos(m);
+        int64_t body = bos >= 0 ? 31 : 32;
+        for (int64_t k = 0; k < (int64_t)n_ids / body; k++) {
+            int32_t chunk[32];
+            int n = 0;
+            if (bos >= 0) chunk[n++] = bos;
+            memcpy(chunk + n, ids + k * body, sizeof(int32_t) * (size_t)body);
+            rt_state_reset(s);
+            rt_forward(m, s, chunk, n + body, NULL, err);
+        }
+        hq_free(ids);
+    }
+    rt_state_free(s);
+    rt_model_free(m);
+    const q_imatrix_entry *e = q_imatrix_find(im, "blk.0.ffn_down.weight");
+    CHECK(e && e->xtx && pr.tokens > 0 && e->counts[0] == (float)pr.tokens, "token count %g vs probe %g",
+          e ? e->counts[0] : -1.0, pr.tokens);
+    if (e) {
+        double worst = 0;
+        for (int64_t j = 0; j < e->ncols && j < 64; j++) {
+            worst = fmax(worst, fabs(e->in_sum2[j] - sum2[j]) / (sum2[j] + 1e-20));
+            /* Σxxᵀ diagonal = Σx² */
+            worst = fmax(worst, fabs(e->xtx[j * e->ncols + j] - e->in_sum2[j]) / (e->in_sum2[j] + 1e-20));
+        }
+        CHECK(worst < 1e-4, "in_sum2 vs independent probe: rel err %g", worst);
+    }
+    const q_imatrix_entry *x = q_imatrix_find(im, "blk.1.ffn_expert_down.weight");
+    const q_imatrix_entry *u = q_imatrix_find(im, "blk.1.ffn_expert_up.weight");
+    CHECK(x && u && x->n_mat > 1 && u->n_mat == x->n_mat, "expert entries");
+    if (x && u && e) {
+        double routed = 0;
+        for (int64_t k = 0; k < x->n_mat; k++) routed += x->counts[k];
+        CHECK(routed > 0 && fmod(routed, e->counts[0]) == 0, "routings %g are a multiple of tokens %g", routed,
+              e->counts[0]);
+        CHECK(!memcmp(x->counts, u->counts, sizeof(float) * (size_t)x->n_mat), "up/down counts agree");
+        CHECK(u->in_sum2[0] == u->counts[0], "expert_up importance is uniform");
+    }
+    /* the imatrix is accepted by quantize for this model (gptq + imatrix) */
+    char *qa[] = {"quantize", model, qf, "--type", "Q4_0", "--imatrix", imf, "--method", "gptq", "-q", "--json", NULL};
+    CHECK(hq_cmd_quantize(11, qa) == 0 && hq_file_exists(qf), "quantize with calibrated imatrix");
+    /* and refused for a different model */
+    char *qb[] = {"quantize", FIXTURE("nonexistent.gguf"), qf, "--type", "Q4_0", "-q", NULL};
+    CHECK(hq_cmd_quantize(6, qb) == 1, "missing input -> 1");
+    q_imatrix_free(im);
+cleanup:
+    unlink(conv);
+    unlink(model);
+    unlink(text);
+    unlink(imf);
+    unlink(qf);
+}
+
 /* ---- write-fixture mode for t_quantize.sh ---- */
 int main(int argc, char **argv) {
     char err[HQ_ERR_LEN];
@@ -478,6 +627,7 @@ int main(int argc, char **argv) {
     test_policy();
     test_quantize_model(dir);
     test_refusals(dir);
+    test_calibrate(dir);
     rmdir(dir);
     TEST_END();
 }
