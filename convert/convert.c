@@ -225,6 +225,10 @@ static hq_status run(cv_job *j, const char *src, const char *dst, const cv_optio
     }
     j->buf = hq_malloc(bufsz ? (size_t)bufsz : 1);
     if (!j->buf) return hq_fail(err, HQ_ERR_NOMEM, "out of memory for a %llu-byte buffer", (unsigned long long)bufsz);
+    /* tensors are read front to back: ask for aggressive read-ahead */
+    for (uint64_t m = 0; m < j->ck->n_maps; m++)
+        if (j->ck->maps[m].data && j->ck->maps[m].size)
+            madvise((void *)j->ck->maps[m].data, (size_t)j->ck->maps[m].size, MADV_SEQUENTIAL);
     TRY(hq_out_open(&j->o, dst, err));
     j->out_open = true;
     TRY(fmt_gguf_write_header(j->w, &j->o, err));
@@ -239,10 +243,16 @@ static hq_status run(cv_job *j, const char *src, const char *dst, const cv_optio
         uint64_t step = bufsz / row_bytes;
         if (step == 0) return hq_fail(err, HQ_ERR_INTERNAL, "%s: buffer smaller than a row", s->name);
         bool contig = fmt_tensor_is_contiguous(s);
+        /* same type, contiguous, no transform: write straight from the mapping */
+        bool direct = contig && s->dtype == dt && t->xform == CV_X_COPY;
         for (uint64_t r = 0; r < rows; r += step) {
             uint64_t nr = rows - r < step ? rows - r : step;
-            TRY(cv_tensor_read_rows(t, dt, r, nr, j->buf, err));
-            TRY(fmt_gguf_write_tensor_part(j->w, &j->o, i, j->buf, nr * row_bytes, err));
+            const void *piece = j->buf;
+            if (direct)
+                piece = s->storage + (uint64_t)(s->offset + (int64_t)r * s->stride[0]) * hq_dtype_size(s->dtype);
+            else
+                TRY(cv_tensor_read_rows(t, dt, r, nr, j->buf, err));
+            TRY(fmt_gguf_write_tensor_part(j->w, &j->o, i, piece, nr * row_bytes, err));
             if (contig)
                 drop_pages(j->ck, s->storage + (uint64_t)(s->offset + (int64_t)r * s->stride[0]) * hq_dtype_size(s->dtype),
                            nr * row_el * hq_dtype_size(s->dtype));
