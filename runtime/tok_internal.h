@@ -128,8 +128,6 @@ hq_status tk_bpe_encode(const tk_bpe *m, const char *s, uint64_t len, tk_ids *ou
 typedef struct {
     char *content;  /* as matched (normalized content when normalized) */
     uint32_t len;
-    char *raw; /* content as listed (what decoding gives) */
-    uint32_t raw_len;
     int32_t id;
     bool single_word, lstrip, rstrip, normalized, special;
 } tk_added;
@@ -140,7 +138,7 @@ struct rt_tokenizer {
     int32_t n_vocab;
     const char **id_str; /* decode text per id (added tokens' content override) */
     uint32_t *id_len;
-    bool *id_added;
+    bool *id_added; /* id is an added token */
     tk_bpe bpe;
     tk_added *added;
     int n_added;

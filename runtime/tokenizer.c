@@ -334,11 +334,8 @@ static hq_status tk_load_added(tk_ld *L, const cJSON *arr) {
         int32_t id = tk_map_get(&t->bpe.vocab, c, strlen(c));
         if (id < 0) id = max_added < 0 ? model_size : (max_added >= model_size || model_size == 0) ? max_added + 1 : model_size;
         if (id > max_added) max_added = id;
-        if (!(a.content = hq_strdup(c)) || !(a.raw = hq_strdup(c))) {
-            hq_free(a.content);
-            return HQ_ERR_NOMEM;
-        }
-        a.len = a.raw_len = (uint32_t)strlen(c);
+        if (!(a.content = hq_strdup(c))) return HQ_ERR_NOMEM;
+        a.len = (uint32_t)strlen(c);
         a.id = id;
         t->added[t->n_added++] = a;
         if (id + 1 > t->n_vocab) t->n_vocab = id + 1;
@@ -546,10 +543,10 @@ hq_status rt_tokenizer_load(const char *json, uint64_t len, const char *label, r
             t->id_len[e->val] = e->len;
         }
     }
-    for (int k = 0; k < t->n_added; k++) { /* added tokens decode to their listed content */
+    for (int k = 0; k < t->n_added; k++) { /* HF decodes an added token from its (normalized) content */
         const tk_added *a = &t->added[k];
-        t->id_str[a->id] = a->raw;
-        t->id_len[a->id] = a->raw_len;
+        t->id_str[a->id] = a->content;
+        t->id_len[a->id] = a->len;
         t->id_added[a->id] = true;
     }
     static const char *const bos_names[] = {"<s>", "<|begin_of_text|>", "<|startoftext|>", "<bos>", NULL};
@@ -575,10 +572,7 @@ void rt_tokenizer_free(rt_tokenizer *t) {
     hq_free(t->bpe.cont_prefix);
     hq_free(t->bpe.eow_suffix);
     hq_free(t->pool);
-    for (int k = 0; k < t->n_added; k++) {
-        hq_free(t->added[k].content);
-        hq_free(t->added[k].raw);
-    }
+    for (int k = 0; k < t->n_added; k++) hq_free(t->added[k].content);
     hq_free(t->added);
     hq_free(t->set_order[0]);
     hq_free(t->set_order[1]);
@@ -758,10 +752,6 @@ int rt_token_to_piece(const rt_tokenizer *t, int32_t id, char *buf, int cap) {
         if (w >= cap) return -1;       \
         buf[w++] = (char)(c);          \
     } while (0)
-    if (t->id_added[id]) {
-        for (uint32_t i = 0; i < n; i++) TK_OUT(s[i]);
-        return w;
-    }
     if (t->dec_bytefallback && n == 6 && s[0] == '<' && s[1] == '0' && s[2] == 'x' && s[5] == '>') {
         unsigned v;
         char hex[3] = {s[3], s[4], 0};
