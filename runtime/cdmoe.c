@@ -143,6 +143,8 @@ void rt_route_pk(const float *q, const float *keys, int64_t n, int64_t Hr, int64
 }
 
 /* ---- retrieved experts ---- */
+static bool float_type(uint32_t t) { return t == GGML_T_F32 || t == GGML_T_F16 || t == GGML_T_BF16; }
+
 static hq_status check_ids(const rt_weight *down, const rt_weight *up, const int32_t *ids, int64_t cnt, char *err) {
     if (down->n_out != up->n_out || down->n_in != up->n_in)
         return hq_fail(err, HQ_ERR_FORMAT, "experts: '%s' and '%s' differ in shape", down->name, up->name);
@@ -153,29 +155,52 @@ static hq_status check_ids(const rt_weight *down, const rt_weight *up, const int
     return HQ_OK;
 }
 
+/* Reference: float tables in exact fp32/double; block types with the same
+ * arithmetic definition as the matmul reference (activation converted by
+ * from_float_ref to vec_dot_type, then vec_dot_ref; up rows by to_float_ref). */
 hq_status rt_experts_ref(const rt_weight *down, const rt_weight *up, const float *x, int64_t n, const int32_t *ids,
                          const float *w, int64_t k_total, float *out, char *err) {
     hq_status st = check_ids(down, up, ids, n * k_total, err);
     if (st != HQ_OK) return st;
     if ((st = rt_weight_check(down, err)) != HQ_OK || (st = rt_weight_check(up, err)) != HQ_OK) return st;
     int64_t d = down->n_in;
+    const q_type_traits *td = float_type(down->type) ? NULL : q_traits(down->type);
+    const q_type_traits *tu = float_type(up->type) ? NULL : q_traits(up->type);
+    const q_type_traits *vt = td && td->vec_dot_type != GGML_T_F32 ? q_traits(td->vec_dot_type) : NULL;
     float *row = hq_malloc_array((size_t)d, sizeof(float));
-    if (!row) return hq_fail(err, HQ_ERR_NOMEM, "experts '%s': out of memory", down->name);
-    for (int64_t t = 0; t < n; t++)
+    uint8_t *xa = hq_malloc((size_t)d * 4 + 64);
+    if (!row || !xa) {
+        hq_free(row);
+        hq_free(xa);
+        return hq_fail(err, HQ_ERR_NOMEM, "experts '%s': out of memory", down->name);
+    }
+    for (int64_t t = 0; t < n; t++) {
+        if (td) {
+            if (vt) (vt->from_float_ref ? vt->from_float_ref : vt->from_float)(x + t * d, xa, d);
+            else memcpy(xa, x + t * d, (size_t)d * 4);
+        }
         for (int64_t m = 0; m < k_total; m++) {
             int32_t e = ids[t * k_total + m];
-            rt_weight_row_f32(down, e, row);
-            double s = 0;
-            for (int64_t i = 0; i < d; i++) s += (double)row[i] * x[t * d + i];
-            float g = rt_silu((float)s) * w[t * k_total + m];
-            rt_weight_row_f32(up, e, row);
+            float s;
+            if (td) {
+                (td->vec_dot_ref ? td->vec_dot_ref : td->vec_dot)(d, &s, (const uint8_t *)down->data +
+                                                                           (uint64_t)e * down->row_bytes, xa);
+            } else {
+                rt_weight_row_f32(down, e, row);
+                double acc = 0;
+                for (int64_t i = 0; i < d; i++) acc += (double)row[i] * x[t * d + i];
+                s = (float)acc;
+            }
+            float g = rt_silu(s) * w[t * k_total + m];
+            if (tu && tu->to_float_ref) tu->to_float_ref((const uint8_t *)up->data + (uint64_t)e * up->row_bytes, row, d);
+            else rt_weight_row_f32(up, e, row);
             for (int64_t i = 0; i < d; i++) out[t * d + i] += g * row[i];
         }
+    }
     hq_free(row);
+    hq_free(xa);
     return HQ_OK;
 }
-
-static bool float_type(uint32_t t) { return t == GGML_T_F32 || t == GGML_T_F16 || t == GGML_T_BF16; }
 
 hq_status rt_experts(const rt_weight *down, const rt_weight *up, const float *x, int64_t n, const int32_t *ids,
                      const float *w, int64_t k_total, float *out, char *err) {

@@ -416,9 +416,9 @@ static void test_experts(void) {
                 snprintf(desc, sizeof desc, "%s n=%lld d=%lld E=%lld k=%lld %s", ggml_type_name(types[ti]), (long long)n,
                          (long long)d, (long long)E, (long long)k, set_path(p));
                 CHECK(rt_experts(&dn.w, &up.w, x, n, ids, w, k, g2, NULL) == HQ_OK, "experts %s", desc);
-                /* block types: the fast path dots with the activation quantized to
-                 * vec_dot_type (8-bit), the reference with exact fp32 */
-                check_case("experts", desc, g2, ref, n * d, types[ti] <= GGML_T_F16 || types[ti] == GGML_T_BF16 ? 1e-10 : 1e-4);
+                /* block types: same arithmetic (quantized activation); the fast
+                 * vec_dot may only reorder sums */
+                check_case("experts", desc, g2, ref, n * d, types[ti] <= GGML_T_F16 || types[ti] == GGML_T_BF16 ? 1e-10 : 1e-8);
                 gfree(g2);
             }
             /* an id outside the table is refused */
