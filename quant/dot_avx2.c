@@ -551,10 +551,158 @@ Q_AVX2 static void bf16_vec_dot_avx2(int64_t n, float *restrict s, const void *r
     *s = sum;
 }
 
+/* ---------------- K-quant scale search across candidate lanes ----------------
+ * Same arithmetic as q_make_qkx2_quants (quant/qsearch.c) with the candidate
+ * scales in SIMD lanes; each lane adds its terms in the scalar order with the
+ * same separate multiplies and adds, so every candidate's (scale, min, error)
+ * is bit-identical. The scalar loop is sequential in one way: once a
+ * candidate wins, later candidates use the new min (in the iscale and in
+ * x − min). So candidates
+ * are evaluated speculatively with the current min, scanned in order, and
+ * the ones after a win are evaluated again with the new min. */
+Q_AVX2 static void qkx2_eval(int n, int nmax, const float *x, const float *w, const float *xm, const float *isc,
+                             int start, int ncand, float sum_w, float sum_x, float *cs, float *cm, float *ce,
+                             float *cd) {
+    const __m256 vzero = _mm256_setzero_ps(), vnmax = _mm256_set1_ps((float)nmax);
+    const __m256 vsw = _mm256_set1_ps(sum_w), vsx = _mm256_set1_ps(sum_x);
+    for (int c = start; c < ncand; c += 8) {
+        const __m256 vis = _mm256_loadu_ps(isc + c);
+        __m256 sl = vzero, sl2 = vzero, sxl = vzero;
+        for (int i = 0; i < n; ++i) {
+            const __m256 l = _mm256_min_ps(
+                _mm256_max_ps(_mm256_round_ps(_mm256_mul_ps(vis, _mm256_set1_ps(xm[i])),
+                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                              vzero),
+                vnmax);
+            const __m256 wl = _mm256_mul_ps(_mm256_set1_ps(w[i]), l);
+            sl = _mm256_add_ps(sl, wl);
+            sl2 = _mm256_add_ps(sl2, _mm256_mul_ps(wl, l));
+            sxl = _mm256_add_ps(sxl, _mm256_mul_ps(wl, _mm256_set1_ps(x[i])));
+        }
+        const __m256 D = _mm256_sub_ps(_mm256_mul_ps(vsw, sl2), _mm256_mul_ps(sl, sl));
+        __m256 tsc = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(vsw, sxl), _mm256_mul_ps(vsx, sl)), D);
+        __m256 tmn = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sl2, vsx), _mm256_mul_ps(sl, sxl)), D);
+        const __m256 pos = _mm256_cmp_ps(tmn, vzero, _CMP_GT_OQ);
+        tmn = _mm256_blendv_ps(tmn, vzero, pos);
+        tsc = _mm256_blendv_ps(tsc, _mm256_div_ps(sxl, sl2), pos);
+        __m256 err = vzero;
+        for (int i = 0; i < n; ++i) {
+            const __m256 l = _mm256_min_ps(
+                _mm256_max_ps(_mm256_round_ps(_mm256_mul_ps(vis, _mm256_set1_ps(xm[i])),
+                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                              vzero),
+                vnmax);
+            const __m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(tsc, l), tmn), _mm256_set1_ps(x[i]));
+            err = _mm256_add_ps(err, _mm256_mul_ps(_mm256_set1_ps(w[i]), _mm256_mul_ps(diff, diff)));
+        }
+        _mm256_storeu_ps(cs + c, tsc);
+        _mm256_storeu_ps(cm + c, tmn);
+        _mm256_storeu_ps(ce + c, err);
+        _mm256_storeu_ps(cd + c, D);
+    }
+}
+
+Q_AVX2 static float qkx2_avx2(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
+                              float rmin, float rdelta, int nstep) {
+    float min = x[0], max = x[0];
+    float sum_w = w[0];
+    float sum_x = sum_w * x[0];
+    for (int i = 1; i < n; ++i) {
+        if (x[i] < min) min = x[i];
+        if (x[i] > max) max = x[i];
+        sum_w += w[i];
+        sum_x += w[i] * x[i];
+    }
+    if (min > 0) min = 0;
+    if (max == min) {
+        memset(L, 0, (size_t)n);
+        *the_min = -min;
+        return 0.f;
+    }
+    float iscale = nmax / (max - min);
+    float scale = 1 / iscale;
+    float best_error = 0;
+    float xm[32];
+    for (int i = 0; i < n; ++i) {
+        xm[i] = x[i] - min;
+        int l = q_nearest_int(iscale * xm[i]);
+        L[i] = (uint8_t)(l < 0 ? 0 : l > nmax ? nmax : l);
+        float diff = scale * L[i] + min - x[i];
+        best_error += w[i] * (diff * diff);
+    }
+    if (nstep < 1) {
+        *the_min = -min;
+        return scale;
+    }
+    const int ncand = nstep + 1;
+    float isc[48], cs[48], cm[48], ce[48], cd[48], best_is = 0;
+    int best = -1, start = 0;
+    float best_xm[32];
+    while (start < ncand) {
+        /* one vector of 8 candidates at a time: a win makes the rest stale */
+        for (int is = start; is < start + 8; ++is) isc[is] = (rmin + rdelta * is + nmax) / (max - min);
+        qkx2_eval(n, nmax, x, w, xm, isc, start, start + 1, sum_w, sum_x, cs, cm, ce, cd);
+        const int end = start + 8 < ncand ? start + 8 : ncand;
+        int win = -1;
+        for (int is = start; is < end; ++is) {
+            if (cd[is] > 0 && ce[is] < best_error) { win = is; break; }
+        }
+        if (win < 0) {
+            start = end;
+            continue;
+        }
+        best_error = ce[win];
+        scale = cs[win];
+        min = cm[win];
+        best = win;
+        best_is = isc[win];
+        memcpy(best_xm, xm, sizeof(float) * (size_t)n); /* the levels were rounded against the old min */
+        for (int i = 0; i < n; ++i) xm[i] = x[i] - min;
+        start = win + 1;
+    }
+    if (best >= 0) {
+        for (int i = 0; i < n; ++i) {
+            int l = q_nearest_int(best_is * best_xm[i]);
+            L[i] = (uint8_t)(l < 0 ? 0 : l > nmax ? nmax : l);
+        }
+    }
+    *the_min = -min;
+    return scale;
+}
+
+Q_AVX2 static void f16_quantize_avx2(const float *restrict x, void *restrict vy, int64_t n) {
+    uint16_t *y = vy;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = hq_f32_to_f16(x[i]);
+}
+
 #define Q_PICK(fast, ref) (q_simd_avx2() ? (fast) : (ref))
 #else
 #define Q_PICK(fast, ref) (ref)
 #endif
+
+float q_make_qkx2_quants_avx2(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
+                              uint8_t *Laux, float rmin, float rdelta, int nstep, bool use_mad) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (q_simd_avx2() && n <= 32 && nstep < 40 && !use_mad)
+        return qkx2_avx2(n, nmax, x, w, L, the_min, rmin, rdelta, nstep);
+#endif
+    return q_make_qkx2_quants(n, nmax, x, w, L, the_min, Laux, rmin, rdelta, nstep, use_mad);
+}
+
+/* qkx3 with explicit weights differs from qkx2 only where x holds NaN
+ * (its `v > 0 ? … : 0` and `max <= min`), which the lanes reproduce:
+ * max_ps(NaN, 0) = 0 and min_ps(+inf, nmax) = nmax */
+float q_make_qkx3_quants_avx2(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
+                              uint8_t *Laux, float rmin, float rdelta, int nstep, bool use_mad) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (w && q_simd_avx2() && n <= 32 && nstep < 40 && !use_mad)
+        return qkx2_avx2(n, nmax, x, w, L, the_min, rmin, rdelta, nstep);
+#endif
+    return q_make_qkx3_quants(n, nmax, x, w, L, the_min, Laux, rmin, rdelta, nstep, use_mad);
+}
 
 /* ---------------- public dispatchers ---------------- */
 #define Q_FAST_Q(T)                                                                      \
@@ -570,7 +718,7 @@ Q_AVX2 static void bf16_vec_dot_avx2(int64_t n, float *restrict s, const void *r
         Q_PICK(T##_vec_dot_avx2, q_##T##_vec_dot_ref)(n, s, w, a);                                           \
     }
 
-Q_FAST_Q(q8_0) Q_FAST_Q(q4_0) Q_FAST_Q(q8_K)
+Q_FAST_Q(q8_0) Q_FAST_Q(q4_0) Q_FAST_Q(q8_K) Q_FAST_Q(f16)
 Q_FAST_DQ(q8_0) Q_FAST_DQ(q4_0) Q_FAST_DQ(q4_K) Q_FAST_DQ(q6_K) Q_FAST_DQ(f16) Q_FAST_DQ(bf16)
 Q_FAST_DOT(q8_0) Q_FAST_DOT(q4_0) Q_FAST_DOT(q4_1) Q_FAST_DOT(q5_0) Q_FAST_DOT(q5_1) Q_FAST_DOT(iq4_nl)
 Q_FAST_DOT(q4_K) Q_FAST_DOT(q5_K) Q_FAST_DOT(q6_K) Q_FAST_DOT(f32) Q_FAST_DOT(f16) Q_FAST_DOT(bf16)

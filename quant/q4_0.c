@@ -59,7 +59,7 @@ void q_q4_0_quantize_ref(const float *restrict x, void *restrict vy, int64_t n) 
 }
 
 void q_q4_0_quantize_imatrix(const float *restrict x, void *restrict vy, int64_t n, const float *restrict qw) {
-    if (!qw) { q_q4_0_quantize_ref(x, vy, n); return; }
+    if (!qw) { q_q4_0_quantize_fast(x, vy, n); return; }
     q_block_q4_0 *y = vy;
     const float sigma2 = row_sigma2(x, n);
     float w[Q_QK32];
@@ -125,7 +125,7 @@ void q_q4_1_quantize_imatrix(const float *restrict x, void *restrict vy, int64_t
     for (int64_t i = 0; i < n / Q_QK32; i++) {
         const float *xb = x + i * Q_QK32, *qb = qw + i * Q_QK32;
         for (int j = 0; j < Q_QK32; j++) w[j] = qb[j] * sqrtf(sigma2 + xb[j] * xb[j]);
-        const float d = q_make_qkx3_quants(Q_QK32, 15, xb, w, L, &mn, Laux, -0.9f, 0.05f, 36, false);
+        const float d = q_make_qkx3_quants_avx2(Q_QK32, 15, xb, w, L, &mn, Laux, -0.9f, 0.05f, 36, false);
         y[i].d = hq_f32_to_f16(d);
         y[i].m = hq_f32_to_f16(-mn);
         for (int j = 0; j < 16; j++) y[i].qs[j] = (uint8_t)(L[j] | (L[j + 16] << 4));
@@ -255,7 +255,7 @@ void q_q5_1_quantize_imatrix(const float *restrict x, void *restrict vy, int64_t
     for (int64_t i = 0; i < n / Q_QK32; i++) {
         const float *xb = x + i * Q_QK32, *qb = qw + i * Q_QK32;
         for (int j = 0; j < Q_QK32; j++) w[j] = qb[j] * sqrtf(sigma2 + xb[j] * xb[j]);
-        const float d = q_make_qkx3_quants(Q_QK32, 31, xb, w, L, &mn, Laux, -0.9f, 0.05f, 36, false);
+        const float d = q_make_qkx3_quants_avx2(Q_QK32, 31, xb, w, L, &mn, Laux, -0.9f, 0.05f, 36, false);
         y[i].d = hq_f32_to_f16(d);
         y[i].m = hq_f32_to_f16(-mn);
         pack5(L, y[i].qs, y[i].qh);

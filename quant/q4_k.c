@@ -8,8 +8,11 @@
  * element is re-rounded with the stored scales.
  * imatrix (ggml quantize_row_q4_K_impl): σ² = 2·Σx²/256 per super-block,
  * w_l = imatrix_l·√(σ² + x_l²), q_make_qkx3_quants, the 6-bit scales and
- * mins by q_make_qp_quants weighted by Σw per sub-block. */
+ * mins by q_make_qp_quants weighted by Σw per sub-block.
+ * Fast paths (bit-identical): the scale searches run in AVX2 lanes
+ * (q_make_qkx2/3_quants_avx2). */
 #include "formats.h"
+#include "quant.h"
 #include "../core/half.h"
 
 #include <math.h>
@@ -34,7 +37,7 @@ static void pack_scales_k4(const uint8_t *ls, const uint8_t *lm, uint8_t *sc) {
 
 /* the reference scale fit shared by Q4_K/Q5_K; fills d, dmin, scales */
 static void k4_ref_scales(const float *x, int nmax, float rmin, float rdelta, int nstep, uint16_t *dh,
-                          uint16_t *dminh, uint8_t *scales12, uint8_t *L) {
+                          uint16_t *dminh, uint8_t *scales12, uint8_t *L, q_qkx2_fn qkx2) {
     uint8_t Laux[32], ls[8], lm[8];
     float weights[32], mins[8], scales[8];
     float max_scale = 0, max_min = 0;
@@ -43,8 +46,7 @@ static void k4_ref_scales(const float *x, int nmax, float rmin, float rdelta, in
         for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
         const float av_x = sqrtf(sum_x2 / 32);
         for (int l = 0; l < 32; ++l) weights[l] = av_x + fabsf(x[32 * j + l]);
-        scales[j] = q_make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta, nstep,
-                                       false);
+        scales[j] = qkx2(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta, nstep, false);
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
@@ -72,7 +74,7 @@ static void k4_imatrix_scales(const float *x, const float *qw, int nmax, uint16_
         float sumw = 0;
         for (int l = 0; l < 32; ++l) sumw += weights[l];
         sw[j] = sumw;
-        scales[j] = q_make_qkx3_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
+        scales[j] = q_make_qkx3_quants_avx2(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
     }
     const float d_block = q_make_qp_quants(8, 63, scales, ls, sw);
     const float m_block = q_make_qp_quants(8, 63, mins, lm, sw);
@@ -124,18 +126,27 @@ static void pack_q5(const uint8_t *L, uint8_t *ql, uint8_t *qh) {
 }
 
 /* ---------------- Q4_K ---------------- */
-void q_q4_K_quantize_ref(const float *restrict x, void *restrict vy, int64_t n) {
+static void q4_K_quantize(const float *restrict x, void *restrict vy, int64_t n, q_qkx2_fn qkx2) {
     q_block_q4_K *y = vy;
     uint8_t L[Q_QK_K];
     for (int64_t i = 0; i < n / Q_QK_K; i++, x += Q_QK_K) {
-        k4_ref_scales(x, 15, -1.f, 0.1f, 20, &y[i].d, &y[i].dmin, y[i].scales, L);
+        k4_ref_scales(x, 15, -1.f, 0.1f, 20, &y[i].d, &y[i].dmin, y[i].scales, L, qkx2);
         k4_requant(x, y[i].d, y[i].dmin, y[i].scales, 15, L);
         pack_q4(L, y[i].qs);
     }
 }
 
+void q_q4_K_quantize_ref(const float *restrict x, void *restrict vy, int64_t n) {
+    q4_K_quantize(x, vy, n, q_make_qkx2_quants);
+}
+
+/* the scale search vectorised across candidates (bit-identical) */
+void q_q4_K_quantize_fast(const float *restrict x, void *restrict vy, int64_t n) {
+    q4_K_quantize(x, vy, n, q_simd_avx2() ? q_make_qkx2_quants_avx2 : q_make_qkx2_quants);
+}
+
 void q_q4_K_quantize_imatrix(const float *restrict x, void *restrict vy, int64_t n, const float *restrict qw) {
-    if (!qw) { q_q4_K_quantize_ref(x, vy, n); return; }
+    if (!qw) { q_q4_K_quantize_fast(x, vy, n); return; }
     q_block_q4_K *y = vy;
     uint8_t L[Q_QK_K];
     for (int64_t i = 0; i < n / Q_QK_K; i++, x += Q_QK_K, qw += Q_QK_K) {
@@ -187,18 +198,26 @@ void q_q4_K_vec_dot_ref(int64_t n, float *restrict s, const void *restrict vw, c
 }
 
 /* ---------------- Q5_K ---------------- */
-void q_q5_K_quantize_ref(const float *restrict x, void *restrict vy, int64_t n) {
+static void q5_K_quantize(const float *restrict x, void *restrict vy, int64_t n, q_qkx2_fn qkx2) {
     q_block_q5_K *y = vy;
     uint8_t L[Q_QK_K];
     for (int64_t i = 0; i < n / Q_QK_K; i++, x += Q_QK_K) {
-        k4_ref_scales(x, 31, -0.5f, 0.1f, 15, &y[i].d, &y[i].dmin, y[i].scales, L);
+        k4_ref_scales(x, 31, -0.5f, 0.1f, 15, &y[i].d, &y[i].dmin, y[i].scales, L, qkx2);
         k4_requant(x, y[i].d, y[i].dmin, y[i].scales, 31, L);
         pack_q5(L, y[i].qs, y[i].qh);
     }
 }
 
+void q_q5_K_quantize_ref(const float *restrict x, void *restrict vy, int64_t n) {
+    q5_K_quantize(x, vy, n, q_make_qkx2_quants);
+}
+
+void q_q5_K_quantize_fast(const float *restrict x, void *restrict vy, int64_t n) {
+    q5_K_quantize(x, vy, n, q_simd_avx2() ? q_make_qkx2_quants_avx2 : q_make_qkx2_quants);
+}
+
 void q_q5_K_quantize_imatrix(const float *restrict x, void *restrict vy, int64_t n, const float *restrict qw) {
-    if (!qw) { q_q5_K_quantize_ref(x, vy, n); return; }
+    if (!qw) { q_q5_K_quantize_fast(x, vy, n); return; }
     q_block_q5_K *y = vy;
     uint8_t L[Q_QK_K];
     for (int64_t i = 0; i < n / Q_QK_K; i++, x += Q_QK_K, qw += Q_QK_K) {

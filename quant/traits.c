@@ -17,7 +17,7 @@
 static const q_type_traits g_traits[GGML_T_COUNT] = {
     Q_ENTRY(GGML_T_F32, "F32", 1, 4, false, f32, NULL, q_f32_dequantize_ref, q_f32_quantize_ref, GGML_T_F32,
             q_f32_vec_dot_fast),
-    Q_ENTRY(GGML_T_F16, "F16", 1, 2, false, f16, NULL, q_f16_dequantize_fast, q_f16_quantize_ref, GGML_T_F32,
+    Q_ENTRY(GGML_T_F16, "F16", 1, 2, false, f16, NULL, q_f16_dequantize_fast, q_f16_quantize_fast, GGML_T_F32,
             q_f16_vec_dot_fast),
     Q_ENTRY(GGML_T_BF16, "BF16", 1, 2, false, bf16, NULL, q_bf16_dequantize_fast, q_bf16_quantize_ref,
             GGML_T_F32, q_bf16_vec_dot_fast),
@@ -34,9 +34,9 @@ static const q_type_traits g_traits[GGML_T_COUNT] = {
     Q_ENTRY(GGML_T_IQ4_NL, "IQ4_NL", 32, 18, true, iq4_nl, q_iq4_nl_quantize_imatrix, q_iq4_nl_dequantize_ref,
             q_iq4_nl_quantize_ref, GGML_T_Q8_0, q_iq4_nl_vec_dot_fast),
     Q_ENTRY(GGML_T_Q4_K, "Q4_K", 256, 144, true, q4_K, q_q4_K_quantize_imatrix, q_q4_K_dequantize_fast,
-            q_q4_K_quantize_ref, GGML_T_Q8_K, q_q4_K_vec_dot_fast),
+            q_q4_K_quantize_fast, GGML_T_Q8_K, q_q4_K_vec_dot_fast),
     Q_ENTRY(GGML_T_Q5_K, "Q5_K", 256, 176, true, q5_K, q_q5_K_quantize_imatrix, q_q5_K_dequantize_ref,
-            q_q5_K_quantize_ref, GGML_T_Q8_K, q_q5_K_vec_dot_fast),
+            q_q5_K_quantize_fast, GGML_T_Q8_K, q_q5_K_vec_dot_fast),
     Q_ENTRY(GGML_T_Q6_K, "Q6_K", 256, 210, true, q6_K, q_q6_K_quantize_imatrix, q_q6_K_dequantize_fast,
             q_q6_K_quantize_ref, GGML_T_Q8_K, q_q6_K_vec_dot_fast),
     /* Q8_K is an activation type only: no dot of its own */

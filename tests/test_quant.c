@@ -268,6 +268,31 @@ static void check_rows(const type_case *tc) {
     hq_free(x), hq_free(imat), hq_free(all), hq_free(one);
 }
 
+/* the importance-weighted quantizers use the SIMD scale searches when the
+ * CPU has them: the bytes must not depend on that */
+static void check_imatrix_simd_invariant(void) {
+    const int64_t n = 1024;
+    float *x = hq_malloc_array(n, 4), *imat = hq_malloc_array(n, 4);
+    uint8_t *a = hq_malloc(n * 4), *b = hq_malloc(n * 4);
+    fill_random(x, n, 256);
+    for (int64_t j = 0; j < n; j++) imat[j] = (float)exp(rng_gauss());
+    for (int c = 0; c < N_CASES; c++) {
+        const q_type_traits *t = q_traits(type_cases[c].type);
+        if (!t->quantize_imatrix) continue;
+        for (int k = 0; k < 2; k++) {
+            const float *im = k ? imat : NULL;
+            q_simd_enable(true);
+            t->quantize_imatrix(x, a, n, im);
+            q_simd_enable(false);
+            t->quantize_imatrix(x, b, n, im);
+            CHECK(memcmp(a, b, row_bytes(t, n)) == 0, "%s: quantize_imatrix(%s) differs with SIMD off", t->name,
+                  k ? "imatrix" : "NULL");
+        }
+    }
+    q_simd_enable(true);
+    hq_free(x), hq_free(imat), hq_free(a), hq_free(b);
+}
+
 static void check_q8_K(void) {
     const q_type_traits *t = q_traits(GGML_T_Q8_K);
     CHECK(t && t->blck == 256 && t->type_size == 292, "Q8_K traits");
@@ -382,7 +407,7 @@ static double now_s(void) {
 static int perf(void) {
     const int64_t n = 1 << 20;
     float *x = hq_malloc_array(n, 4);
-    uint8_t *q = hq_malloc((size_t)n * 4 + 4096), *aq = hq_malloc((size_t)n * 2);
+    uint8_t *q = hq_malloc((size_t)n * 4 + 4096), *aq = hq_malloc((size_t)n * 4 + 4096);
     for (int64_t i = 0; i < n; i++) x[i] = rng_gauss();
     printf("%-7s %14s %14s %14s %12s %12s\n", "type", "quant ref M/s", "quant fast M/s", "imatrix M/s",
            "dequant GB/s", "vec_dot GB/s");
@@ -428,6 +453,7 @@ int main(int argc, char **argv) {
     check_finite_detection();
     check_rounding_ties();
     check_q8_K();
+    check_imatrix_simd_invariant();
     static const int64_t lens32[] = {32, 64, 96, 160, 1056, 4096};
     static const int64_t lens256[] = {256, 512, 768, 2304, 4096};
     for (int pass = 0; pass < 2; pass++) {
