@@ -120,6 +120,10 @@ typedef struct {
     bool fuse_unk, byte_fallback, ignore_merges;
     char *cont_prefix, *eow_suffix; /* NULL when unset */
     int32_t byte_ids[256];          /* "<0xNN>" ids, -1 when absent */
+    /* the vocab never holds U+2581 after a token's first char, so no merge
+     * can cross the boundary before a U+2581: words are encoded piecewise
+     * there (same ids, linear time for SentencePiece-style whole lines) */
+    bool split_meta;
 } tk_bpe;
 /* Tokenizes one pre-token (HF BPE::tokenize) appending ids to out. */
 hq_status tk_bpe_encode(const tk_bpe *m, const char *s, uint64_t len, tk_ids *out, char *err);

@@ -94,20 +94,18 @@ uint64_t rt_utf8_validate(const uint8_t *s, uint64_t n) {
 
 /* ---- byte-level alphabet (GPT-2 bytes_to_unicode): printable bytes stand
  * for themselves, the other 68 map to U+0100.. in byte order ---- */
-static bool tk_byte_printable(unsigned b) { return (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174; }
+/* The 68 non-printable bytes are 0..32, 127..160 and 173. */
 uint32_t tk_byte_to_cp(uint8_t b) {
-    if (tk_byte_printable(b)) return b;
-    uint32_t k = 0;
-    for (unsigned x = 0; x < b; x++) k += !tk_byte_printable(x);
-    return 256 + k;
+    if (b <= 32) return 256u + b;
+    if (b >= 127 && b <= 160) return 256u + 33u + (b - 127u);
+    if (b == 173) return 256u + 67u;
+    return b;
 }
 int tk_cp_to_byte(uint32_t cp) {
-    if (cp < 256) return tk_byte_printable(cp) ? (int)cp : -1;
-    if (cp >= 256 + 68) return -1;
-    uint32_t k = 0;
-    for (unsigned x = 0; x < 256; x++)
-        if (!tk_byte_printable(x) && k++ == cp - 256) return (int)x;
-    return -1;
+    if (cp < 256) return (cp <= 32 || (cp >= 127 && cp <= 160) || cp == 173) ? -1 : (int)cp;
+    if (cp < 256 + 33) return (int)(cp - 256);
+    if (cp < 256 + 67) return (int)(cp - 256 - 33 + 127);
+    return cp == 256 + 67 ? 173 : -1;
 }
 
 /* ---- matchers ---- */

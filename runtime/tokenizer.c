@@ -152,6 +152,10 @@ static hq_status tk_load_model(tk_ld *L, const cJSON *m) {
         snprintf(nm2, sizeof nm2, "<0x%02X>", k);
         b->byte_ids[k] = tk_map_get(&b->vocab, nm2, 6);
     }
+    b->split_meta = !b->ignore_merges && !b->cont_prefix && !b->eow_suffix &&
+                    tk_map_get(&b->vocab, "\xe2\x96\x81", 3) >= 0;
+    for (const cJSON *e = vocab->child; e && b->split_meta; e = e->next)
+        if (strlen(e->string) > 1 && strstr(e->string + 1, "\xe2\x96\x81")) b->split_meta = false;
     b->unk_id = -1;
     const char *unk = tk_str(m, "unk_token");
     if (unk) {
@@ -678,6 +682,96 @@ static hq_status tk_find_added(const rt_tokenizer *t, int set, const uint8_t *s,
     return HQ_OK;
 }
 
+/* Per-call cache of pre-token -> ids (BPE output depends on the pre-token
+ * alone); used for long inputs, where words repeat. Keys live in fixed
+ * blocks so the map's borrowed pointers stay valid. */
+#define TK_CACHE_KEY_MAX 128
+#define TK_CACHE_BLOCK (64u << 10)
+typedef struct {
+    tk_map map;
+    uint64_t max_entries;
+    char **blocks;
+    int n_blocks, cap_blocks;
+    uint64_t used; /* bytes used in the last block */
+    uint32_t *start, *count;
+    tk_ids ids;
+    uint64_t n;
+} tk_cache;
+
+static void tk_cache_free(tk_cache *c) {
+    tk_map_free(&c->map);
+    for (int k = 0; k < c->n_blocks; k++) hq_free(c->blocks[k]);
+    hq_free(c->blocks);
+    hq_free(c->start);
+    hq_free(c->count);
+    hq_free(c->ids.v);
+    memset(c, 0, sizeof *c);
+}
+
+static hq_status tk_cache_init(tk_cache *c, uint64_t text_len) {
+    memset(c, 0, sizeof *c);
+    if (text_len < (64u << 10)) return HQ_OK; /* short input: no cache */
+    c->max_entries = text_len / 8 < (1u << 16) ? text_len / 8 : (1u << 16);
+    c->start = hq_malloc_array(c->max_entries, sizeof *c->start);
+    c->count = hq_malloc_array(c->max_entries, sizeof *c->count);
+    if (!c->start || !c->count || tk_map_init(&c->map, c->max_entries)) {
+        tk_cache_free(c);
+        return HQ_ERR_NOMEM;
+    }
+    return HQ_OK;
+}
+
+static hq_status tk_bpe_cached(const rt_tokenizer *t, tk_cache *c, const char *s, uint64_t len, tk_ids *out, char *err) {
+    if (!c->max_entries || len > TK_CACHE_KEY_MAX) return tk_bpe_encode(&t->bpe, s, len, out, err);
+    int32_t e = tk_map_get(&c->map, s, len);
+    hq_status st;
+    if (e >= 0) {
+        for (uint32_t k = 0; k < c->count[e]; k++)
+            if ((st = tk_ids_push(out, c->ids.v[c->start[e] + k]))) return st;
+        return HQ_OK;
+    }
+    uint64_t before = out->n;
+    if ((st = tk_bpe_encode(&t->bpe, s, len, out, err))) return st;
+    if (c->n >= c->max_entries || c->ids.n + (out->n - before) > UINT32_MAX) return HQ_OK; /* full: no more entries */
+    if (!c->n_blocks || c->used + len > TK_CACHE_BLOCK) {
+        if (c->n_blocks == c->cap_blocks) {
+            int nc = c->cap_blocks ? c->cap_blocks * 2 : 8;
+            char **nb = hq_realloc(c->blocks, (size_t)nc * sizeof *nb);
+            if (!nb) return HQ_ERR_NOMEM;
+            c->blocks = nb;
+            c->cap_blocks = nc;
+        }
+        if (!(c->blocks[c->n_blocks] = hq_malloc(TK_CACHE_BLOCK))) return HQ_ERR_NOMEM;
+        c->n_blocks++;
+        c->used = 0;
+    }
+    char *key = c->blocks[c->n_blocks - 1] + c->used;
+    memcpy(key, s, len);
+    c->used += len;
+    c->start[c->n] = (uint32_t)c->ids.n;
+    c->count[c->n] = (uint32_t)(out->n - before);
+    for (uint64_t k = before; k < out->n; k++)
+        if ((st = tk_ids_push(&c->ids, out->v[k]))) return st;
+    tk_map_put(&c->map, key, (uint32_t)len, (int32_t)c->n, NULL);
+    c->n++;
+    return HQ_OK;
+}
+
+/* One pre-token through the model (split before each U+2581 when exact). */
+static hq_status tk_encode_piece(const rt_tokenizer *t, tk_cache *c, const char *s, uint64_t len, tk_ids *out, char *err) {
+    if (!t->bpe.split_meta) return tk_bpe_cached(t, c, s, len, out, err);
+    uint64_t a = 0;
+    for (uint64_t i = 1; i + 3 <= len; i++) {
+        if ((uint8_t)s[i] == 0xE2 && (uint8_t)s[i + 1] == 0x96 && (uint8_t)s[i + 2] == 0x81) {
+            hq_status st = tk_bpe_cached(t, c, s + a, i - a, out, err);
+            if (st) return st;
+            a = i;
+            i += 2;
+        }
+    }
+    return tk_bpe_cached(t, c, s + a, len - a, out, err);
+}
+
 hq_status rt_tokenize(const rt_tokenizer *t, const char *text, uint64_t len, bool add_special, int32_t **ids,
                       uint64_t *n_ids, char *err) {
     *ids = NULL;
@@ -688,7 +782,9 @@ hq_status rt_tokenize(const rt_tokenizer *t, const char *text, uint64_t len, boo
     tk_ids out = {0};
     tk_segs s1 = {0}, s2 = {0};
     tk_plist nrm = {0}, a = {0}, b = {0};
-    hq_status st = HQ_OK;
+    tk_cache cache;
+    hq_status st = tk_cache_init(&cache, len);
+    if (st) return hq_fail(err, st, "%s: out of memory", t->label);
     if (add_special)
         for (int k = 0; k < t->n_post_pre && !st; k++) st = tk_ids_push(&out, t->post_pre[k]);
     if (!st) st = tk_find_added(t, 0, (const uint8_t *)text, len, &s1);
@@ -716,11 +812,12 @@ hq_status rt_tokenize(const rt_tokenizer *t, const char *text, uint64_t len, boo
             if ((st = tk_plist_add(&a, ns + s2.v[j].a, s2.v[j].b - s2.v[j].a, s1.v[i].a == 0 && s2.v[j].a == 0)) ||
                 (st = tk_pretokenize(t->pre, t->n_pre, &a, &b)))
                 break;
-            for (uint64_t k = 0; k < b.n && !st; k++) st = tk_bpe_encode(&t->bpe, b.buf + b.p[k].off, b.p[k].len, &out, err);
+            for (uint64_t k = 0; k < b.n && !st; k++) st = tk_encode_piece(t, &cache, b.buf + b.p[k].off, b.p[k].len, &out, err);
         }
     }
     if (add_special)
         for (int k = 0; k < t->n_post_suf && !st; k++) st = tk_ids_push(&out, t->post_suf[k]);
+    tk_cache_free(&cache);
     hq_free(s1.v);
     hq_free(s2.v);
     tk_plist_free(&nrm);
