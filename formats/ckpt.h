@@ -6,7 +6,20 @@
  *    a single *.safetensors / *.bin / *.pt / *.pth / *.ckpt; plus config.json,
  *    tokenizer.json, tokenizer_config.json when present (carried through raw);
  *  - a single file, recognised by its first bytes (not its extension):
- *    "PK\3\4" torch zip, the legacy torch pickle magic, else safetensors.
+ *    "PK\3\4" torch zip, the legacy torch pickle magic, else safetensors;
+ *    a path ending in .index.json is opened as a sharded index.
+ * Directory order (as transformers): model.safetensors,
+ * model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json,
+ * then the only *.safetensors.index.json / *.bin.index.json / *.safetensors /
+ * other weights file, in that order of preference; two candidates of the same
+ * class are refused as ambiguous. Side files come from the same directory.
+ * Sharded: shard names must be plain file names (no '/', '\', '..', drive,
+ * absolute path) with the index's extension (.safetensors or .bin); every
+ * weight_map entry must be found in its shard and every tensor of a shard
+ * must be listed (HQ_ERR_MISMATCH otherwise); a name in two shards is
+ * refused. file_index = position of the shard in sorted shard-name order.
+ * Safetensors storages may be unaligned in the mapping: use fmt_tensor_read
+ * or memcpy, never cast t->storage to float*.
  * Every tensor is a *view* into a read-only mapping of its file: dtype, shape
  * (PyTorch order), element strides and element offset. Nothing is copied
  * until fmt_tensor_read. Names are the state-dict keys after unwrapping a

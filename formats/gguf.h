@@ -19,6 +19,18 @@
  * overflow-checked arithmetic against the file size (limits in core/limits.h),
  * rejects duplicate keys and tensor names, overlapping tensor ranges, unknown
  * types, bool values other than 0/1 and non-power-of-two alignment.
+ * Decisions (gguf.c has the reasons): versions 2 and 3 are read, big-endian
+ * files are refused by name; keys 1..GGUF_MAX_KEY bytes and tensor names
+ * 1..63 bytes, neither with NUL; n_dims 1..4 and every ne >= 1 (empty tensors
+ * refused); general.alignment must be a u32 power of two <= HQ_MAX_GGUF_ALIGN;
+ * nested arrays up to GGUF_MAX_ARRAY_DEPTH are kept raw; tensors may appear
+ * in any order with gaps but must not overlap.
+ * Writer: KVs and tensors are written in the order added, each tensor padded
+ * to the alignment (the last one too, as ggml does). general.alignment is not
+ * added implicitly: with an alignment other than 32 the caller must set it
+ * (as a u32 equal to the writer's alignment), else write_header refuses.
+ * Duplicate keys/names, bad shapes and unknown types are refused with
+ * HQ_ERR_ARG. fmt_gguf_add_tensor's index is fmt_gguf_writer_n_tensors()-1.
  */
 #ifndef HQ_GGUF_H
 #define HQ_GGUF_H
