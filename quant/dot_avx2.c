@@ -670,6 +670,64 @@ Q_AVX2 static float qkx2_avx2(int n, int nmax, const float *x, const float *w, u
     return scale;
 }
 
+/* make_qx_quants (rmse_type 1, weights qw or x²) with the 18 trial scales in
+ * lanes: unlike qkx2 the trials do not depend on earlier winners, so all are
+ * summed at once (each lane in the scalar order) and chosen in order. */
+Q_AVX2 static float qx_avx2(int n, int nmax, const float *x, int8_t *L, const float *qw) {
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; ++i) {
+        float ax = __builtin_fabsf(x[i]);
+        if (ax > amax) { amax = ax; max = x[i]; }
+    }
+    if (amax < 1e-15f) {
+        memset(L, 0, (size_t)n);
+        return 0.f;
+    }
+    float w[32];
+    for (int i = 0; i < n; ++i) w[i] = qw ? qw[i] : x[i] * x[i];
+    /* lane 0: the start scale, lanes 1..18: is = −9..9 without 0 */
+    float isc[24], slx[24], sl2[24];
+    isc[0] = -nmax / max;
+    for (int k = 1, is = -9; is <= 9; ++is) {
+        if (is == 0) continue;
+        isc[k++] = -(nmax + 0.1f * is) / max;
+    }
+    for (int k = 19; k < 24; ++k) isc[k] = isc[0];
+    const __m256 lo = _mm256_set1_ps((float)-nmax), hi = _mm256_set1_ps((float)(nmax - 1));
+    for (int v = 0; v < 3; ++v) {
+        const __m256 vis = _mm256_loadu_ps(isc + 8 * v);
+        __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+        for (int i = 0; i < n; ++i) {
+            const __m256 l = _mm256_min_ps(
+                _mm256_max_ps(_mm256_round_ps(_mm256_mul_ps(vis, _mm256_set1_ps(x[i])),
+                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                              lo),
+                hi);
+            const __m256 vw = _mm256_set1_ps(w[i]);
+            a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_set1_ps(w[i] * x[i]), l));
+            b = _mm256_add_ps(b, _mm256_mul_ps(_mm256_mul_ps(vw, l), l));
+        }
+        _mm256_storeu_ps(slx + 8 * v, a);
+        _mm256_storeu_ps(sl2 + 8 * v, b);
+    }
+    int win = 0;
+    float scale = sl2[0] ? slx[0] / sl2[0] : 0.0f;
+    float best = scale * slx[0];
+    for (int k = 1; k < 19; ++k) {
+        if (sl2[k] > 0 && slx[k] * slx[k] > best * sl2[k]) {
+            scale = slx[k] / sl2[k];
+            best = scale * slx[k];
+            win = k;
+        }
+    }
+    for (int i = 0; i < n; ++i) {
+        int l = q_nearest_int(isc[win] * x[i]);
+        l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
+        L[i] = (int8_t)(l + nmax);
+    }
+    return scale;
+}
+
 Q_AVX2 static void f16_quantize_avx2(const float *restrict x, void *restrict vy, int64_t n) {
     uint16_t *y = vy;
     int64_t i = 0;
@@ -690,6 +748,13 @@ float q_make_qkx2_quants_avx2(int n, int nmax, const float *x, const float *w, u
         return qkx2_avx2(n, nmax, x, w, L, the_min, rmin, rdelta, nstep);
 #endif
     return q_make_qkx2_quants(n, nmax, x, w, L, the_min, Laux, rmin, rdelta, nstep, use_mad);
+}
+
+float q_make_qx_quants_avx2(int n, int nmax, const float *x, int8_t *L, int rmse_type, const float *qw) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (q_simd_avx2() && rmse_type == 1 && n <= 32) return qx_avx2(n, nmax, x, L, qw);
+#endif
+    return q_make_qx_quants(n, nmax, x, L, rmse_type, qw);
 }
 
 /* qkx3 with explicit weights differs from qkx2 only where x holds NaN

@@ -77,6 +77,7 @@ typedef float (*q_qkx2_fn)(int n, int nmax, const float *x, const float *w, uint
  * bit-identical; scalar fallback on other CPUs / for n != 32 or use_mad */
 float q_make_qkx2_quants_avx2(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
                               uint8_t *Laux, float rmin, float rdelta, int nstep, bool use_mad);
+float q_make_qx_quants_avx2(int n, int nmax, const float *x, int8_t *L, int rmse_type, const float *qw);
 float q_make_qkx3_quants_avx2(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
                               uint8_t *Laux, float rmin, float rdelta, int nstep, bool use_mad);
 float q_make_qkx3_quants(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
@@ -115,7 +116,7 @@ Q_DECL_FMT(bf16) Q_DECL_DOT(bf16)
 #define Q_DECL_FAST_DOT(T) \
     void q_##T##_vec_dot_fast(int64_t n, float *restrict s, const void *restrict w, const void *restrict a);
 Q_DECL_FAST_Q(q8_0) Q_DECL_FAST_Q(q4_0) Q_DECL_FAST_Q(q8_K) Q_DECL_FAST_Q(q4_K) Q_DECL_FAST_Q(q5_K)
-Q_DECL_FAST_Q(f16)
+Q_DECL_FAST_Q(f16) Q_DECL_FAST_Q(q6_K)
 Q_DECL_FAST_DQ(q8_0) Q_DECL_FAST_DQ(q4_0) Q_DECL_FAST_DQ(q4_K) Q_DECL_FAST_DQ(q6_K)
 Q_DECL_FAST_DQ(f16) Q_DECL_FAST_DQ(bf16)
 Q_DECL_FAST_DOT(q8_0) Q_DECL_FAST_DOT(q4_0) Q_DECL_FAST_DOT(q4_1) Q_DECL_FAST_DOT(q5_0)

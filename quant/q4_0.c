@@ -67,7 +67,7 @@ void q_q4_0_quantize_imatrix(const float *restrict x, void *restrict vy, int64_t
     for (int64_t i = 0; i < n / Q_QK32; i++) {
         const float *xb = x + i * Q_QK32, *qb = qw + i * Q_QK32;
         for (int j = 0; j < Q_QK32; j++) w[j] = qb[j] * sqrtf(sigma2 + xb[j] * xb[j]);
-        y[i].d = hq_f32_to_f16(q_make_qx_quants(Q_QK32, 8, xb, L, 1, w));
+        y[i].d = hq_f32_to_f16(q_make_qx_quants_avx2(Q_QK32, 8, xb, L, 1, w));
         for (int j = 0; j < 16; j++) y[i].qs[j] = (uint8_t)(L[j] | (L[j + 16] << 4));
     }
 }
@@ -201,7 +201,7 @@ void q_q5_0_quantize_imatrix(const float *restrict x, void *restrict vy, int64_t
     for (int64_t i = 0; i < n / Q_QK32; i++) {
         const float *xb = x + i * Q_QK32, *qb = qw + i * Q_QK32;
         for (int j = 0; j < Q_QK32; j++) w[j] = qb[j] * sqrtf(sigma2 + xb[j] * xb[j]);
-        y[i].d = hq_f32_to_f16(q_make_qx_quants(Q_QK32, 16, xb, L, 1, w));
+        y[i].d = hq_f32_to_f16(q_make_qx_quants_avx2(Q_QK32, 16, xb, L, 1, w));
         pack5((const uint8_t *)L, y[i].qs, y[i].qh);
     }
 }

@@ -15,12 +15,14 @@
 #define Q_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define Q_MAX(a, b) ((a) > (b) ? (a) : (b))
 
-static void q6_block(const float *x, const float *qw, q_block_q6_K *y) {
+typedef float (*qx_fn)(int n, int nmax, const float *x, int8_t *L, int rmse_type, const float *qw);
+
+static void q6_block(const float *x, const float *qw, q_block_q6_K *y, qx_fn qx) {
     int8_t L[Q_QK_K];
     float scales[16];
     float max_scale = 0, max_abs_scale = 0;
     for (int ib = 0; ib < 16; ++ib) {
-        const float scale = q_make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, 1, qw ? qw + 16 * ib : NULL);
+        const float scale = qx(16, 32, x + 16 * ib, L + 16 * ib, 1, qw ? qw + 16 * ib : NULL);
         scales[ib] = scale;
         if (fabsf(scale) > max_abs_scale) {
             max_abs_scale = fabsf(scale);
@@ -57,12 +59,18 @@ static void q6_block(const float *x, const float *qw, q_block_q6_K *y) {
 
 void q_q6_K_quantize_ref(const float *restrict x, void *restrict vy, int64_t n) {
     q_block_q6_K *y = vy;
-    for (int64_t i = 0; i < n / Q_QK_K; i++) q6_block(x + i * Q_QK_K, NULL, &y[i]);
+    for (int64_t i = 0; i < n / Q_QK_K; i++) q6_block(x + i * Q_QK_K, NULL, &y[i], q_make_qx_quants);
+}
+
+/* bit-identical: the 19 trial scales of each sub-block run in AVX2 lanes */
+void q_q6_K_quantize_fast(const float *restrict x, void *restrict vy, int64_t n) {
+    q_block_q6_K *y = vy;
+    for (int64_t i = 0; i < n / Q_QK_K; i++) q6_block(x + i * Q_QK_K, NULL, &y[i], q_make_qx_quants_avx2);
 }
 
 void q_q6_K_quantize_imatrix(const float *restrict x, void *restrict vy, int64_t n, const float *restrict qw) {
     q_block_q6_K *y = vy;
-    for (int64_t i = 0; i < n / Q_QK_K; i++) q6_block(x + i * Q_QK_K, qw ? qw + i * Q_QK_K : NULL, &y[i]);
+    for (int64_t i = 0; i < n / Q_QK_K; i++) q6_block(x + i * Q_QK_K, qw ? qw + i * Q_QK_K : NULL, &y[i], q_make_qx_quants_avx2);
 }
 
 /* element e = 128h + 32k + l has 6-bit q from ql/qh as documented in formats.h */
