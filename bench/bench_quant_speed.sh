@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# bench/bench_quant_speed.sh — single-core quantize / dequantize / vec_dot
+# speed of every quant/ block format (not part of `make test`).
+# Columns: params/s of from_float_ref, from_float (fast path), quantize_imatrix
+# (NULL weights); GB/s of quantized bytes for to_float and vec_dot.
+# Targets: Q8_0/Q4_0 quantize >= 200 M params/s per core, Q4_K >= 50 M.
+# Run on an idle machine; HQ_NO_SIMD=1 shows the scalar fallbacks.
+set -eu
+cd "$(dirname "$0")/.."
+make -s -j2 build/tests/test_quant >/dev/null
+exec taskset -c 0 build/tests/test_quant --perf 2>/dev/null || exec build/tests/test_quant --perf
