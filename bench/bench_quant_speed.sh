@@ -8,4 +8,5 @@
 set -eu
 cd "$(dirname "$0")/.."
 make -s -j2 build/tests/test_quant >/dev/null
-exec taskset -c 0 build/tests/test_quant --perf 2>/dev/null || exec build/tests/test_quant --perf
+if command -v taskset >/dev/null 2>&1; then exec taskset -c 0 build/tests/test_quant --perf; fi
+exec build/tests/test_quant --perf
