@@ -293,6 +293,19 @@ static void check_imatrix_simd_invariant(void) {
     hq_free(x), hq_free(imat), hq_free(a), hq_free(b);
 }
 
+/* F16 fast conversion (F16C) against core/half.h on the awkward values */
+static void check_f16_specials(void) {
+    float x[48];
+    uint16_t a[48], b[48];
+    const uint32_t bits[] = {0x7fc00000u, 0x7f800001u, 0xffc12345u, 0x7f800000u, 0xff800000u, 0x80000000u,
+                             0x477ff000u, 0x477fefffu, 0x33000000u, 0x33000001u, 0x387fc000u, 0x38800000u,
+                             0x00000001u, 0x7f7fffffu, 0x3f800fffu, 0x3f801000u};
+    for (int i = 0; i < 48; i++) x[i] = i < 16 ? hq_bits_f32(bits[i]) : rng_gauss() * (float)ldexp(1.0, i - 30);
+    q_f16_quantize_ref(x, a, 48);
+    q_f16_quantize_fast(x, b, 48);
+    CHECK(memcmp(a, b, sizeof a) == 0, "F16 fast conversion differs from core/half.h on special values");
+}
+
 static void check_q8_K(void) {
     const q_type_traits *t = q_traits(GGML_T_Q8_K);
     CHECK(t && t->blck == 256 && t->type_size == 292, "Q8_K traits");
@@ -454,6 +467,7 @@ int main(int argc, char **argv) {
     check_rounding_ties();
     check_q8_K();
     check_imatrix_simd_invariant();
+    check_f16_specials();
     static const int64_t lens32[] = {32, 64, 96, 160, 1056, 4096};
     static const int64_t lens256[] = {256, 512, 768, 2304, 4096};
     for (int pass = 0; pass < 2; pass++) {
