@@ -69,8 +69,23 @@ SHORT = [
     "ab12345cd", "1234567", "٣٤٥٦", " 12 ", "..", " ...", "!!a", "a\n\nb", " \n\n a", "\t\tx", "x\u00a0\u00a0y",
     "<s>", "<s><s>", "x<s>y", " <s> ", "</s>", "<|endoftext|>", "<|endoftext|><|endoftext|>", "a<|sep|>", "<|sep|>",
     " <|sep|> ", "hyquant", " hyquant", "hyquanthyquant", "foo", " foo ", "foo.", "afoo", "▁", "▁▁", "▁a",
-    "a▁b", "<0x41>", "é", "e\u0301", "👍🏽", "\u1c89", "ſ", "'ſ", "Ǆ", "İstanbul",
+    "a▁b", "<0x41>", "é", "e\u0301", "👍🏽", "\u1c89", "ſ", "'ſ", "'ſt", "it'ſa", "'Ll", "'lL", "'Re", "'rE", "'Sx", "'tx", "'VEry", "'mM", "'dd", "Ǆ", "İstanbul",
 ]
+
+
+# Random strings over the characters the matchers treat specially (seeded, so
+# reruns give the same cases): differential coverage beyond hand-picked cases.
+RANDOM_ATOMS = [" ", " ", " ", "  ", "\n", "\r", "\r\n", "\t", "\u00a0", "\u3000", "\u2028", "'", "'", "s", "S", "t", "T",
+                "re", "RE", "ve", "m", "ll", "LL", "d", "D", "ſ", "a", "b", "Z", "hello", "World", "1", "22", "333",
+                "4444", "٣", "½", "Ⅻ", ".", ",", "!?", "-", "--", "_", "(", ")", "é", "e\u0301", "\u0301", "漢字", "ひ",
+                "👍", "🏽", "\u200d", "▁", "▁▁", "<s>", "</s>", "<|sep|>", "<|endoftext|>", "<|begin_of_text|>",
+                "hyquant", "foo", "\x01", "\x7f", "\u1c89", "<0x41>", "ǅ", "ß", "İ"]
+
+
+def random_cases(n=200, seed=1234):
+    import random
+    rng = random.Random(seed)
+    return ["".join(rng.choice(RANDOM_ATOMS) for _ in range(rng.randint(1, 14))) for _ in range(n)]
 
 
 def read_docs():
@@ -172,6 +187,10 @@ def expected(tok, tok_path, files):
             if not add:
                 case["decoded"] = tok.decode(ids, skip_special_tokens=False)
             cases.append(case)
+    for text in random_cases():
+        ids = tok.encode(text, add_special_tokens=False).ids
+        cases.append({"text": text, "add_special": False, "ids": ids,
+                      "decoded": tok.decode(ids, skip_special_tokens=False)})
     fl = []
     for path, add in files:
         text = open(os.path.join(ROOT, path), "rb").read().decode("utf-8")
