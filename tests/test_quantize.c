@@ -611,6 +611,38 @@ cleanup:
     unlink(qf);
 }
 
+
+/* every allocation failing in turn: a clean NOMEM, no output, no leak */
+static void test_alloc_failures(const char *dir) {
+    char err[HQ_ERR_LEN], in[512], out[512];
+    snprintf(in, sizeof in, "%s/af.gguf", dir);
+    snprintf(out, sizeof out, "%s/af-q.gguf", dir);
+    CHECK(write_fixture(in, NULL, NULL, err) == HQ_OK, "%s", err);
+    q_policy *pol = NULL;
+    q_policy_new("Q4_K_M", &pol, err);
+    q_quantize_opts o = {.policy = pol};
+    q_quantize_report r;
+    int fails = 0, oks = 0, bad = 0;
+    for (int64_t n = 1; n < 400; n++) {
+        hq_alloc_fail_at(n);
+        hq_status st = q_quantize_file(in, out, &o, &r, err);
+        hq_alloc_fail_at(0);
+        if (st == HQ_OK) {
+            oks++;
+            unlink(out);
+            break; /* past the last allocation */
+        }
+        fails++;
+        if (st != HQ_ERR_NOMEM || hq_file_exists(out)) {
+            bad++;
+            fprintf(stderr, "alloc fail at %lld: %s (%s)\n", (long long)n, hq_status_name(st), err);
+        }
+    }
+    CHECK(bad == 0 && oks == 1 && fails > 5, "allocation failures: %d failed cleanly, %d bad, %d ok", fails, bad, oks);
+    q_policy_free(pol);
+    unlink(in);
+}
+
 /* ---- write-fixture mode for t_quantize.sh ---- */
 int main(int argc, char **argv) {
     char err[HQ_ERR_LEN];
@@ -628,6 +660,7 @@ int main(int argc, char **argv) {
     test_quantize_model(dir);
     test_refusals(dir);
     test_calibrate(dir);
+    test_alloc_failures(dir);
     rmdir(dir);
     TEST_END();
 }
