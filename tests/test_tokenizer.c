@@ -87,6 +87,9 @@ static void run_fixture(const char *name) {
     }
     CHECK(rt_tokenizer_vocab_size(t) == (int32_t)cJSON_GetObjectItem(exp, "vocab_size")->valuedouble,
           "%s: vocab size %d", name, rt_tokenizer_vocab_size(t));
+    CHECK(rt_tokenizer_bos(t) == (int32_t)cJSON_GetObjectItem(exp, "bos")->valuedouble &&
+              rt_tokenizer_eos(t) == (int32_t)cJSON_GetObjectItem(exp, "eos")->valuedouble,
+          "%s: bos %d eos %d", name, rt_tokenizer_bos(t), rt_tokenizer_eos(t));
     int n_ok = 0, n_cases = 0, n_dec_ok = 0, n_dec = 0, n_text = 0, n_text_want = 0;
     for (const cJSON *c = cJSON_GetObjectItem(exp, "cases")->child; c; c = c->next) {
         const char *text = cJSON_GetObjectItem(c, "text")->valuestring;

@@ -200,7 +200,18 @@ def expected(tok, tok_path, files):
         if not add and dec_text != text:  # absent: HF decodes back to the text itself
             ent["decoded_hex"] = dec_text.encode("utf-8").hex()  # hex: the text may hold NUL
         fl.append(ent)
-    return {"tokenizer": tok_path, "vocab_size": tok.get_vocab_size(with_added_tokens=True),
+    # BOS/EOS (runtime/tokenizer.h rule): ids the post-processor puts around
+    # the text (found by HF encode of "a"), else the conventional special tokens
+    plain = tok.encode("a", add_special_tokens=False).ids
+    full = tok.encode("a", add_special_tokens=True).ids
+    at = next(i for i in range(len(full)) if full[i:i + len(plain)] == plain)
+    pre, suf = full[:at], full[at + len(plain):]
+    special = {a["content"]: a["id"] for a in d["added_tokens"] if a["special"]}
+    bos = pre[-1] if pre else next((special[n] for n in ("<s>", "<|begin_of_text|>", "<|startoftext|>", "<bos>")
+                                     if n in special), -1)
+    eos = suf[0] if suf else next((special[n] for n in ("</s>", "<|end_of_text|>", "<|endoftext|>", "<eos>", "<|im_end|>")
+                                    if n in special), -1)
+    return {"tokenizer": tok_path, "vocab_size": tok.get_vocab_size(with_added_tokens=True), "bos": bos, "eos": eos,
             "bytelevel": bytelevel, "strip_first_space": strips_first_space(d), "cases": cases, "files": fl}
 
 
