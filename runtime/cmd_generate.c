@@ -81,6 +81,7 @@ int hq_cmd_generate(int argc, char **argv) {
     if (st != HQ_OK) return hq_cmd_error(cmd, st, err);
     if (n_pos != 1) return hq_cmd_error(cmd, HQ_ERR_ARG, "expected exactly one model path");
     if (!prompt) return hq_cmd_error(cmd, HQ_ERR_ARG, "a prompt is required (-p TEXT)");
+    rt_cmd_tame_openmp(argc, argv);
     rt_set_threads((int)threads);
 
     rt_model *m = NULL;

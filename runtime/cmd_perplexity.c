@@ -212,5 +212,6 @@ int hq_cmd_perplexity(int argc, char **argv) {
     if (n_pos != 1) return hq_cmd_error("perplexity", HQ_ERR_ARG, "expected exactly one model path");
     if (!a.text) return hq_cmd_error("perplexity", HQ_ERR_ARG, "--text FILE is required");
     a.model = pos[0];
+    rt_cmd_tame_openmp(argc, argv);
     return run(&a);
 }

@@ -41,7 +41,7 @@ expect_fail "corrupt model" 1 "bad.gguf" -- perplexity "$T/bad.gguf" --text "$T/
 "$HQ" perplexity --help >/dev/null 2>&1 && ok || bad "perplexity --help"
 "$HQ" generate --help >/dev/null 2>&1 && ok || bad "generate --help"
 
-MODEL=models/cheems-tiny
+MODEL=${HQ_PPL_MODEL:-models/cheems-tiny}  # override to try another checkpoint dir
 if [ ! -f "$MODEL/model.safetensors" ] && [ ! -f "$MODEL/pytorch_model.bin" ]; then
   echo "skip model checks: $MODEL has no weights yet"
   echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit
