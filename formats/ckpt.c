@@ -338,24 +338,46 @@ static void cvt_run_contig(hq_dtype sdt, const uint8_t *src, hq_dtype ddt, uint8
         }
         return;
     }
+    uint32_t ses = hq_dtype_size(sdt);
     if (ddt == HQ_DT_F32) {
         for (uint64_t i = 0; i < n; i++) {
-            float f = load_f32(sdt, src + i * hq_dtype_size(sdt));
+            float f = load_f32(sdt, src + i * ses);
             memcpy(dst + 4 * i, &f, 4);
         }
         return;
     }
-    cvt_run_ref(sdt, src, hq_dtype_size(sdt), ddt, dst, n);
+    /* anything else -> F16/BF16 goes through F32 in cache-sized chunks; exact,
+     * since every source is first rounded to f32 (as torch does) */
+    float tmp[2048];
+    uint32_t des = hq_dtype_size(ddt);
+    for (uint64_t i = 0; i < n; i += 2048) {
+        uint64_t k = n - i < 2048 ? n - i : 2048;
+        cvt_run_contig(sdt, src + i * ses, HQ_DT_F32, (uint8_t *)tmp, k);
+        cvt_run_contig(HQ_DT_F32, (const uint8_t *)tmp, ddt, dst + i * des, k);
+    }
 }
 
-/* chunk the fast paths so that a big tensor is converted in cache-sized
- * pieces through the mapping */
+/* a strided source is gathered into a small contiguous buffer first, then
+ * converted by the contiguous paths */
 static void cvt_run(hq_dtype sdt, const uint8_t *src, uint64_t sstride, hq_dtype ddt, uint8_t *dst, uint64_t n) {
-    if (sstride != hq_dtype_size(sdt)) {
-        cvt_run_ref(sdt, src, sstride, ddt, dst, n);
+    uint32_t ses = hq_dtype_size(sdt), des = hq_dtype_size(ddt);
+    if (sstride == ses) {
+        cvt_run_contig(sdt, src, ddt, dst, n);
         return;
     }
-    cvt_run_contig(sdt, src, ddt, dst, n);
+    uint64_t buf[1024]; /* 1024 elements of up to 8 bytes */
+    for (uint64_t i = 0; i < n; i += 1024) {
+        uint64_t k = n - i < 1024 ? n - i : 1024;
+        uint8_t *b = (uint8_t *)buf;
+        const uint8_t *s = src + i * sstride;
+        switch (ses) {
+        case 1: for (uint64_t j = 0; j < k; j++) b[j] = s[j * sstride]; break;
+        case 2: for (uint64_t j = 0; j < k; j++) memcpy(b + 2 * j, s + j * sstride, 2); break;
+        case 4: for (uint64_t j = 0; j < k; j++) memcpy(b + 4 * j, s + j * sstride, 4); break;
+        default: for (uint64_t j = 0; j < k; j++) memcpy(b + 8 * j, s + j * sstride, 8); break;
+        }
+        cvt_run_contig(sdt, b, ddt, dst + i * des, k);
+    }
 }
 
 static bool read_supported_src(hq_dtype t) {

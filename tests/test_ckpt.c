@@ -425,7 +425,38 @@ static void bench(uint64_t mb) {
     free(dst);
 }
 
+/* --bench-file CKPT [f32|f16|bf16]: every tensor of a real checkpoint through
+ * fmt_tensor_read (mapping faults included), as convert streams it */
+static int bench_file(const char *path, const char *out) {
+    hq_dtype od = strcmp(out, "f16") == 0 ? HQ_DT_F16 : strcmp(out, "bf16") == 0 ? HQ_DT_BF16 : HQ_DT_F32;
+    fmt_ckpt *ck = NULL;
+    double t0 = hq_now();
+    if (fmt_ckpt_open(path, &ck, err) != HQ_OK) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    double t1 = hq_now();
+    uint64_t in_bytes = 0, out_bytes = 0, maxn = 0;
+    for (uint64_t i = 0; i < ck->n_tensors; i++)
+        if (fmt_tensor_nelem(&ck->tensors[i]) > maxn) maxn = fmt_tensor_nelem(&ck->tensors[i]);
+    void *dst = malloc(maxn * 4 + 4);
+    for (uint64_t i = 0; i < ck->n_tensors; i++) {
+        const fmt_tensor *t = &ck->tensors[i];
+        if (fmt_tensor_read(t, od, dst, err) != HQ_OK) continue;
+        in_bytes += fmt_tensor_nelem(t) * hq_dtype_size(t->dtype);
+        out_bytes += fmt_tensor_nelem(t) * hq_dtype_size(od);
+    }
+    double t2 = hq_now();
+    printf("bench-file: %s (%s, %llu tensors): open %.3f s, read %.1f MB -> %.1f MB %s in %.3f s = %.0f MB/s in\n",
+           path, ck->kind, (unsigned long long)ck->n_tensors, t1 - t0, in_bytes / 1e6, out_bytes / 1e6,
+           hq_dtype_name(od), t2 - t1, in_bytes / 1e6 / (t2 - t1));
+    free(dst);
+    fmt_ckpt_close(ck);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 2 && strcmp(argv[1], "--bench-file") == 0) return bench_file(argv[2], argc > 3 ? argv[3] : "f32");
     if (argc > 1 && strcmp(argv[1], "--bench") == 0) {
         bench(argc > 2 ? (uint64_t)atoi(argv[2]) : 256);
         return 0;

@@ -556,7 +556,8 @@ static void test_truncation_and_flips(void) {
         fmt_gguf_close(g);
     }
     CHECK(refused >= (int)m.size - 32, "truncations refused: %d of %llu", refused, (unsigned long long)m.size);
-    int iters = getenv("HQ_SANITIZED") ? 400 : 2000, accepted = 0, inside = 0;
+    int iters = getenv("HQ_FUZZ_ITERS") ? atoi(getenv("HQ_FUZZ_ITERS")) : getenv("HQ_SANITIZED") ? 400 : 2000;
+    int accepted = 0, inside = 0;
     uint64_t data_off = 0;
     {
         fmt_gguf *g = NULL;

@@ -300,7 +300,8 @@ static void test_truncation_and_flips(void) {
     memcpy(b, m.data, (size_t)m.size);
     b[m.size] = 0;
     CHECK(parse(b, m.size + 1, NULL) == HQ_ERR_FORMAT, "one appended byte refused");
-    int iters = getenv("HQ_SANITIZED") ? 300 : 1500, accepted = 0, inside = 0;
+    int iters = getenv("HQ_FUZZ_ITERS") ? atoi(getenv("HQ_FUZZ_ITERS")) : getenv("HQ_SANITIZED") ? 300 : 1500;
+    int accepted = 0, inside = 0;
     for (int it = 0; it < iters; it++) {
         memcpy(b, m.data, (size_t)m.size);
         int flips = 1 + (int)(rnd() % 4);
