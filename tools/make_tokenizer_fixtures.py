@@ -202,8 +202,13 @@ def expected(tok, tok_path, files):
         fl.append(ent)
     # BOS/EOS (runtime/tokenizer.h rule): ids the post-processor puts around
     # the text (found by HF encode of "a"), else the conventional special tokens
-    plain = tok.encode("a", add_special_tokens=False).ids
-    full = tok.encode("a", add_special_tokens=True).ids
+    for probe in ("a", "hyquant", "<|eot_id|>", "<|im_start|>"):  # text that survives pre-tokenization
+        plain = tok.encode(probe, add_special_tokens=False).ids
+        full = tok.encode(probe, add_special_tokens=True).ids
+        if plain and full.count(plain[0]) == 1:
+            break
+    else:
+        sys.exit(f"{tok_path}: no probe text to locate the post-processor's ids")
     at = next(i for i in range(len(full)) if full[i:i + len(plain)] == plain)
     pre, suf = full[:at], full[at + len(plain):]
     special = {a["content"]: a["id"] for a in d["added_tokens"] if a["special"]}
