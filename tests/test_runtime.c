@@ -117,14 +117,20 @@ static void fixture(const char *dir, const char *name) {
         double r2 = max_rel(lr, ref, n_tok * V, &nan);
         CHECK(st == HQ_OK && !nan && r2 <= 1e-4, "%s: reference-kernel logits max rel err %.3g", name, r2);
         free(lr);
-        /* prefill-then-decode == full prefill */
-        int64_t split = n_tok / 2;
+        /* prefill-then-decode == full prefill, over at most context_length
+         * tokens: beyond it dynamic NTK rescales RoPE per call and cached keys
+         * keep their rotation (spec §4.3), so the two legitimately differ */
+        int64_t n_cmp = n_tok < rt_model_ctx_len(m) ? n_tok : rt_model_ctx_len(m);
+        int64_t split = n_cmp / 2;
+        float *l1 = malloc((size_t)(n_tok * V) * 4), *l2 = malloc((size_t)(n_tok * V) * 4);
         rt_state_reset(s);
-        float *l2 = malloc((size_t)(n_tok * V) * 4);
-        st = rt_forward(m, s, toks, split, l2, err);
-        for (int64_t t = split; t < n_tok && st == HQ_OK; t++) st = rt_forward(m, s, toks + t, 1, l2 + t * V, err);
-        double r3 = max_rel(l2, lg, n_tok * V, &nan);
-        CHECK(st == HQ_OK && r3 <= 1e-5, "%s: prefill+decode vs prefill: %.3g", name, r3);
+        st = rt_forward(m, s, toks, n_cmp, l1, err);
+        rt_state_reset(s);
+        if (st == HQ_OK) st = rt_forward(m, s, toks, split, l2, err);
+        for (int64_t t = split; t < n_cmp && st == HQ_OK; t++) st = rt_forward(m, s, toks + t, 1, l2 + t * V, err);
+        double r3 = max_rel(l2, l1, n_cmp * V, &nan);
+        CHECK(st == HQ_OK && r3 <= 1e-5, "%s: prefill+decode vs prefill (%lld tokens): %.3g", name, (long long)n_cmp, r3);
+        free(l1);
         free(l2);
     }
     /* greedy continuation */
