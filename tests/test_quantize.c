@@ -654,6 +654,7 @@ int main(int argc, char **argv) {
         if (write_fixture(p, "blk.0.ffn_down.weight", NULL, err)) return fprintf(stderr, "%s\n", err), 1;
         return 0;
     }
+    hq_quiet = 1; /* no progress lines */
     char dir[] = "/tmp/hq_test_quantize.XXXXXX";
     if (!mkdtemp(dir)) return fprintf(stderr, "mkdtemp failed\n"), 1;
     test_policy();
