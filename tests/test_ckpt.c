@@ -425,6 +425,30 @@ static void bench(uint64_t mb) {
     free(dst);
 }
 
+/* every allocation of opening a sharded directory (index JSON, shards, side
+ * files) may fail: the answer is NOMEM and nothing leaks (ASan) */
+static void test_alloc_failures(void) {
+    static const char *dirs[] = {FIXTURE("formats/sharded"), FIXTURE("formats/single"), FIXTURE("formats/torch_zip")};
+    for (int d = 0; d < 3; d++) {
+        int nomem = 0, ok_at = -1;
+        for (int k = 1; k < 2000; k++) {
+            hq_alloc_fail_at(k);
+            fmt_ckpt *ck = NULL;
+            hq_status st = fmt_ckpt_open(dirs[d], &ck, err);
+            fmt_ckpt_close(ck);
+            if (st == HQ_ERR_NOMEM) nomem++;
+            else {
+                ok_at = st == HQ_OK ? k : -2;
+                if (st && !(d == 2 && st == HQ_ERR_UNSUPPORTED)) fprintf(stderr, "fail at %d: %s\n", k, err);
+                if (d == 2 && st == HQ_ERR_UNSUPPORTED) ok_at = k; /* torch reader not built */
+                break;
+            }
+        }
+        hq_alloc_fail_at(0);
+        CHECK(ok_at > 1 && nomem == ok_at - 1, "%s: NOMEM until success (%d, %d)", dirs[d], nomem, ok_at);
+    }
+}
+
 /* --bench-file CKPT [f32|f16|bf16]: every tensor of a real checkpoint through
  * fmt_tensor_read (mapping faults included), as convert streams it */
 static int bench_file(const char *path, const char *out) {
@@ -466,5 +490,6 @@ int main(int argc, char **argv) {
     test_add_checks();
     test_views_vs_torch();
     test_fast_vs_ref();
+    test_alloc_failures();
     TEST_END();
 }
