@@ -379,9 +379,11 @@ static hq_status add_tensors(tctx *t, fmt_pk_ref d) {
         if (nl > HQ_MAX_NAME)
             return hq_fail(t->err, HQ_ERR_LIMIT, "%s: tensor name '%s' is %u bytes (limit HQ_MAX_NAME = %d)", t->label,
                            shown(ns, nl, nb), nl, HQ_MAX_NAME);
-        if (nl == 0 || memchr(ns, 0, nl))
-            return hq_fail(t->err, HQ_ERR_FORMAT, "%s: tensor name '%s' is empty or contains NUL", t->label,
-                           shown(ns, nl, nb));
+        bool ctrl = false; /* names end up in one-line messages and GGUF keys */
+        for (uint32_t i = 0; i < nl && !ctrl; i++) ctrl = (unsigned char)ns[i] < 0x20 || ns[i] == 0x7f;
+        if (nl == 0 || ctrl)
+            return hq_fail(t->err, HQ_ERR_FORMAT, "%s: tensor name '%s' is empty or contains NUL/control bytes",
+                           t->label, shown(ns, nl, nb));
         memcpy(name, ns, nl);
         name[nl] = 0;
         fmt_tensor ft;

@@ -433,6 +433,34 @@ static void check_crafted(void) {
             if (b.p[i] == 0x01 && b.p[i - 1] == 'a') b.p[i] = 0;
         expect_zip(&b, r24, 1, NULL, HQ_ERR_FORMAT, "contains NUL", "NUL in name");
         tb_free(&b);
+        nul.name = "a\nb";
+        pk_proto(&b), pk_op(&b, '}'), pk_op(&b, '('), pk_emit_tensor(&b, &nul), pk_op(&b, 'u'), pk_op(&b, '.');
+        expect_zip(&b, r24, 1, NULL, HQ_ERR_FORMAT, "control bytes", "newline in name");
+        tb_free(&b);
+        /* dicts nested 200 deep around the tensors: bounded walk, clean error */
+        pk_proto(&b);
+        for (int i = 0; i < 200; i++) pk_op(&b, '}'), pk_str(&b, "d");
+        pk_op(&b, '}'), pk_op(&b, '('), pk_emit_tensor(&b, &w), pk_op(&b, 'u');
+        for (int i = 0; i < 200; i++) pk_op(&b, 's');
+        pk_op(&b, '.');
+        expect_zip(&b, r24, 1, NULL, HQ_ERR_FORMAT, "no tensors", "200-deep dicts");
+        tb_free(&b);
+        /* 40 deep is fine */
+        pk_proto(&b);
+        for (int i = 0; i < 40; i++) pk_op(&b, '}'), pk_str(&b, "d");
+        pk_op(&b, '}'), pk_op(&b, '('), pk_emit_tensor(&b, &w), pk_op(&b, 'u');
+        for (int i = 0; i < 40; i++) pk_op(&b, 's');
+        pk_op(&b, '.');
+        expect_zip(&b, r24, 1, NULL, HQ_OK, "", "40-deep dicts");
+        tb_free(&b);
+        /* a DAG of dicts (each level holds the next twice): linear walk, not 2^60 */
+        pk_proto(&b); /* d_i = {'l': d_i-1, 'r': d_i-1}, built outside-in, 'r' via the memo */
+        for (uint32_t i = 59; i >= 1; i--) pk_op(&b, '}'), pk_op(&b, '('), pk_str(&b, "l");
+        pk_op(&b, '}'), pk_op(&b, '('), pk_str(&b, "x"), pk_int(&b, 1), pk_op(&b, 'u'), pk_put(&b, 0);
+        for (uint32_t i = 1; i < 60; i++) pk_str(&b, "r"), pk_get(&b, i - 1), pk_op(&b, 'u'), pk_put(&b, i);
+        pk_op(&b, '.');
+        expect_zip(&b, r24, 1, NULL, HQ_ERR_FORMAT, "no tensors", "dict DAG");
+        tb_free(&b);
         /* Parameter around a non-tensor */
         pk_proto(&b), pk_op(&b, '}'), pk_str(&b, "p"), pk_global(&b, "torch._utils", "_rebuild_parameter");
         pk_op(&b, 'N'), pk_op(&b, 0x88), pk_op(&b, 'N'), pk_op(&b, 0x87), pk_op(&b, 'R'), pk_op(&b, 's');
