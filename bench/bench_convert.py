@@ -158,32 +158,42 @@ def main():
     if not a.no_python:
         cases.append(("python safetensors+gguf", lambda: [sys.executable, "-c", PY_BASELINE,
                                                            os.path.join(dst, "model.safetensors"), out]))
-    rows = {}
-    for name, argv in cases:
-        ts, rss, note = [], [], ""
-        for _ in range(a.runs):
+    # runs interleaved round-robin, so disk/CPU noise from other work on the
+    # machine is spread over all cases instead of hitting one
+    samples = {name: {"t": [], "rss": [], "err": ""} for name, _ in cases}
+    for _ in range(a.runs):
+        for name, argv in cases:
+            sm = samples[name]
+            if sm["err"]:
+                continue
             if os.path.exists(out):
                 os.unlink(out)
             dt, peak, rc, err = run_child(argv())
             if rc != 0:
-                note = f"failed (exit {rc}): {err.strip().splitlines()[-1] if err.strip() else ''}"
-                break
-            ts.append(dt)
-            rss.append(peak)
-        if os.path.exists(out):
-            os.unlink(out)
-        if ts:
+                sm["err"] = f"failed (exit {rc}): {err.strip().splitlines()[-1] if err.strip() else ''}"
+                continue
+            sm["t"].append(dt)
+            sm["rss"].append(peak)
+    if os.path.exists(out):
+        os.unlink(out)
+    rows = {}
+    for name, _ in cases:
+        sm = samples[name]
+        if sm["t"] and not sm["err"]:
+            ts, rss = sm["t"], sm["rss"]
             rows[name] = {"seconds": stats(ts), "gb_per_s": stats([nbytes / t / 1e9 for t in ts]),
                           "peak_rss_mib": stats([r / 2**20 for r in rss]), "runs": len(ts)}
         else:
-            rows[name] = {"error": note}
+            rows[name] = {"error": sm["err"] or "no runs"}
+    print(f"{'case':34s} {'min / median / max s':>26s} {'GB/s (med)':>11s} {'peak RSS':>13s}")
+    for name, _ in cases:
         r = rows[name]
         if "error" in r:
             print(f"  {name:32s} {r['error']}", flush=True)
         else:
             s = r["seconds"]
-            print(f"  {name:32s} {s['min']:7.2f} / {s['median']:7.2f} / {s['max']:7.2f} s   "
-                  f"{r['gb_per_s']['median']:6.2f} GB/s   peak RSS {r['peak_rss_mib']['max']:8.1f} MiB", flush=True)
+            print(f"  {name:32s} {s['min']:7.2f} / {s['median']:7.2f} / {s['max']:7.2f}  "
+                  f"{r['gb_per_s']['median']:9.2f}   {r['peak_rss_mib']['max']:8.1f} MiB", flush=True)
     copy = rows.get("cp + fsync (same bytes)", {})
     conv = rows.get("hyquant convert (safetensors)", {})
     verdict = {}
