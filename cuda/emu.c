@@ -257,25 +257,29 @@ static void report_stuck(void) {
     emu_error("deadlock: no thread can make progress (%d threads)", E.nth);
 }
 
+/* getcontext "returns twice": keep it out of run_block's frame so no local
+ * there can be clobbered (gcc -Wclobbered under ASan). */
+__attribute__((noinline)) static void init_thread(int i) {
+    emu_thread *t = &E.th[i];
+    memset(t, 0, sizeof *t);
+    t->linear = i;
+    t->tid.x = (unsigned)i % E.block.x;
+    t->tid.y = ((unsigned)i / E.block.x) % E.block.y;
+    t->tid.z = (unsigned)i / (E.block.x * E.block.y);
+    t->st = TS_READY;
+    getcontext(&t->ctx);
+    t->ctx.uc_stack.ss_sp = E.stacks + (size_t)i * EMU_STACK;
+    t->ctx.uc_stack.ss_size = EMU_STACK;
+    t->ctx.uc_link = NULL;
+    makecontext(&t->ctx, emu_entry, 0);
+}
+
 static int run_block(void) {
     int idx[EMU_MAX_THREADS];
     memset(E.shared, 0xFF, EMU_SHARED_CAP); /* poison: NaN floats, -1 ints */
     E.shared_used = 0;
     E.nslots = 0;
-    for (int i = 0; i < E.nth; i++) {
-        emu_thread *t = &E.th[i];
-        memset(t, 0, sizeof *t);
-        t->linear = i;
-        t->tid.x = (unsigned)i % E.block.x;
-        t->tid.y = ((unsigned)i / E.block.x) % E.block.y;
-        t->tid.z = (unsigned)i / (E.block.x * E.block.y);
-        t->st = TS_READY;
-        getcontext(&t->ctx);
-        t->ctx.uc_stack.ss_sp = E.stacks + (size_t)i * EMU_STACK;
-        t->ctx.uc_stack.ss_size = EMU_STACK;
-        t->ctx.uc_link = NULL;
-        makecontext(&t->ctx, emu_entry, 0);
-    }
+    for (int i = 0; i < E.nth; i++) init_thread(i);
     for (;;) {
         sweep_order(idx, E.nth);
         for (int k = 0; k < E.nth; k++) {
