@@ -23,5 +23,6 @@
 #define HQ_MAX_GGUF_ALIGN 65536               /* general.alignment upper bound */
 #define HQ_MAX_SHARDS 10000                   /* files in a sharded checkpoint */
 #define HQ_MAX_TEXT (1ull << 31)              /* evaluation / calibration text bytes */
+#define HQ_MAX_VOCAB (1 << 24)                /* token ids in tokenizer.json (largest real: ~1M) */
 
 #endif

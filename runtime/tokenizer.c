@@ -80,6 +80,9 @@ static hq_status tk_load_model(tk_ld *L, const cJSON *m) {
         int32_t id;
         if (!tk_id(e, &id))
             return hq_fail(L->err, HQ_ERR_FORMAT, "%s: model.vocab['%.64s'] is not a valid id", L->label, e->string);
+        if (id >= HQ_MAX_VOCAB)
+            return hq_fail(L->err, HQ_ERR_LIMIT, "%s: model.vocab['%.64s'] has id %d beyond HQ_MAX_VOCAB (%d)", L->label,
+                           e->string, id, HQ_MAX_VOCAB);
         if (id > max_id) max_id = id;
         nv++;
         bytes += strlen(e->string) + 1;

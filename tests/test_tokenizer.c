@@ -207,6 +207,8 @@ static void test_errors(void) {
     const char *badm = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[\"a z\"]}}";
     CHECK(rt_tokenizer_load(badm, strlen(badm), "badm", &t, err) == HQ_ERR_FORMAT && strstr(err, "'z'"),
           "merge with unknown token: %s", err);
+    const char *big = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":2000000000},\"merges\":[]}}";
+    CHECK(rt_tokenizer_load(big, strlen(big), "big", &t, err) == HQ_ERR_LIMIT, "huge id refused: %s", err);
     const char *pad = "{\"padding\":{\"strategy\":\"BatchLongest\"},\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}";
     CHECK(rt_tokenizer_load(pad, strlen(pad), "pad", &t, err) == HQ_ERR_UNSUPPORTED, "padding refused: %s", err);
 
