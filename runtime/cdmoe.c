@@ -213,7 +213,7 @@ hq_status rt_experts(const rt_weight *down, const rt_weight *up, const float *x,
     const q_type_traits *vt = td && td->vec_dot_type != GGML_T_F32 ? q_traits(td->vec_dot_type) : NULL;
     uint64_t arb = !td ? 0 : vt ? (uint64_t)(d / vt->blck) * vt->type_size : (uint64_t)d * 4;
     /* per thread: d floats for an up row + one converted activation row */
-    uint64_t per = (uint64_t)d * 4 + arb, tot;
+    uint64_t per = ((uint64_t)d * 4 + arb + 63) & ~(uint64_t)63, tot; /* keeps each thread's floats aligned */
     int nth = rt_n_threads();
     uint8_t *scr = NULL;
     if (!hq_mul_u64(per, (uint64_t)nth, &tot) || !(scr = hq_malloc((size_t)tot + 64)))
