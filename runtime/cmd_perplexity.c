@@ -1,5 +1,6 @@
 /* runtime/cmd_perplexity.c — `hyquant perplexity model.gguf --text FILE`
  * following llama-perplexity (spec file-formats §6 1.7):
+ * (tokenization and chunk layout: runtime/ppl.c, shared with verify)
  *  - the whole text is tokenized once (no special tokens; a BOS is prepended
  *    when the model's tokenizer config says add_bos_token, as
  *    common_tokenize(add_special=true) does);
@@ -15,6 +16,7 @@
 #include "runtime.h"     // defines: rt_model_load, rt_forward_from
 #include "tokenizer.h"
 #include "logits_file.h"
+#include "ppl.h"
 #include "../cli/commands.h"
 #include "../core/limits.h"
 #include "../core/opts.h"
@@ -23,16 +25,6 @@
 #include <math.h>
 #include <string.h>
 #include <unistd.h>
-
-/* −log softmax(logits)[tok], in double */
-static double nll_of(const float *lg, int64_t V, int32_t tok) {
-    float mx = -INFINITY;
-    for (int64_t i = 0; i < V; i++)
-        if (lg[i] > mx) mx = lg[i];
-    double z = 0;
-    for (int64_t i = 0; i < V; i++) z += exp((double)lg[i] - mx);
-    return log(z) - ((double)lg[tok] - mx);
-}
 
 typedef struct {
     const char *model, *text, *save;
@@ -54,9 +46,8 @@ static int run(const ppl_args *a) {
     rt_set_threads((int)a->threads);
     rt_model *m = NULL;
     rt_state *s = NULL;
-    int32_t *ids = NULL, *toks = NULL;
+    int32_t *toks = NULL;
     float *logits = NULL;
-    uint64_t n_ids = 0;
     hq_out out = {0};
     bool out_open = false;
     int rc = 1;
@@ -64,39 +55,22 @@ static int run(const ppl_args *a) {
         rc = hq_cmd_error(cmd, st, err);
         goto done;
     }
-    rt_tokenizer *tk = rt_model_tokenizer(m);
-    if (!tk) {
-        rc = hq_cmd_error(cmd, HQ_ERR_UNSUPPORTED, "model has no embedded tokenizer (tokenizer.huggingface.json)");
+    rt_ppl_chunks ch;
+    if ((st = rt_ppl_prepare(m, text, tlen, a->text, a->ctx, a->chunks, &ch, err)) != HQ_OK) {
+        rc = hq_cmd_error(cmd, st, err);
         goto done;
     }
-    if ((st = rt_tokenize(tk, text, tlen, false, &ids, &n_ids, err)) != HQ_OK) {
-        char e2[HQ_ERR_LEN];
-        snprintf(e2, sizeof e2, "%s: %s", a->text, err);
-        rc = hq_cmd_error(cmd, st, e2);
-        goto done;
-    }
-    int32_t bos = rt_model_bos(m);
-    bool use_bos = rt_model_add_bos(m) && bos >= 0 && bos < rt_model_n_vocab(m);
-    int64_t V = rt_model_n_vocab(m), ctx = a->ctx, first = ctx / 2, n_scored = ctx - 1 - first;
-    uint64_t n_all = n_ids + (use_bos ? 1 : 0);
-    int64_t n_chunks = (int64_t)(n_all / (uint64_t)ctx);
-    if (n_chunks == 0) {
-        snprintf(err, sizeof err, "%s has %llu tokens, fewer than --ctx %lld (use a longer text or a smaller --ctx)",
-                 a->text, (unsigned long long)n_all, (long long)ctx);
-        rc = hq_cmd_error(cmd, HQ_ERR_ARG, err);
-        goto done;
-    }
-    if (a->chunks > 0 && a->chunks < n_chunks) n_chunks = a->chunks;
-    toks = hq_malloc_array((size_t)(n_chunks * ctx), sizeof(int32_t));
+    toks = ch.tokens; /* freed below */
+    bool use_bos = ch.use_bos;
+    int32_t bos = ch.bos;
+    int64_t V = rt_model_n_vocab(m), ctx = ch.ctx, first = ch.first, n_scored = ch.n_scored;
+    uint64_t n_all = ch.n_text_tokens;
+    int64_t n_chunks = ch.n_chunks;
     logits = hq_malloc_array((size_t)(n_scored + 1) * (size_t)V, sizeof(float));
-    if (!toks || !logits) {
+    if (!logits) {
         rc = hq_cmd_error(cmd, HQ_ERR_NOMEM, "out of memory for the chunk logits");
         goto done;
     }
-    /* all = [BOS] + ids; chunk c = all[c·ctx .. (c+1)·ctx), first token → BOS */
-    for (int64_t i = 0; i < n_chunks * ctx; i++) toks[i] = use_bos ? (i == 0 ? bos : ids[i - 1]) : ids[i];
-    if (use_bos)
-        for (int64_t c = 0; c < n_chunks; c++) toks[c * ctx] = bos;
     if ((st = rt_state_new(m, ctx, &s, err)) != HQ_OK) {
         rc = hq_cmd_error(cmd, st, err);
         goto done;
@@ -135,7 +109,7 @@ static int run(const ppl_args *a) {
             goto done;
         }
         for (int64_t j = 0; j < n_scored; j++) {
-            double v = nll_of(logits + j * V, V, toks[c * ctx + first + j + 1]);
+            double v = rt_nll_of(logits + j * V, V, toks[c * ctx + first + j + 1]);
             nll += v;
             nll2 += v * v;
             if (out_open && (st = rt_logits_write_row(&out, logits + j * V, (uint32_t)V, err)) != HQ_OK) {
@@ -178,7 +152,6 @@ done:
     if (out_open) hq_out_abort(&out);
     hq_free(logits);
     hq_free(toks);
-    hq_free(ids);
     rt_state_free(s);
     rt_model_free(m);
     hq_free(text);
