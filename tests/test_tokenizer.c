@@ -310,7 +310,39 @@ static void bench(const char *name, const char *tok_path) {
     rt_tokenizer_free(t);
 }
 
-int main(void) {
+/* `test_tokenizer --batch TOKENIZER.json TEXTS` prints the ids of each
+ * record of TEXTS (records separated by 0x1E) on its own line, "ERR msg" on
+ * failure: the C side of tools/tokenizer_fuzz.py's differential runs. */
+static int batch(const char *tok_path, const char *texts) {
+    char err[HQ_ERR_LEN], *t;
+    uint64_t tl;
+    rt_tokenizer *tk = load_tok(tok_path, err);
+    if (!tk || hq_read_file(texts, 1u << 30, &t, &tl, err) != HQ_OK) {
+        printf("ERR %s\n", err);
+        rt_tokenizer_free(tk);
+        return 1;
+    }
+    uint64_t a = 0;
+    for (uint64_t i = 0; i <= tl; i++) {
+        if (i < tl && t[i] != '\x1e') continue;
+        int32_t *ids;
+        uint64_t n;
+        if (rt_tokenize(tk, t + a, i - a, false, &ids, &n, err) != HQ_OK) {
+            printf("ERR %s", err);
+        } else {
+            for (uint64_t k = 0; k < n; k++) printf("%d ", ids[k]);
+            hq_free(ids);
+        }
+        printf("\n");
+        a = i + 1;
+    }
+    hq_free(t);
+    rt_tokenizer_free(tk);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "--batch")) return batch(argv[2], argv[3]);
     for (size_t k = 0; k < sizeof k_fixtures / sizeof k_fixtures[0]; k++) run_fixture(k_fixtures[k]);
     test_errors();
     test_alloc_failures();
