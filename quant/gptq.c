@@ -122,58 +122,61 @@ static float grid_set(uint32_t t, void *blk, int i, float w) {
 
 /* ---- dense linear algebra in double (n = ncols, row-major n×n) ---- */
 
-/* in place lower Cholesky A = L Lᵀ; false if not positive definite */
+/* Σ a_k·b_k with four accumulators (lets the compiler pipeline / vectorize
+ * without -ffast-math) */
+static double dot(const double *a, const double *b, int64_t n) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t k = 0;
+    for (; k + 4 <= n; k += 4) {
+        s0 += a[k] * b[k];
+        s1 += a[k + 1] * b[k + 1];
+        s2 += a[k + 2] * b[k + 2];
+        s3 += a[k + 3] * b[k + 3];
+    }
+    for (; k < n; k++) s0 += a[k] * b[k];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* in place lower Cholesky A = L Lᵀ (upper part zeroed); false if not positive definite */
 static bool chol_lower(double *A, int64_t n) {
     for (int64_t j = 0; j < n; j++) {
-        double s = A[j * n + j];
-        for (int64_t k = 0; k < j; k++) s -= A[j * n + k] * A[j * n + k];
+        double s = A[j * n + j] - dot(A + j * n, A + j * n, j);
         if (!(s > 0)) return false;
         double ljj = sqrt(s);
         A[j * n + j] = ljj;
 #pragma omp parallel for schedule(static) if (n - j > 256)
-        for (int64_t i = j + 1; i < n; i++) {
-            double t = A[i * n + j];
-            for (int64_t k = 0; k < j; k++) t -= A[i * n + k] * A[j * n + k];
-            A[i * n + j] = t / ljj;
-        }
+        for (int64_t i = j + 1; i < n; i++) A[i * n + j] = (A[i * n + j] - dot(A + i * n, A + j * n, j)) / ljj;
     }
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = i + 1; j < n; j++) A[i * n + j] = 0;
     return true;
 }
 
-/* U (upper) with UᵀU = H⁻¹, from L (lower, H = LLᵀ): H⁻¹ = L⁻ᵀL⁻¹, then
- * U = transpose of the lower Cholesky factor of H⁻¹. Result in L. */
-static bool chol_inverse_upper(double *L, double *tmp, int64_t n) {
-    /* tmp = (L⁻¹)ᵀ, upper; row c of tmp = column c of L⁻¹, by forward
-     * substitution: Li[i][c] = −Σ_{k=c}^{i−1} L[i][k]·Li[k][c] / L[i][i] */
-    memset(tmp, 0, sizeof(double) * (size_t)(n * n));
-#pragma omp parallel for schedule(dynamic, 16)
-    for (int64_t c = 0; c < n; c++) {
-        double *t = tmp + c * n;
-        t[c] = 1.0 / L[c * n + c];
-        for (int64_t i = c + 1; i < n; i++) {
-            const double *li = L + i * n;
-            double s = 0;
-            for (int64_t k = c; k < i; k++) s += li[k] * t[k];
-            t[i] = -s / li[i];
+/* U upper with UᵀU = H⁻¹ (torch.linalg.cholesky(H⁻¹, upper=True)) without
+ * forming H⁻¹: with P the reversal, P H P = M Mᵀ (M lower) gives H = V Vᵀ
+ * for V = P M P (upper), so H⁻¹ = V⁻ᵀ V⁻¹ and U = V⁻¹.
+ * H (n×n) is overwritten; U is returned in `out`. */
+static bool chol_inverse_upper(double *H, double *out, int64_t n) {
+    /* out = P H P */
+    for (int64_t a = 0; a < n; a++)
+        for (int64_t b = 0; b < n; b++) out[a * n + b] = H[(n - 1 - a) * n + (n - 1 - b)];
+    if (!chol_lower(out, n)) return false;
+    /* H = V = P M P (upper) */
+    for (int64_t a = 0; a < n; a++)
+        for (int64_t b = 0; b < n; b++) H[a * n + b] = out[(n - 1 - a) * n + (n - 1 - b)];
+    /* out = V⁻¹, row by row: U_ij = −Σ_{k=i}^{j−1} U_ik V_kj / V_jj, accumulated
+     * as axpys over the rows of V */
+    memset(out, 0, sizeof(double) * (size_t)(n * n));
+#pragma omp parallel for schedule(dynamic, 8)
+    for (int64_t i = 0; i < n; i++) {
+        double *u = out + i * n; /* u[j] holds the running Σ until j is reached */
+        for (int64_t k = i; k < n; k++) {
+            const double *v = H + k * n;
+            u[k] = k == i ? 1.0 / v[k] : -u[k] / v[k];
+            const double uk = u[k];
+            for (int64_t j = k + 1; j < n; j++) u[j] += uk * v[j];
         }
     }
-    /* H⁻¹[i][j] = Σ_k Li[k][i]·Li[k][j] = tmp[i]·tmp[j] (k from max(i, j)) */
-#pragma omp parallel for schedule(dynamic, 16)
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j <= i; j++) {
-            const double *ti = tmp + i * n, *tj = tmp + j * n;
-            double s = 0;
-            for (int64_t k = i; k < n; k++) s += ti[k] * tj[k];
-            L[i * n + j] = s;
-            L[j * n + i] = s;
-        }
-    /* H⁻¹ = M Mᵀ (M lower) = UᵀU with U = Mᵀ upper (torch cholesky(upper=True)) */
-    if (!chol_lower(L, n)) return false;
-    for (int64_t a = 0; a < n; a++)
-        for (int64_t b = 0; b < n; b++) tmp[a * n + b] = (a <= b) ? L[b * n + a] : 0.0;
-    memcpy(L, tmp, sizeof(double) * (size_t)(n * n));
     return true;
 }
 
@@ -242,12 +245,14 @@ hq_status q_gptq_quantize(uint32_t type, float *W, int64_t rows, int64_t ncols, 
         memcpy(w, rowbuf, sizeof(float) * (size_t)ncols);
     }
     /* 3. U = chol(H⁻¹) upper */
-    if (!chol_lower(Hd, ncols) || !chol_inverse_upper(Hd, tmp, ncols)) {
+    if (!chol_inverse_upper(Hd, tmp, ncols)) {
         st = hq_fail(err, HQ_ERR_INTERNAL, "gptq: Hessian (%lld columns) not positive definite after damping",
                      (long long)ncols);
         goto done;
     }
-    const double *U = Hd;
+    /* U as float for the row updates (vectorizable axpys) */
+    float *U = (float *)Hd; /* reuses Hd's storage: n² floats fit in n² doubles */
+    for (uint64_t i = 0; i < n2; i++) U[i] = (float)tmp[i];
     const uint64_t row_bytes = (uint64_t)nb * bs;
     /* 4. block by block */
     for (int64_t pb = 0; pb < nb; pb++) {
@@ -262,13 +267,13 @@ hq_status q_gptq_quantize(uint32_t type, float *W, int64_t rows, int64_t ncols, 
             else tr->from_float_ref(w, bk, B);
             float *e = err1 + r * B;
             for (int64_t j = 0; j < B; j++) {
-                const double ujj = U[(p0 + j) * ncols + p0 + j];
+                const float ujj = U[(p0 + j) * ncols + p0 + j];
                 float q = grid_set(type, bk, (int)j, w[j]);
                 float ej = (float)((w[j] - q) / ujj);
                 e[j] = ej;
                 w[j] = q;
-                const double *urow = U + (p0 + j) * ncols;
-                for (int64_t k = j + 1; k < B; k++) w[k] -= ej * (float)urow[p0 + k];
+                const float *urow = U + (p0 + j) * ncols;
+                for (int64_t k = j + 1; k < B; k++) w[k] -= ej * urow[p0 + k];
             }
             /* check: the block dequantizes to exactly the values we compensated for */
             float chk[256];
@@ -288,9 +293,9 @@ hq_status q_gptq_quantize(uint32_t type, float *W, int64_t rows, int64_t ncols, 
                 float *w = W + r * ncols;
                 const float *e = err1 + r * B;
                 for (int64_t j = 0; j < B; j++) {
-                    const double *urow = U + (p0 + j) * ncols;
+                    const float *urow = U + (p0 + j) * ncols;
                     const float ej = e[j];
-                    for (int64_t k = p0 + B; k < ncols; k++) w[k] -= ej * (float)urow[k];
+                    for (int64_t k = p0 + B; k < ncols; k++) w[k] -= ej * urow[k];
                 }
             }
         }
