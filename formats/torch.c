@@ -254,6 +254,9 @@ static hq_status decode_tensor(tctx *t, fmt_pk_ref v, const char *name, fmt_tens
                            kb, (unsigned long long)numel, hq_dtype_name((hq_dtype)dtype));
         numel /= esize;
     }
+    if (!s->located && !t->zip)
+        return hq_fail(t->err, HQ_ERR_FORMAT, "%s: storage '%s' of tensor '%s' is missing from the legacy key list",
+                       t->label, kb, name);
     if (!s->located) {
         hq_status r = locate_zip(t, s);
         if (r) return r;

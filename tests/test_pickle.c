@@ -327,7 +327,7 @@ int main(void) {
 
     /* ---- allocation failure at every point of a small run ---- */
     b = (tb_buf){0};
-    pk_tensor t = {"w", "FloatStorage", "0", 6, 0, 2, 2, {2, 3}, {3, 1}, NULL};
+    pk_tensor t = {"w", "FloatStorage", "0", 6, 0, 2, 2, {2, 3}, {3, 1}, NULL, 0};
     pk_state_dict(&b, &t, 1);
     int nomem = 0, okc = 0;
     bad = 0;

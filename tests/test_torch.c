@@ -233,7 +233,7 @@ static void expect_sd(const pk_tensor *t, int nt, const rec *recs, int n, hq_sta
     tb_free(&b);
 }
 
-#define T2(nm, cls, key, numel, off, s0, s1, st0, st1) {nm, cls, key, numel, off, 2, 2, {s0, s1}, {st0, st1}, NULL}
+#define T2(nm, cls, key, numel, off, s0, s1, st0, st1) {nm, cls, key, numel, off, 2, 2, {s0, s1}, {st0, st1}, NULL, 0}
 
 static void check_crafted(void) {
     rec r24[1] = {{"0", 24}};
@@ -278,11 +278,11 @@ static void check_crafted(void) {
     expect_sd(&t, 1, r24, 1, HQ_ERR_FORMAT, "beyond storage", "empty tensor offset beyond");
     t = (pk_tensor)T2("w", "FloatStorage", "0", 6, 0, 1ll << 62, 1ll << 62, 1, 1);
     expect_sd(&t, 1, r24, 1, HQ_ERR_FORMAT, "element count overflows", "size product overflow");
-    t = (pk_tensor){"w", "FloatStorage", "0", 6, 0, 2, 2, {3, 3}, {INT64_MAX, INT64_MAX}, NULL};
+    t = (pk_tensor){"w", "FloatStorage", "0", 6, 0, 2, 2, {3, 3}, {INT64_MAX, INT64_MAX}, NULL, 0};
     expect_sd(&t, 1, r24, 1, HQ_ERR_FORMAT, "view extent overflows", "stride extent overflow");
-    t = (pk_tensor){"w", "FloatStorage", "0", 6, 0, 9, 9, {1, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1}, NULL};
+    t = (pk_tensor){"w", "FloatStorage", "0", 6, 0, 9, 9, {1, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1}, NULL, 0};
     expect_sd(&t, 1, r24, 1, HQ_ERR_LIMIT, "at most 8", "9 dims");
-    t = (pk_tensor){"w", "FloatStorage", "0", 6, 0, 2, 1, {2, 3}, {3}, NULL};
+    t = (pk_tensor){"w", "FloatStorage", "0", 6, 0, 2, 1, {2, 3}, {3}, NULL, 0};
     expect_sd(&t, 1, r24, 1, HQ_ERR_FORMAT, "2 sizes but 1 strides", "size/stride count");
     t = (pk_tensor)T2("w", "FloatStorage", "7", 6, 0, 2, 3, 3, 1);
     expect_sd(&t, 1, r24, 1, HQ_ERR_FORMAT, "no record 'data/7'", "missing record");
@@ -299,13 +299,13 @@ static void check_crafted(void) {
         expect_sd(two2, 2, r24, 1, HQ_ERR_FORMAT, "declared with sizes", "one key, two numels");
         pk_tensor dup[2] = {T2("a", "FloatStorage", "0", 6, 0, 2, 3, 3, 1), T2("a", "FloatStorage", "0", 6, 0, 1, 3, 3, 1)};
         expect_sd(dup, 2, r24, 1, HQ_ERR_FORMAT, "duplicate tensor name 'a'", "duplicate names");
-        pk_tensor v3[2] = {{"a", "UntypedStorage", "0", 24, 0, 2, 2, {2, 3}, {3, 1}, "float32"},
-                           {"b", "UntypedStorage", "0", 24, 0, 1, 1, {6}, {1}, "int32"}};
+        pk_tensor v3[2] = {{"a", "UntypedStorage", "0", 24, 0, 2, 2, {2, 3}, {3, 1}, "float32", 0},
+                           {"b", "UntypedStorage", "0", 24, 0, 1, 1, {6}, {1}, "int32", 0}};
         expect_sd(v3, 2, r24, 1, HQ_ERR_FORMAT, "as I32 but another tensor as F32", "untyped viewed as two dtypes");
     }
     /* v3 */
     {
-        pk_tensor v[1] = {{"a", "UntypedStorage", "0", 24, 0, 2, 2, {2, 3}, {3, 1}, "float32"}};
+        pk_tensor v[1] = {{"a", "UntypedStorage", "0", 24, 0, 2, 2, {2, 3}, {3, 1}, "float32", 0}};
         tb_buf b = {0};
         pk_state_dict(&b, v, 1);
         zw_out z = make_zip(&b, r24, 1, ZW_ZIP64, NULL);
@@ -491,6 +491,86 @@ static void check_crafted(void) {
     }
 }
 
+/* A legacy stream: magic, protocol, sys_info, object, key list, storages. */
+static tb_buf legacy_stream(const pk_tensor *t, int nt, const char *const *keys, int nk, const int64_t *counts,
+                            int64_t proto, bool little) {
+    static const uint8_t magic[15] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
+                                      0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
+    tb_buf b = {0};
+    tb_put(&b, magic, sizeof magic);
+    pk_proto(&b), pk_int(&b, proto), pk_op(&b, '.');
+    pk_proto(&b), pk_op(&b, '}'), pk_op(&b, '('), pk_str(&b, "protocol_version"), pk_int(&b, 1001);
+    pk_str(&b, "little_endian"), pk_op(&b, little ? 0x88 : 0x89), pk_op(&b, 'u'), pk_op(&b, '.');
+    pk_state_dict(&b, t, nt);
+    pk_proto(&b), pk_op(&b, ']'), pk_op(&b, '(');
+    for (int i = 0; i < nk; i++) pk_str(&b, keys[i]);
+    pk_op(&b, 'e'), pk_op(&b, '.');
+    for (int i = 0; i < nk; i++) {
+        tb_u64(&b, (uint64_t)counts[i]);
+        for (int64_t k = 0; k < counts[i] && k < 64; k++) {
+            float f = (float)k + 0.5f;
+            tb_put(&b, &f, 4);
+        }
+    }
+    return b;
+}
+
+static void expect_legacy(const tb_buf *b, hq_status want, const char *frag, const char *what) {
+    fmt_ckpt *ck;
+    char err[HQ_ERR_LEN] = "";
+    hq_status st = parse_buf(b->p, b->n, &ck, err);
+    CHECK(st == want && strstr(err, frag), "%s: %s %s (want %s '%s')", what, hq_status_name(st), err,
+          hq_status_name(want), frag);
+    if (!st && want == HQ_OK) {
+        uint64_t n;
+        double *v = gather(&ck->tensors[0], &n);
+        CHECK(n == 6 && v[0] == 0.5 && v[5] == 5.5, "%s: values", what);
+        free(v);
+    }
+    fmt_ckpt_close(ck);
+}
+
+static void check_legacy_crafted(void) {
+    pk_tensor t[1] = {{"w", "FloatStorage", "k1", 6, 0, 2, 2, {2, 3}, {3, 1}, NULL, 1}};
+    const char *k1[] = {"k1"}, *k2[] = {"k2"}, *k11[] = {"k1", "k1"};
+    int64_t c6[] = {6}, c66[] = {6, 6}, cbig[] = {1ll << 40};
+    tb_buf b = legacy_stream(t, 1, k1, 1, c6, 1001, true);
+    expect_legacy(&b, HQ_OK, "", "crafted legacy");
+    tb_u8(&b, 0);
+    expect_legacy(&b, HQ_ERR_FORMAT, "unexpected bytes after", "legacy trailing byte");
+    tb_free(&b);
+    b = legacy_stream(t, 1, k2, 1, c6, 1001, true);
+    expect_legacy(&b, HQ_ERR_FORMAT, "no tensor uses", "legacy unknown key");
+    tb_free(&b);
+    b = legacy_stream(t, 1, k11, 2, c66, 1001, true);
+    expect_legacy(&b, HQ_ERR_FORMAT, "twice", "legacy key twice");
+    tb_free(&b);
+    b = legacy_stream(t, 1, k1, 0, c6, 1001, true);
+    expect_legacy(&b, HQ_ERR_FORMAT, "missing from the legacy key list", "legacy key list empty");
+    tb_free(&b);
+    b = legacy_stream(t, 1, k1, 1, cbig, 1001, true);
+    expect_legacy(&b, HQ_ERR_FORMAT, "beyond the end", "legacy count beyond EOF");
+    tb_free(&b);
+    int64_t cneg[] = {-1};
+    b = legacy_stream(t, 1, k1, 1, cneg, 1001, true);
+    expect_legacy(&b, HQ_ERR_FORMAT, "beyond the end", "legacy negative count");
+    tb_free(&b);
+    b = legacy_stream(t, 1, k1, 1, c6, 1000, true);
+    expect_legacy(&b, HQ_ERR_UNSUPPORTED, "protocol version 1000", "legacy protocol");
+    tb_free(&b);
+    b = legacy_stream(t, 1, k1, 1, c6, 1001, false);
+    expect_legacy(&b, HQ_ERR_UNSUPPORTED, "big-endian", "legacy big-endian");
+    tb_free(&b);
+    t[0].legacy = 2;
+    b = legacy_stream(t, 1, k1, 1, c6, 1001, true);
+    expect_legacy(&b, HQ_ERR_UNSUPPORTED, "legacy storage view", "legacy view_metadata");
+    tb_free(&b);
+    t[0].legacy = 0; /* a zip-style 5-item pid in a legacy stream */
+    b = legacy_stream(t, 1, k1, 1, c6, 1001, true);
+    expect_legacy(&b, HQ_ERR_FORMAT, "persistent id is not", "legacy 5-item pid");
+    tb_free(&b);
+}
+
 /* ---- 2. ZIP64 re-encoding of a real file ---- */
 static uint8_t *reencode(const uint8_t *buf, size_t len, int flags, bool no_crc, size_t *out_n) {
     fmt_zip a;
@@ -647,6 +727,7 @@ int main(void) {
         fmt_ckpt_close(ck);
     }
     check_crafted();
+    check_legacy_crafted();
     check_zip64_and_fuzz();
     TEST_END();
 }

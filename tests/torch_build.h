@@ -68,6 +68,7 @@ typedef struct {
     int ndim, nstride;
     int64_t size[12], stride[12];
     const char *v3_dtype; /* non-NULL: _rebuild_tensor_v3 with this torch dtype */
+    int legacy;           /* 1: legacy 6-item pid (view_metadata None); 2: view_metadata not None */
 } pk_tensor;
 
 static inline void pk_emit_tensor(tb_buf *b, const pk_tensor *t) {
@@ -81,6 +82,7 @@ static inline void pk_emit_tensor(tb_buf *b, const pk_tensor *t) {
     pk_str(b, t->key);
     pk_str(b, "cpu");
     pk_int(b, t->numel);
+    if (t->legacy) pk_op(b, t->legacy == 1 ? 'N' : 0x88);
     pk_op(b, 't');
     pk_op(b, 'Q');
     pk_int(b, t->offset);
