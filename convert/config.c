@@ -150,8 +150,9 @@ hq_status cv_config_parse(const char *json, const char *label, cv_hparams *hp, c
     }
     const char *dup;
     if (has_dup_keys(root, &dup)) {
-        cJSON_Delete(root);
-        return hq_fail(err, HQ_ERR_FORMAT, "%s: config.json has the key '%s' twice", label, dup);
+        hq_status st = hq_fail(err, HQ_ERR_FORMAT, "%s: config.json has the key '%s' twice", label, dup);
+        cJSON_Delete(root); /* dup points into root */
+        return st;
     }
     TRY(get_int(root, "vocab_size", -1, &hp->vocab, label, err));
     TRY(get_int(root, "hidden_size", -1, &hp->d, label, err));

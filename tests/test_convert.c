@@ -333,6 +333,45 @@ static void test_doge(void) {
     hq_free(l);
 }
 
+
+static void test_otce(void) {
+    tlist *l = hq_calloc(1, sizeof *l);
+    char err[HQ_ERR_LEN] = "";
+    l->n = 0;
+    add(l, "model.embed_tokens.word_embeddings.weight", 2, V, D, 0, 0);
+    add(l, "model.final_layernorm.weight", 1, D, 0, 0, 0);
+    add(l, "model.final_layernorm.bias", 1, D, 0, 0, 0);
+    add(l, "lm_head.weight", 2, V, D, 0, 0);
+    add(l, "model.layers.0.input_layernorm.weight", 1, D, 0, 0, 0);
+    add(l, "model.layers.0.mamba.in_proj.weight", 2, 2 * D, D, 0, 0);
+    add(l, "model.layers.0.mamba.conv1d.weight", 3, D, 1, 4, 0);
+    add(l, "model.layers.0.mamba.A_log", 2, D, 8, 0, 0);
+    add(l, "model.layers.0.mamba.out_proj.weight", 2, D, D, 0, 0);
+    add(l, "model.layers.0.feed_forward.gate_proj.weight", 2, I, D, 0, 0);
+    add(l, "model.layers.1.self_attn.q_proj.weight", 2, D, D, 0, 0);
+    add(l, "model.layers.1.feed_forward.router.weight", 2, 4, D, 0, 0);
+    add(l, "model.layers.1.feed_forward.shared_gate_proj.weight", 2, I, D, 0, 0);
+    add(l, "model.layers.1.feed_forward.experts.0.shared_gate_proj.weight", 2, I, D, 0, 0);
+    add(l, "model.layers.1.feed_forward.experts.0.gate_proj.weight", 2, I / 2, D, 0, 0);
+    const char *cfg = "{\"vocab_size\": 32, \"hidden_size\": 16, \"intermediate_size\": 24, \"num_hidden_layers\": 2,"
+                      " \"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"tie_word_embeddings\": false}";
+    cv_plan *p = NULL;
+    CHECK(cv_plan_build(l->t, (uint64_t)l->n, cfg, "otce", &p, err) == HQ_OK, "otce: %s", err);
+    if (p) {
+        CHECK(p->variant == CV_VAR_OTCE && !strcmp(cv_variant_arch(p->variant), "otce"), "otce variant");
+        CHECK(p->mixers[0] == CV_MIX_MAMBA && p->mixers[1] == CV_MIX_ATTN, "otce mixers");
+        CHECK(p->ffns[0] == CV_FFN_MLP && p->ffns[1] == CV_FFN_OTCE_MOE, "otce ffns");
+        const cv_tensor *t = pt(p, "blk.0.mamba.A_log");
+        CHECK(t && t->keep_f32 && t->xform == CV_X_COPY, "otce A_log kept verbatim, f32");
+        CHECK(pt(p, "blk.0.mamba.conv1d.weight") && pt(p, "output_norm.bias") && pt(p, "output.weight"), "otce names");
+        CHECK(!pt(p, "blk.1.feed_forward.experts.0.shared_gate_proj.weight") && p->n_ignored == 1,
+              "repeated shared expert dropped");
+        CHECK(pt(p, "blk.1.feed_forward.experts.0.gate_proj.weight") != NULL, "private expert kept");
+        cv_plan_free(p);
+    }
+    hq_free(l);
+}
+
 static void test_canonical_order(void) {
     tlist *a = hq_calloc(1, sizeof *a), *b = hq_calloc(1, sizeof *b);
     char err[HQ_ERR_LEN];
@@ -760,6 +799,7 @@ static void test_e2e(void) {
 int main(void) {
     test_cheems();
     test_doge();
+    test_otce();
     test_canonical_order();
     test_errors();
     test_config_spellings();
