@@ -722,7 +722,7 @@ static void e2e_pair(const char *a, const char *b, const char *what) {
     unlink(ob);
 }
 
-static int n_fixture_dirs = 0;
+static int n_fixture_dirs = 0, n_pairs = 0;
 static int cmp_str(const void *x, const void *y) { return strcmp(*(char *const *)x, *(char *const *)y); }
 static void e2e_dir(const char *root) {
     DIR *d = opendir(root);
@@ -751,6 +751,27 @@ static void e2e_dir(const char *root) {
         }
         unlink(out);
     }
+    /* checkpoints with the same config.json and tokenizer are the same model in
+     * another container / sharding: their GGUF files must be byte-identical */
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++) {
+            bool same = true;
+            static const char *const files[] = {"config.json", "tokenizer.json", "tokenizer_config.json"};
+            for (int f = 0; same && f < 3; f++) {
+                char *a = hq_path_join(names[i], files[f]), *b = hq_path_join(names[j], files[f]);
+                uint64_t na = 0, nb = 0;
+                uint8_t *x = a && hq_file_exists(a) ? slurp(a, &na) : NULL;
+                uint8_t *y = b && hq_file_exists(b) ? slurp(b, &nb) : NULL;
+                same = (f > 0 && !x && !y) || (x && y && na == nb && !memcmp(x, y, (size_t)na));
+                if (f == 0 && !x) same = false;
+                hq_free(x), hq_free(y), hq_free(a), hq_free(b);
+            }
+            if (!same) continue;
+            char what[600];
+            snprintf(what, sizeof what, "%.290s == %.290s", names[i], names[j]);
+            e2e_pair(names[i], names[j], what);
+            n_pairs++;
+        }
     for (int i = 0; i < n; i++) hq_free(names[i]);
 }
 
@@ -763,6 +784,8 @@ static void test_e2e(void) {
     e2e_dir(FIXTURE("convert"));
     e2e_dir(FIXTURE("models"));
     CHECK(n_fixture_dirs >= 5, "found %d checkpoint fixtures", n_fixture_dirs);
+    CHECK(n_pairs >= 2, "found %d same-model pairs", n_pairs);
+    printf("e2e: %d checkpoint fixtures, %d same-model pairs compared byte for byte\n", n_fixture_dirs, n_pairs);
     /* same model, different containers / sharding / source order -> identical bytes */
     e2e_pair(FIXTURE("convert/cheems_alog"), FIXTURE("convert/cheems_alog_single"), "sharded == unsharded");
     e2e_pair(FIXTURE("convert/doge_old_pk"), FIXTURE("convert/doge_old_pk_bin"), ".bin == .safetensors");
