@@ -39,6 +39,26 @@ void rt_ssd_scan_ref(const rt_ssd_dims *dm, int64_t n, const float *x, const flo
     for (int64_t h = 0; h < dm->H; h++) scan_head(dm, n, h, x, b, c, dt, A, D, state, y);
 }
 
+/* same recurrence, vectorized over N: S_p = decay·S_p + (Δ·x_p)·B; y_p = S_p·C */
+static void scan_head_fast(const rt_ssd_dims *dm, int64_t n, int64_t h, const float *x, const float *b, const float *c,
+                           const float *dt, const float *A, const float *D, float *state, float *y) {
+    int64_t H = dm->H, P = dm->P, G = dm->G, N = dm->N, g = h / (H / G);
+    float *S = state + h * P * N;
+    for (int64_t t = 0; t < n; t++) {
+        float d = dt[t * H + h];
+        float decay = expf(d * A[h]);
+        const float *xt = x + (t * H + h) * P, *bt = b + (t * G + g) * N, *ct = c + (t * G + g) * N;
+        float *yt = y + (t * H + h) * P;
+        for (int64_t p = 0; p < P; p++) {
+            float *Sp = S + p * N;
+            for (int64_t k = 0; k < N; k++) Sp[k] *= decay;
+            rt_axpy_f32(d * xt[p], bt, Sp, N);
+            float acc = rt_dot_f32(Sp, ct, N);
+            yt[p] = D ? acc + D[h] * xt[p] : acc;
+        }
+    }
+}
+
 void rt_ssd_scan(const rt_ssd_dims *dm, int64_t n, const float *x, const float *b, const float *c,
                  const float *dt, const float *A, const float *D, float *state, float *y) {
     if (rt_ops_ref()) {
@@ -46,16 +66,12 @@ void rt_ssd_scan(const rt_ssd_dims *dm, int64_t n, const float *x, const float *
         return;
     }
     RT_OMP("omp parallel for schedule(static) if(dm->H * dm->P * dm->N * n > 65536)")
-    for (int64_t h = 0; h < dm->H; h++) scan_head(dm, n, h, x, b, c, dt, A, D, state, y);
+    for (int64_t h = 0; h < dm->H; h++) scan_head_fast(dm, n, h, x, b, c, dt, A, D, state, y);
 }
 
 int64_t rt_ssd_chunked_scratch(const rt_ssd_dims *dm, int64_t chunk) { return 2 * chunk + dm->P + dm->N; }
 
-static float dotf(const float *a, const float *b, int64_t n) {
-    float s = 0;
-    for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
+#define dotf rt_dot_f32
 
 static void chunk_head(const rt_ssd_dims *dm, int64_t n, int64_t chunk, int64_t h, const float *x, const float *b,
                        const float *c, const float *dt, const float *A, const float *D, float *state, float *y,
@@ -83,11 +99,7 @@ static void chunk_head(const rt_ssd_dims *dm, int64_t n, int64_t chunk, int64_t 
                 int64_t ss = c0 + s;
                 coef[s] = dotf(ct, b + (ss * G + g) * N, N) * expf(cum[t] - cum[s]) * dt[ss * H + h];
             }
-            for (int64_t s = 0; s <= t; s++) {
-                const float *xs = x + ((c0 + s) * H + h) * P;
-                float cf = coef[s];
-                for (int64_t p = 0; p < P; p++) yt[p] += cf * xs[p];
-            }
+            for (int64_t s = 0; s <= t; s++) rt_axpy_f32(coef[s], x + ((c0 + s) * H + h) * P, yt, P);
             if (D)
                 for (int64_t p = 0; p < P; p++) yt[p] += D[h] * x[(tt * H + h) * P + p];
         }
@@ -99,11 +111,7 @@ static void chunk_head(const rt_ssd_dims *dm, int64_t n, int64_t chunk, int64_t 
             float w = expf(cum[L - 1] - cum[s]) * dt[ss * H + h];
             const float *xs = x + (ss * H + h) * P, *bs = b + (ss * G + g) * N;
             for (int64_t k = 0; k < N; k++) tmp[k] = w * bs[k];
-            for (int64_t p = 0; p < P; p++) {
-                float xp = xs[p];
-                float *Sp = S + p * N;
-                for (int64_t k = 0; k < N; k++) Sp[k] += xp * tmp[k];
-            }
+            for (int64_t p = 0; p < P; p++) rt_axpy_f32(xs[p], tmp, S + p * N, N);
         }
     }
 }
