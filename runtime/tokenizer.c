@@ -208,6 +208,8 @@ static hq_status tk_load_norm(tk_ld *L, const cJSON *n, int depth) {
         if (!lit || !content)
             return hq_fail(L->err, HQ_ERR_UNSUPPORTED, "%s: Replace normalizer with a Regex pattern is not supported",
                            L->label);
+        if (!*lit) /* HF matches the empty pattern between every char */
+            return hq_fail(L->err, HQ_ERR_UNSUPPORTED, "%s: Replace normalizer with an empty pattern", L->label);
         char *a = hq_strdup(lit), *b = hq_strdup(content);
         if (!a || !b) {
             hq_free(a);
@@ -291,6 +293,7 @@ static hq_status tk_load_pre(tk_ld *L, const cJSON *n, int depth) {
                                "Qwen2 patterns)",
                                L->label, re);
         } else if (lit) {
+            if (!*lit) return hq_fail(L->err, HQ_ERR_UNSUPPORTED, "%s: Split pre_tokenizer with an empty pattern", L->label);
             p.re = TK_RE_LITERAL;
             if (!(p.literal = hq_strdup(lit))) return HQ_ERR_NOMEM;
         } else {

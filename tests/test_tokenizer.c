@@ -239,6 +239,104 @@ static void test_errors(void) {
     rt_tokenizer_free(t);
 }
 
+/* hostile / odd tokenizer.json: a clean status, never a crash (ASan) */
+static void test_hostile(void) {
+    static const char *docs[] = {
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":-1},\"merges\":[]}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0.5},\"merges\":[]}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":\"0\"},\"merges\":[]}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[[\"a\"]]}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[\"a a a\"]}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[7]}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":[],\"merges\":[]}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":{}}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"a\":1},\"merges\":[]},"
+        "\"added_tokens\":[{\"id\":5,\"content\":\"\"},{\"id\":9,\"content\":\"zz\",\"special\":true}]}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"added_tokens\":[{\"id\":1}]}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"added_tokens\":"
+        "[{\"id\":1,\"content\":\"x\"},{\"id\":2,\"content\":\"x\"}]}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"post_processor\":{\"type\":"
+        "\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<s>\"}},{\"Sequence\":{\"id\":\"A\"}}],"
+        "\"special_tokens\":{\"<s>\":{\"ids\":[99]}}}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"post_processor\":{\"type\":"
+        "\"TemplateProcessing\",\"single\":[{\"Sequence\":{\"id\":\"B\"}}],\"special_tokens\":{}}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"pre_tokenizer\":{\"type\":"
+        "\"Metaspace\",\"replacement\":\"ab\"}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"pre_tokenizer\":{\"type\":"
+        "\"Split\",\"pattern\":{\"String\":\"\"},\"behavior\":\"Isolated\"}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"pre_tokenizer\":{\"type\":"
+        "\"Split\",\"pattern\":{\"String\":\"a\"},\"behavior\":\"Sideways\"}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"normalizer\":{\"type\":"
+        "\"Replace\",\"pattern\":{\"String\":\"\"},\"content\":\"x\"}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"decoder\":{\"type\":\"WordPiece\"}}",
+        "[1,2,3]",
+        "{}",
+    };
+    int clean = 0, n = (int)(sizeof docs / sizeof docs[0]);
+    char err[HQ_ERR_LEN];
+    for (int k = 0; k < n; k++) {
+        rt_tokenizer *t = NULL;
+        err[0] = 0;
+        hq_status st = rt_tokenizer_load(docs[k], strlen(docs[k]), "hostile", &t, err);
+        if (st == HQ_OK) { /* loads: it must still tokenize cleanly */
+            int32_t *ids = NULL;
+            uint64_t ni;
+            st = rt_tokenize(t, "aa zz a", 7, true, &ids, &ni, err);
+            hq_free(ids);
+            rt_tokenizer_free(t);
+            clean += st == HQ_OK || st == HQ_ERR_FORMAT;
+        } else {
+            clean += (st == HQ_ERR_FORMAT || st == HQ_ERR_UNSUPPORTED || st == HQ_ERR_LIMIT) && err[0] && !t;
+        }
+    }
+    CHECK(clean == n, "hostile tokenizer.json: %d of %d handled cleanly", clean, n);
+    /* nesting: Sequence in Sequence ... */
+    char deep[4096] = "{\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]},\"pre_tokenizer\":";
+    for (int k = 0; k < 20; k++) strcat(deep, "{\"type\":\"Sequence\",\"pretokenizers\":[");
+    strcat(deep, "{\"type\":\"Digits\"}");
+    for (int k = 0; k < 20; k++) strcat(deep, "]}");
+    strcat(deep, "}");
+    rt_tokenizer *t = NULL;
+    CHECK(rt_tokenizer_load(deep, strlen(deep), "deep", &t, err) == HQ_ERR_LIMIT, "deep nesting: %s", err);
+    /* byte mutations of real files: any outcome but a crash or a wrong status */
+    static const char *files[] = {FIXTURE("tokenizer/gpt2.json"), FIXTURE("tokenizer/sp.json"),
+                                  FIXTURE("tokenizer/behaviors2.json")};
+    const char *text = "Hi <s> there's 123 \xe2\x96\x81x <|sep|> \xf0\x9f\x91\x8d hyquant";
+    uint32_t rng = 12345;
+    int runs = 0, ok = 0;
+    for (int f = 0; f < 3; f++) {
+        char *buf;
+        uint64_t len;
+        if (hq_read_file(files[f], 1 << 20, &buf, &len, err) != HQ_OK) continue;
+        char *m = malloc(len);
+        for (int it = 0; it < 150; it++) {
+            memcpy(m, buf, len);
+            int nflip = 1 + it % 3;
+            for (int k = 0; k < nflip; k++) {
+                rng = rng * 1103515245u + 12345u;
+                uint64_t at = (rng >> 8) % len;
+                rng = rng * 1103515245u + 12345u;
+                static const char pool[] = "\"{}[],:0123456789 aZ\\\xff";
+                m[at] = pool[(rng >> 16) % (sizeof pool - 1)];
+            }
+            hq_status st = rt_tokenizer_load(m, len, "mutant", &t, err);
+            runs++;
+            if (st == HQ_OK) {
+                int32_t *ids = NULL;
+                uint64_t nid;
+                st = rt_tokenize(t, text, strlen(text), true, &ids, &nid, err);
+                hq_free(ids);
+                rt_tokenizer_free(t);
+                t = NULL;
+            }
+            ok += st == HQ_OK || st == HQ_ERR_FORMAT || st == HQ_ERR_UNSUPPORTED || st == HQ_ERR_LIMIT;
+        }
+        free(m);
+        hq_free(buf);
+    }
+    CHECK(runs == 450 && ok == runs, "mutated tokenizer.json: %d of %d runs ended cleanly", ok, runs);
+}
+
 /* every allocation in load + tokenize may fail: no crash, no leak (ASan), an error */
 static void test_alloc_failures(void) {
     char *buf, err[HQ_ERR_LEN];
@@ -345,6 +443,7 @@ int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "--batch")) return batch(argv[2], argv[3]);
     for (size_t k = 0; k < sizeof k_fixtures / sizeof k_fixtures[0]; k++) run_fixture(k_fixtures[k]);
     test_errors();
+    test_hostile();
     test_alloc_failures();
     bench("gpt2", FIXTURE("tokenizer/gpt2.json"));
     bench("llama3", FIXTURE("tokenizer/llama3.json"));
