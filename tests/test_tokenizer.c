@@ -17,15 +17,24 @@
 static const char *k_fixtures[] = {"gpt2",       "gpt2_prefix", "llama3", "qwen2",  "behaviors1",    "behaviors2",
                                    "behaviors3", "sp",          "sp_unk", "sp_meta", "sp_meta_split", "cheems_tiny"};
 
-static rt_tokenizer *load_tok(const char *path, char *err) {
+/* FNV-1a 64 as hex: detects inputs changed after the fixtures were made */
+static void fnv_hex(const char *s, uint64_t n, char out[17]) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (uint64_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 0x100000001b3ull;
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+static rt_tokenizer *load_tok_hash(const char *path, char *err, char hash[17]) {
     char *buf;
     uint64_t len;
     rt_tokenizer *t = NULL;
     if (hq_read_file(path, 64u << 20, &buf, &len, err) != HQ_OK) return NULL;
+    if (hash) fnv_hex(buf, len, hash);
     if (rt_tokenizer_load(buf, len, path, &t, err) != HQ_OK) t = NULL;
     hq_free(buf);
     return t;
 }
+static rt_tokenizer *load_tok(const char *path, char *err) { return load_tok_hash(path, err, NULL); }
 
 /* concatenated pieces of ids (as a decoder would give them) */
 static char *pieces(const rt_tokenizer *t, const int32_t *ids, uint64_t n, bool strip_first, uint64_t *out_len) {
@@ -79,9 +88,17 @@ static void run_fixture(const char *name) {
     const char *tok_path = cJSON_GetObjectItem(exp, "tokenizer")->valuestring;
     bool bytelevel = cJSON_IsTrue(cJSON_GetObjectItem(exp, "bytelevel"));
     bool strip = cJSON_IsTrue(cJSON_GetObjectItem(exp, "strip_first_space"));
-    rt_tokenizer *t = load_tok(tok_path, err);
+    char th[17] = "";
+    rt_tokenizer *t = load_tok_hash(tok_path, err, th);
     CHECK(t != NULL, "%s: %s", name, err);
     if (!t) {
+        cJSON_Delete(exp);
+        return;
+    }
+    const cJSON *tj = cJSON_GetObjectItem(exp, "tokenizer_fnv1a64");
+    if (!tj || strcmp(tj->valuestring, th) != 0) {
+        CHECK(0, "%s changed since %s was made: rerun tools/make_tokenizer_fixtures.py", tok_path, path);
+        rt_tokenizer_free(t);
         cJSON_Delete(exp);
         return;
     }
@@ -133,6 +150,14 @@ static void run_fixture(const char *name) {
         uint64_t tl;
         if (hq_read_file(fp, 64u << 20, &text, &tl, err) != HQ_OK) {
             CHECK(0, "%s", err);
+            continue;
+        }
+        char hs[17];
+        fnv_hex(text, tl, hs);
+        const cJSON *fh = cJSON_GetObjectItem(f, "fnv1a64");
+        if (!fh || strcmp(fh->valuestring, hs) != 0) {
+            CHECK(0, "%s changed since %s was made: rerun tools/make_tokenizer_fixtures.py", fp, path);
+            hq_free(text);
             continue;
         }
         int32_t *ids;

@@ -173,6 +173,14 @@ def strips_first_space(d):
     return False
 
 
+def fnv1a64(raw):
+    """FNV-1a 64 of the bytes: lets the C test name a stale fixture."""
+    h = 0xcbf29ce484222325
+    for b in raw:
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
 def expected(tok, tok_path, files):
     d = json.loads(tok.to_str())
     dec = d.get("decoder") or {}
@@ -193,9 +201,10 @@ def expected(tok, tok_path, files):
                       "decoded": tok.decode(ids, skip_special_tokens=False)})
     fl = []
     for path, add in files:
-        text = open(os.path.join(ROOT, path), "rb").read().decode("utf-8")
+        raw = open(os.path.join(ROOT, path), "rb").read()
+        text = raw.decode("utf-8")
         ids = tok.encode(text, add_special_tokens=add).ids
-        ent = {"path": path, "add_special": add, "ids": ids}
+        ent = {"path": path, "add_special": add, "ids": ids, "bytes": len(raw), "fnv1a64": fnv1a64(raw)}
         dec_text = tok.decode(ids, skip_special_tokens=False)
         if not add and dec_text != text:  # absent: HF decodes back to the text itself
             ent["decoded_hex"] = dec_text.encode("utf-8").hex()  # hex: the text may hold NUL
@@ -216,7 +225,8 @@ def expected(tok, tok_path, files):
                                      if n in special), -1)
     eos = suf[0] if suf else next((special[n] for n in ("</s>", "<|end_of_text|>", "<|endoftext|>", "<eos>", "<|im_end|>")
                                     if n in special), -1)
-    return {"tokenizer": tok_path, "vocab_size": tok.get_vocab_size(with_added_tokens=True), "bos": bos, "eos": eos,
+    return {"tokenizer": tok_path, "tokenizer_fnv1a64": fnv1a64(open(os.path.join(ROOT, tok_path), "rb").read()),
+            "vocab_size": tok.get_vocab_size(with_added_tokens=True), "bos": bos, "eos": eos,
             "bytelevel": bytelevel, "strip_first_space": strips_first_space(d), "cases": cases, "files": fl}
 
 
