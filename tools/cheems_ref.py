@@ -293,6 +293,13 @@ class DMAttn(nn.Module):
         self.A = nn.Parameter(torch.ones(H))
         self.dt_proj = nn.Linear(KV * P, H, bias=b)
         self.o_proj = nn.Linear(H * P, d, bias=b)
+        # optional (spec 3.4 / 6 item 6): per-head q/k RMSNorm, only when enabled
+        self.q_norm = None
+        self.k_norm = None
+
+    def enable_qk_norm(self):
+        self.q_norm = RMSNorm(self.P, self.cfg.rms_norm_eps)
+        self.k_norm = RMSNorm(self.P, self.cfg.rms_norm_eps)
 
     def forward(self, x, positions):
         Bsz, T, _ = x.shape
@@ -302,6 +309,9 @@ class DMAttn(nn.Module):
         k = self.k_proj(x).view(Bsz, T, KV, P)
         vflat = self.v_proj(x)
         v = vflat.view(Bsz, T, KV, P)
+        if self.q_norm is not None:
+            q = self.q_norm(q)
+            k = self.k_norm(k)
         cos, sin = rope_cos_sin(self.cfg, positions, P, x.dtype)
         q = apply_rope(q, cos, sin)
         k = apply_rope(k, cos, sin)
@@ -540,8 +550,6 @@ def load_pretrained(path, dtype=torch.float32):
         sd = load_file(st)
     else:
         sd = torch.load(os.path.join(path, "pytorch_model.bin"), map_location="cpu", weights_only=True)
-    for layer in model.model.layers:
-        pass
     # optional SSD tensors by presence (6 item 2)
     for i, layer in enumerate(model.model.layers):
         if not layer.is_attn:

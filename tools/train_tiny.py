@@ -362,6 +362,80 @@ def export(args):
     with open(os.path.join(args.work, "export_info.json"), "w") as f:
         json.dump(info, f, indent=2)
     print(json.dumps({k: info[k] for k in ("params", "train", "ppl", "ppl_f32", "unigram_ppl", "sample")}, indent=2))
+    write_readme(args, info, ref, model)
+
+
+def write_readme(args, info, ref, model):
+    c = model.config
+    ta = info["train_args"] or {}
+    tr = info["train"] or {}
+    files = sorted(os.listdir(args.out))
+    sizes = ", ".join("%s %d B" % (f, os.path.getsize(os.path.join(args.out, f))) for f in files)
+    kinds = ["DMAttn" if c.layer_is_attn(i) else "SSD" for i in range(c.num_hidden_layers)]
+    cmd = ("python3 tools/train_tiny.py prep && OMP_WAIT_POLICY=PASSIVE python3 tools/train_tiny.py train %s && "
+           "python3 tools/train_tiny.py export" % " ".join(
+               "--%s %s" % (k, ta[k.replace("-", "_")]) for k in
+               ("layers", "period", "offset", "batch", "steps", "warmup", "ckpt-every", "time-budget", "lr", "seed")
+               if k.replace("-", "_") in ta))
+    txt = f"""# models/
+
+## cheems-tiny — the bundled default model
+
+A small Cheems model (SSD + DMAttn + product-key CDMoE, spec §2.1/§3.1/§4) trained from scratch
+by `tools/train_tiny.py` with the PyTorch reference `tools/cheems_ref.py`, so the toolchain has a real
+trained checkpoint to convert, quantize, run and evaluate.
+
+Files: {sizes}.
+Weights are bfloat16 safetensors (HF layout, tied `lm_head` omitted); `config.json` uses the §2.1 keys
+(`model_type: "cheems"`).
+
+### Architecture
+| | |
+|---|---|
+| vocab | {c.vocab_size} (byte-level BPE, GPT-2 style `ByteLevel` pre-tokenizer, trained with HF `tokenizers` on the training text; specials `<s>`=0 (BOS, prepended by the post-processor), `</s>`=1, `<pad>`=2) |
+| hidden d | {c.hidden_size}, heads H={c.num_attention_heads} (P = N = {c.head_dim}), KV heads {c.num_key_value_heads} |
+| layers | {c.num_hidden_layers}: {", ".join(kinds)} (attn_layer_period {c.attn_layer_period}, offset {c.attn_layer_offset}) |
+| FFN | CDMoE on every layer: SwiGLU I={c.intermediate_size} + E={c.num_cdmoe_experts} single-neuron experts (Kk={int(math.isqrt(c.num_cdmoe_experts))}), Hr={c.num_cdmoe_heads} retrieval heads, top-k={c.num_cdmoe_experts_per_head}, R={c.expert_retrieval_size} |
+| RoPE | θ={c.rope_theta}, dynamic NTK ×{c.rope_scaling.get("factor")} beyond {c.max_position_embeddings} |
+| parameters | {info["params"]:,} (embedding tied with lm_head) |
+
+SSD `A` initialised to −U(1,16) (spec §6 item 1) and stored raw; all trained values are listed by
+`hyquant inspect`. Other init: normal(0, {ta.get("init_std", 0.02)}), norms/residual scales 1, DMAttn A 0.
+
+### Data
+Python 3.11 documentation sources (Debian `python3.11-doc`, `/usr/share/doc/python3.11/html/_sources/**/*.rst.txt`)
+EXCLUDING `tutorial/`, `faq/`, `howto/`, `whatsnew/` (429 files, 8.2 MB, ~2.25 M tokens; every document prefixed with BOS).
+- `data/eval.txt` ({ref["eval_bytes"]} bytes, {ref["eval_tokens"]} tokens incl. BOS): whole `tutorial/*.rst.txt` files in
+  sorted order — never seen in training.
+- `data/calib.txt`: every 7th `library/*.rst.txt` file (sorted) up to ~80 KB — part of the training text; use it
+  for imatrix/GPTQ calibration.
+
+### Training
+AdamW (β=0.9/0.95, wd {ta.get("wd")} on matrices), peak lr {ta.get("lr")}, {ta.get("warmup")} warmup steps then cosine to
+10 %, grad-clip 1.0, batch {ta.get("batch")}×{ta.get("seq")} tokens (random windows; half of them start with BOS as in the
+perplexity protocol), seed {ta.get("seed")}, float32 on CPU with 2 threads, SSD chunked form with chunk {ta.get("train_chunk")}.
+Ran {tr.get("steps")} steps = {tr.get("tokens", 0):,} training tokens in {tr.get("elapsed_s", 0):.0f} s wall time (the
+machine's 2 cores were shared with other builds; `--time-budget` shrank the cosine schedule to end on time — see
+the log lines `time cap:`). Final training-loss EMA {tr.get("final_loss_ema", float("nan")):.3f}.
+
+Reproduce: `{cmd}`
+(the step count is capped by wall time, so an exact rerun needs `--time-budget 0 --steps {tr.get("steps")}` and the
+cap applied at the same point; the run is otherwise deterministic given the seed).
+
+### Results (data/eval.txt, unseen tutorial text)
+| | perplexity |
+|---|---|
+| cheems-tiny, ctx {ref["ctx"]}, llama-perplexity protocol ({ref["n_chunk"]} chunks, {ref["n_scored"]} scored tokens), float64 | **{ref["ppl_f64"]:.4f}** |
+| same, float32 | {ref["ppl_f32"]:.4f} |
+| unigram baseline (add-one smoothed training-token frequencies, no context) | {ref["unigram_ppl"]:.2f} |
+
+`cheems-tiny/reference_ppl.json` holds the exact protocol and numbers; `hyquant perplexity` on the converted F32/BF16
+GGUF must reproduce `ppl` to 4 significant digits.
+
+Greedy sample (prompt "The built-in function"): `{info["sample"]!r}`
+"""
+    with open(os.path.join(ROOT, "models", "README.md"), "w") as f:
+        f.write(txt)
 
 
 def main():
