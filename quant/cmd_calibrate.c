@@ -33,7 +33,47 @@ typedef struct {
     int64_t last;     /* cache of the last looked-up entry */
     bool oom;
     char bad_name[HQ_MAX_GGUF_NAME + 1];
+    /* Σxxᵀ of the last input: q/k/v (gate/up, ssm_x/b/c/dt) share one input,
+     * so the n_in² work is done once per distinct input (checked by content) */
+    float *last_x, *gram;
+    int64_t last_tok, last_in;
+    uint64_t cap_x, cap_gram;
 } q_cal;
+
+static bool cal_grow(float **p, uint64_t *cap, uint64_t n) {
+    if (n <= *cap) return true;
+    float *q = hq_realloc(*p, (size_t)n * sizeof(float));
+    if (!q) return false;
+    *p = q;
+    *cap = n;
+    return true;
+}
+
+/* gram = Σ_t x_t x_tᵀ (full symmetric), reusing the previous one when x is unchanged */
+static bool cal_gram(q_cal *c, const float *x, int64_t n_tok, int64_t n_in) {
+    uint64_t nx = (uint64_t)n_tok * (uint64_t)n_in, ng = (uint64_t)n_in * (uint64_t)n_in;
+    if (c->last_tok == n_tok && c->last_in == n_in && !memcmp(c->last_x, x, nx * sizeof(float))) return true;
+    if (!cal_grow(&c->last_x, &c->cap_x, nx) || !cal_grow(&c->gram, &c->cap_gram, ng)) return false;
+    memcpy(c->last_x, x, nx * sizeof(float));
+    c->last_tok = n_tok;
+    c->last_in = n_in;
+    float *restrict G = c->gram;
+#pragma omp parallel for schedule(dynamic, 8)
+    for (int64_t a = 0; a < n_in; a++) {
+        float *restrict ga = G + a * n_in;
+        memset(ga, 0, sizeof(float) * (size_t)n_in);
+        for (int64_t t = 0; t < n_tok; t++) {
+            const float *restrict xt = x + t * n_in;
+            const float xa = xt[a];
+            if (xa == 0) continue;
+            for (int64_t b = a; b < n_in; b++) ga[b] += xa * xt[b];
+        }
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t a = 0; a < n_in; a++)
+        for (int64_t b = 0; b < a; b++) G[a * n_in + b] = G[b * n_in + a];
+    return true;
+}
 
 /* entry for name (created on first use); NULL on OOM or shape change */
 static q_imatrix_entry *cal_entry(q_cal *c, const char *name, int64_t ncols, int64_t n_mat, bool xtx,
@@ -86,21 +126,14 @@ static void on_matmul(void *ud, const char *name, const float *x, int64_t n_tok,
     st->n += (double)n_tok * (double)n_in;
     e->counts[0] += (float)n_tok;
     if (e->xtx) {
-        /* xtx += Σ_t x_t x_tᵀ (upper half per token, mirrored below) */
-        float *H = e->xtx;
-#pragma omp parallel for schedule(dynamic, 8)
-        for (int64_t a = 0; a < n_in; a++) {
-            float *ha = H + a * n_in;
-            for (int64_t t = 0; t < n_tok; t++) {
-                const float *xt = x + t * n_in;
-                const float xa = xt[a];
-                if (xa == 0) continue;
-                for (int64_t b = a; b < n_in; b++) ha[b] += xa * xt[b];
-            }
+        /* xtx += Σ_t x_t x_tᵀ */
+        if (!cal_gram(c, x, n_tok, n_in)) {
+            c->oom = true;
+            return;
         }
-#pragma omp parallel for schedule(static)
-        for (int64_t a = 0; a < n_in; a++)
-            for (int64_t b = 0; b < a; b++) H[a * n_in + b] = H[b * n_in + a];
+        float *restrict H = e->xtx;
+        const float *restrict G = c->gram;
+        for (int64_t i = 0; i < n_in * n_in; i++) H[i] += G[i];
     }
 }
 
@@ -333,5 +366,7 @@ done:
     hq_free(buf);
     q_imatrix_free(c.im);
     hq_free(c.stat);
+    hq_free(c.last_x);
+    hq_free(c.gram);
     return rc;
 }
