@@ -525,7 +525,7 @@ hq_status rt_tokenizer_load(const char *json, uint64_t len, const char *label, r
     hq_status st = HQ_OK;
     if (!t) {
         cJSON_Delete(root);
-        return HQ_ERR_NOMEM;
+        return hq_fail(err, HQ_ERR_NOMEM, "%s: out of memory", label);
     }
     if (!(t->label = hq_strdup(label))) { st = HQ_ERR_NOMEM; goto fail; }
     if (!cJSON_IsObject(root)) { st = hq_fail(err, HQ_ERR_FORMAT, "%s: top level is not an object", label); goto fail; }
@@ -569,7 +569,8 @@ hq_status rt_tokenizer_load(const char *json, uint64_t len, const char *label, r
 fail:
     cJSON_Delete(root);
     rt_tokenizer_free(t);
-    return st;
+    /* the loaders return HQ_ERR_NOMEM without a message */
+    return st == HQ_ERR_NOMEM ? hq_fail(err, st, "%s: out of memory", label) : st;
 }
 
 void rt_tokenizer_free(rt_tokenizer *t) {
