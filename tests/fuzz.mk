@@ -1,0 +1,71 @@
+# tests/fuzz.mk — fuzzing (included by the root Makefile).
+#   make fuzz                 every harness under libFuzzer+ASan+UBSan (clang), one after
+#                             the other, FUZZ_SECONDS each (default 60); new inputs go to
+#                             build/fuzz/corpus/<h>/, crashes to build/fuzz/artifacts/<h>/
+#   make fuzz-one H=zip       one harness
+#   make fuzz-replay          plain gcc replay binaries over fuzz/corpus + fuzz/regressions
+#   make fuzz-minimize H=zip  merge build/fuzz/corpus/<h> into a minimal set in fuzz/corpus/<h>
+# A crash found: copy the artifact into fuzz/regressions/<h>/ (make test replays it,
+# normal and ASan+UBSan, through tests/test_fuzz_replay.c). See SECURITY.md.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= 1
+FUZZ_FLAGS   ?=
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_NAMES   := zip pickle safetensors torch gguf imatrix config ckpt_index tokenizer_load tokenize
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -I. $(CJSON_CFLAGS) -Wall -Wno-unknown-pragmas $(FUZZ_SAN)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/cli/stubs.o
+FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
+REPLAY_BINS  := $(FUZZ_NAMES:%=$(BUILD)/fuzz-replay/fuzz_%)
+
+.PHONY: fuzz fuzz-one fuzz-build fuzz-replay fuzz-minimize
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FUZZ_DIR)/libhq_fuzz.a: $(FUZZ_LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(FUZZ_DIR)/libhq_fuzz.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_DIR)/libhq_fuzz.a $(LDLIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+# one harness: $(1) = name
+define fuzz_run
+	@mkdir -p $(FUZZ_DIR)/corpus/$(1) $(FUZZ_DIR)/artifacts/$(1)
+	@echo "== fuzz $(1): $(FUZZ_SECONDS) s"
+	@ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(FUZZ_DIR)/fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) -jobs=$(FUZZ_JOBS) -workers=$(FUZZ_JOBS) \
+	  -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
+	  $(if $(wildcard fuzz/dict/$(1).dict),-dict=fuzz/dict/$(1).dict) \
+	  -artifact_prefix=$(FUZZ_DIR)/artifacts/$(1)/ $(FUZZ_FLAGS) \
+	  $(FUZZ_DIR)/corpus/$(1) fuzz/corpus/$(1) $(wildcard fuzz/regressions/$(1)) \
+	  2>&1 | tee $(FUZZ_DIR)/$(1).log | grep -E '^(#[0-9]+ +DONE|==[0-9]+==ERROR|SUMMARY|stat::|Done|fuzz contract)' ; \
+	  test $${PIPESTATUS[0]} -eq 0 || { echo "fuzz $(1): FAILED, see $(FUZZ_DIR)/$(1).log and $(FUZZ_DIR)/artifacts/$(1)/"; exit 1; }
+endef
+
+fuzz: SHELL := /bin/bash
+fuzz: $(FUZZ_BINS)
+	$(foreach h,$(FUZZ_NAMES),$(call fuzz_run,$(h))
+	)
+
+fuzz-one: SHELL := /bin/bash
+fuzz-one: $(FUZZ_DIR)/fuzz_$(H)
+	$(call fuzz_run,$(H))
+
+fuzz-minimize: $(FUZZ_DIR)/fuzz_$(H)
+	@mkdir -p $(FUZZ_DIR)/min/$(H)
+	$(FUZZ_DIR)/fuzz_$(H) -merge=1 $(FUZZ_DIR)/min/$(H) fuzz/corpus/$(H) $(FUZZ_DIR)/corpus/$(H)
+	@echo "minimized set in $(FUZZ_DIR)/min/$(H) (review, then copy into fuzz/corpus/$(H))"
+
+$(BUILD)/fuzz-replay/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h fuzz/replay_main.c $(LIB_OBJ) $(STUB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< fuzz/replay_main.c $(LIB_OBJ) $(STUB_OBJ) $(LDLIBS)
+
+fuzz-replay: $(REPLAY_BINS)
+	@for h in $(FUZZ_NAMES); do printf '%-15s ' $$h; $(BUILD)/fuzz-replay/fuzz_$$h fuzz/corpus/$$h fuzz/regressions/$$h || exit 1; done
+
+-include $(FUZZ_LIB_OBJ:.o=.d)
