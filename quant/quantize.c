@@ -171,7 +171,7 @@ static hq_status quantize_tensor(const fmt_gguf_tensor *t, q_tensor_plan *p, con
         const float *imp = NULL;
         if (ie) {
             float *w = imps + (int64_t)thread_id() * ne0;
-            if (!q_imatrix_row_importance(ie, r, w) && ie->n_mat > 1) uniform++;
+            if (!q_imatrix_row_importance(ie, r, w) && ie->n_mat > 1 && p->role != Q_ROLE_EXPERT_UP) uniform++;
             imp = w;
         }
         row_from_f32(p->out_type, x + r * ne0, out + (uint64_t)r * out_row, ne0, imp, false);
