@@ -213,6 +213,9 @@ void hq_install_signal_cleanup(void) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    /* a file-size limit (ulimit -f) must make write() fail with EFBIG, which
+     * the hq_out error path reports and cleans up, instead of killing us */
+    signal(SIGXFSZ, SIG_IGN);
     atexit(cleanup_tmp_files);
 }
 
