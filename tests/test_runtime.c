@@ -470,6 +470,29 @@ static void synthetic(void) {
         rt_model_free(mb);
         unlink(p2);
     }
+    /* allocation failures anywhere in load / state / forward: a clean error, no crash or leak */
+    int fails = 0, oks = 0, bad_msg = 0;
+    for (int64_t k = 1; k < 400; k++) {
+        hq_alloc_fail_at(k);
+        rt_model *mf = NULL;
+        rt_state *sf = NULL;
+        err[0] = 0;
+        st = rt_model_load(path, &mf, err);
+        if (st == HQ_OK) st = rt_state_new(mf, 16, &sf, err);
+        float lgf[5 * SV];
+        if (st == HQ_OK) st = rt_forward(mf, sf, toks, 5, lgf, err);
+        hq_alloc_fail_at(0);
+        if (st == HQ_OK) oks++;
+        else {
+            fails++;
+            if (st != HQ_ERR_NOMEM || !err[0]) bad_msg++;
+        }
+        rt_state_free(sf);
+        rt_model_free(mf);
+        if (st == HQ_OK) break; /* k beyond the last allocation */
+    }
+    CHECK(fails > 10 && oks == 1 && bad_msg == 0, "alloc failures: %d failed cleanly, %d ok, %d without NOMEM message",
+          fails, oks, bad_msg);
     unlink(path);
 }
 
