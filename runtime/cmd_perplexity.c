@@ -29,7 +29,7 @@
 typedef struct {
     const char *model, *text, *save;
     int64_t ctx, chunks, threads;
-    bool json, quiet;
+    bool json, quiet, quirk;
 } ppl_args;
 
 static int run(const ppl_args *a) {
@@ -170,6 +170,9 @@ int hq_cmd_perplexity(int argc, char **argv) {
          "store tokens + per-token log-probs (runtime/logits_file.h) for verify", 0, 0},
         {0, "json", HQ_OPT_FLAG, &a.json, NULL, "one JSON object on stdout instead of the text lines", 0, 0},
         {'q', "quiet", HQ_OPT_FLAG, &a.quiet, NULL, "no progress lines", 0, 0},
+        {0, "hf-prefill-quirk", HQ_OPT_FLAG, &a.quirk, NULL,
+         "router CDMoE: reproduce HF's multi-token router reinterpretation (spec 6.8) instead of per-token routing",
+         0, 0},
         {0, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const char *synopsis = "model.gguf --text FILE [--ctx N] [--chunks K] [--threads T] [--save-logits F] [--json]";

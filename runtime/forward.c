@@ -122,6 +122,15 @@ static hq_status ffn(fwd *f, int64_t li, const float *xn, float *out, arena *ar)
     if (ly->ffn == RT_FFN_ROUTER) {
         float *lg = take(ar, n * 2 * ly->Kk);
         TRY(mm(f, &ly->router, xn, lg, n, ly->b_router));
+        if (m->router_quirk && n > 1) {
+            /* HF: router_logits.view(2, N, Kk) over the flat [N, 2Kk] buffer */
+            float *q2 = take(ar, n * 2 * ly->Kk);
+            for (int64_t t = 0; t < n; t++) {
+                memcpy(q2 + t * 2 * ly->Kk, lg + t * ly->Kk, (size_t)ly->Kk * sizeof(float));
+                memcpy(q2 + t * 2 * ly->Kk + ly->Kk, lg + (n + t) * ly->Kk, (size_t)ly->Kk * sizeof(float));
+            }
+            lg = q2;
+        }
         rt_route_router(lg, n, ly->Kk, ly->topk, ids, w);
     } else {
         float *q = take(ar, n * ly->Hr * ly->R);
@@ -143,7 +152,7 @@ static int64_t arena_floats(const rt_model *m, int64_t n, int64_t cap) {
                         : n * (4 * HP + m->H) + rt_ssd_chunked_scratch(&(rt_ssd_dims){m->H, m->P, m->H, m->P},
                                                                        m->ssd_chunk) * th + 6 * 16;
         int64_t kt = ly->Hr * ly->topk;
-        int64_t b = 2 * n * m->I + 2 * n * kt + n * (2 * ly->Kk + ly->Hr * ly->R) + 5 * 16;
+        int64_t b = 2 * n * m->I + 2 * n * kt + n * (4 * ly->Kk + ly->Hr * ly->R) + 6 * 16;
         if (a > mix) mix = a;
         if (b > ff) ff = b;
     }

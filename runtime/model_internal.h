@@ -61,6 +61,7 @@ struct rt_model {
     bool add_bos;
     rt_hooks hooks;
     bool has_hooks;
+    bool router_quirk;           /* HF multi-token router reinterpretation (spec §6 item 8) */
     void **owned;                /* fp32 copies to free */
     int64_t n_owned, cap_owned;
 };

@@ -59,6 +59,12 @@ const char *rt_model_arch(const rt_model *m);    /* "cheems" | "doge" */
 /* true: every op runs its plain scalar _ref twin (tests; verify's
  * "reference kernels only" run). Global, not thread-safe against a running forward. */
 void rt_use_reference_kernels(bool on);
+/* Router-CDMoE prefill quirk of HF/SD DogeCDMoE (spec §6 item 8): off by
+ * default (per-token routing = HF decode path, chunk-independent). On: in a
+ * call of N > 1 tokens, token n routes with ℓx = flat[n·Kk ..] and
+ * ℓy = flat[(N+n)·Kk ..] of the call's [N, 2Kk] router logits, as HF's raw
+ * view does; only for bit-matching HF multi-token logits. */
+void rt_model_set_router_quirk(rt_model *m, bool on);
 /* For hq_cmd_* functions only (argv as the subcommand receives it, argv[-1]
  * being the program path): re-executes the process once with a short OpenMP
  * spin (GOMP_SPINCOUNT) unless the user chose OMP_WAIT_POLICY/GOMP_SPINCOUNT;

@@ -133,6 +133,24 @@ static void fixture(const char *dir, const char *name) {
         free(l1);
         free(l2);
     }
+    /* HF multi-token router quirk (spec §6 item 8), when the fixture has it */
+    cJSON *hp = cJSON_GetObjectItem(root, "hf_prefill_logits_file");
+    if (hp && cJSON_IsString(hp) && s) {
+        snprintf(path, sizeof path, "%s/%s", dir, hp->valuestring);
+        float *rq = read_f32(path, n_tok * V);
+        CHECK(rq != NULL, "%s: cannot read %s", name, path);
+        if (rq) {
+            rt_model_set_router_quirk(m, true);
+            rt_state_reset(s);
+            st = rt_forward(m, s, toks, n_tok, lg, err);
+            rt_model_set_router_quirk(m, false);
+            bool nan;
+            double r = max_rel(lg, rq, n_tok * V, &nan);
+            CHECK(st == HQ_OK && !nan && r <= 1e-4, "%s: HF prefill-quirk logits max rel err %.3g", name, r);
+            printf("parity %-24s HF multi-token router quirk: %.3g\n", name, r);
+            free(rq);
+        }
+    }
     /* greedy continuation */
     cJSON *gp = cJSON_GetObjectItem(root, "greedy_prompt"), *gt = cJSON_GetObjectItem(root, "greedy_tokens");
     if (gp && gt && s) {
