@@ -96,7 +96,7 @@ static int run(const ppl_args *a) {
     }
     double nll = 0, nll2 = 0;
     int64_t count = 0;
-    double t0 = hq_now();
+    double t0 = hq_now(), last_print = -1e9;
     bool tty = isatty(2);
     if (!a->quiet && !a->json)
         fprintf(stderr, "perplexity: %lld tokens, %lld chunks of %lld (scoring %lld per chunk), BOS %s\n",
@@ -118,8 +118,11 @@ static int run(const ppl_args *a) {
             }
         }
         count += n_scored;
-        if (!a->quiet && !a->json) {
-            double el = hq_now() - t0;
+        double now = hq_now();
+        bool due = tty || now - last_print >= 2.0 || c + 1 == n_chunks; /* logs: at most every 2 s */
+        if (!a->quiet && !a->json && due) {
+            last_print = now;
+            double el = now - t0;
             fprintf(stderr, "%s[%lld/%lld] PPL %.4f  (%.0f tok/s)%s", tty ? "\r" : "", (long long)(c + 1),
                     (long long)n_chunks, exp(nll / (double)count), (double)((c + 1) * ctx) / (el > 0 ? el : 1e-9),
                     tty ? "" : "\n");
