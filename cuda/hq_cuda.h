@@ -26,7 +26,9 @@
  * Supported warp ops: __shfl_sync, __shfl_down_sync, __shfl_up_sync,
  * __shfl_xor_sync (32-bit int/unsigned/float), __ballot_sync, __syncwarp.
  * Atomics: atomicAdd (float, int, unsigned), atomicMax/atomicMin (int),
- * atomicCAS (int, unsigned).
+ * atomicCAS (int, unsigned). Integer: __dp4a, __float2int_rn. HQ_UNROLL
+ * before a constant-trip loop asks nvcc to unroll it (keeps small per-thread
+ * arrays in registers; the emulator ignores it).
  */
 #ifndef HQ_CUDA_H
 #define HQ_CUDA_H
@@ -42,6 +44,7 @@
 static inline dim3 hq_dim3(unsigned x, unsigned y, unsigned z) { return dim3(x, y, z); }
 #define HQ_RESTRICT __restrict__
 #define hq_popc(x) __popc(x)
+#define HQ_UNROLL _Pragma("unroll")
 
 #else
 /* ------------------------------------------------------------ emulator */
@@ -68,6 +71,7 @@ dim3 cu_emu_grid_dim(void);
 #define HQ_DEVICE static inline
 #define HQ_RESTRICT restrict
 #define hq_popc(x) __builtin_popcount(x)
+#define HQ_UNROLL
 #define __device__
 #define __forceinline__ inline
 
@@ -116,6 +120,13 @@ static inline unsigned cu_emu_cas_u(unsigned *p, unsigned c, unsigned v) { unsig
 #define atomicCAS(p, c, v) _Generic((p), int *: cu_emu_cas_i, unsigned *: cu_emu_cas_u)(p, c, v)
 
 static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+/* int8×4 dot product with accumulate (signed bytes), as the sm_61+ instruction */
+static inline int __dp4a(int a, int b, int c) {
+    for (int k = 0; k < 4; k++) c += (int)(int8_t)(uint8_t)((unsigned)a >> (8 * k)) * (int)(int8_t)(uint8_t)((unsigned)b >> (8 * k));
+    return c;
+}
+/* round to nearest even (the default FP environment), as the intrinsic */
+static inline int __float2int_rn(float x) { return (int)rintf(x); }
 /* __expf: glibc already declares one with the same meaning (expf) */
 static inline float __fdividef(float a, float b) { return a / b; }
 

@@ -1,0 +1,156 @@
+/* cuda/attn.cu — dynamic-mask attention over the KV/β caches (runtime/attn.c):
+ *   s_{t,h,j} = q_{t,h}·k_{j,g}·scale + β_{m(h),j} for allowed j (j ≤ t, and
+ *   j > t − window when window > 0; with keep_window, only the keep_window
+ *   allowed keys with the largest β, ties to the lower index);
+ *   out_{t,h} = softmax(s)·v.
+ * Flash-style: one warp per (token, head) walks its keys in tiles of 32 —
+ * lane = key for the scores (q staged in shared memory), then an online
+ * softmax update (running max and sum, rescaling the accumulator), then lane
+ * = output dimension for Σ p_j v_j (p staged in shared memory). fp32 (the
+ * _ref uses double). The keep-window threshold is found first by
+ * k_attn_keep (one warp per (token, β row)): a 32-step bisection on the order-preserving
+ * bit pattern of β gives the keep_window-th largest value, and a bisection on
+ * the key index gives the last kept tie.
+ * Limits: P <= 128, KV divides H, M ∈ {H, KV}, cap < 2^31. */
+#include "cu_kern.h"
+
+#define ATT_WARPS 4
+#define ATT_PMAX 128
+
+typedef struct {
+    int64_t H, KV, P, M, cap, window, keep_window, pos0, n;
+    float scale;
+    const float *q, *kc, *vc, *beta;
+    float *out;
+    float *thr; /* [n, M] keep threshold (or NULL: keep all) */
+    int *jcut;  /* [n, M] last kept index among keys with β == thr */
+} k_attn_args;
+
+HQ_DEVICE int64_t att_lo(const k_attn_args *a, int64_t tpos) {
+    return a->window > 0 && tpos - a->window + 1 > 0 ? tpos - a->window + 1 : 0;
+}
+/* float -> unsigned key with the same order (no NaN expected) */
+HQ_DEVICE uint32_t att_key(float f) {
+    uint32_t u = cu_fbits(f);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+HQ_DEVICE float att_unkey(uint32_t k) {
+    union { uint32_t u; float f; } c;
+    c.u = (k & 0x80000000u) ? (k & 0x7fffffffu) : ~k;
+    return c.f;
+}
+
+/* one warp per (t, m): warp-level counts only (no block barriers) */
+HQ_KERNEL(k_attn_keep, k_attn_args) {
+    int lane = (int)threadIdx.x & 31;
+    int64_t row = (int64_t)blockIdx.x * ATT_WARPS + (threadIdx.x >> 5);
+    if (row >= a.n * a.M) return; /* warp-uniform */
+    int64_t t = row / a.M, m = row % a.M, tpos = a.pos0 + t, lo = att_lo(&a, tpos);
+    int64_t cnt = tpos - lo + 1, kw = a.keep_window;
+    const float *bm = a.beta + m * a.cap;
+    if (kw <= 0 || cnt <= kw) {
+        if (lane == 0) a.thr[row] = -INFINITY, a.jcut[row] = 2147483647;
+        return;
+    }
+    uint32_t key = 0;
+    for (int bit = 31; bit >= 0; bit--) {
+        uint32_t cand = key | (1u << bit);
+        int c = 0;
+        for (int64_t j = lo + lane; j <= tpos; j += 32) c += att_key(bm[j]) >= cand;
+        if (cu_warp_sum_i(c) >= kw) key = cand;
+    }
+    float thr = att_unkey(key);
+    int gt = 0;
+    for (int64_t j = lo + lane; j <= tpos; j += 32) gt += bm[j] > thr;
+    int64_t ties_left = kw - cu_warp_sum_i(gt);
+    /* smallest jc with #{j ≤ jc : β_j == thr} >= ties_left */
+    int64_t lo_j = lo, hi_j = tpos;
+    while (lo_j < hi_j) { /* warp-uniform bounds */
+        int64_t mid = lo_j + (hi_j - lo_j) / 2;
+        int c = 0;
+        for (int64_t j = lo + lane; j <= mid; j += 32) c += bm[j] == thr;
+        if (cu_warp_sum_i(c) >= ties_left) hi_j = mid;
+        else lo_j = mid + 1;
+    }
+    if (lane == 0) a.thr[row] = thr, a.jcut[row] = (int)lo_j;
+}
+
+HQ_KERNEL(k_attn, k_attn_args) {
+    HQ_SHARED(float, qsh, ATT_WARPS * ATT_PMAX);
+    HQ_SHARED(float, psh, ATT_WARPS * 32);
+    int lane = (int)threadIdx.x & 31, w = (int)threadIdx.x >> 5;
+    int64_t item = (int64_t)blockIdx.x * ATT_WARPS + w;
+    if (item >= a.n * a.H) return; /* warp-uniform; this kernel has no block barrier */
+    int64_t t = item / a.H, h = item % a.H, g = h / (a.H / a.KV), m = a.M == a.H ? h : g;
+    int64_t tpos = a.pos0 + t, lo = att_lo(&a, tpos), P = a.P;
+    float thr = a.thr ? a.thr[t * a.M + m] : -INFINITY;
+    int64_t jcut = a.jcut ? a.jcut[t * a.M + m] : 2147483647;
+    const float *bm = a.beta + m * a.cap, *kg = a.kc + g * a.cap * P, *vg = a.vc + g * a.cap * P;
+    float *qw = qsh + w * ATT_PMAX, *pw = psh + w * 32;
+    for (int64_t p = lane; p < P; p += 32) qw[p] = a.q[item * P + p];
+    __syncwarp(CU_FULL);
+    float mrun = -INFINITY, l = 0.0f, acc[ATT_PMAX / 32];
+    HQ_UNROLL
+    for (int i = 0; i < ATT_PMAX / 32; i++) acc[i] = 0.0f;
+    for (int64_t j0 = lo; j0 <= tpos; j0 += 32) {
+        int64_t j = j0 + lane;
+        float s = -INFINITY;
+        if (j <= tpos && (bm[j] > thr || (bm[j] == thr && j <= jcut))) {
+            const float *kj = kg + j * P;
+            float d = 0.0f;
+            for (int64_t p = 0; p < P; p++) d += qw[p] * kj[p];
+            s = d * a.scale + bm[j];
+        }
+        float mnew = fmaxf(mrun, cu_warp_max(s));
+        float pj = s == -INFINITY ? 0.0f : expf(s - mnew);
+        float corr = mrun == -INFINITY ? 0.0f : expf(mrun - mnew);
+        l = l * corr + cu_warp_sum(pj);
+        pw[lane] = pj;
+        __syncwarp(CU_FULL);
+        int64_t nj = tpos - j0 + 1 < 32 ? tpos - j0 + 1 : 32;
+        HQ_UNROLL
+        for (int i = 0; i < ATT_PMAX / 32; i++) {
+            int64_t p = lane + 32 * i;
+            if (p < P) {
+                float v = acc[i] * corr;
+                for (int64_t jj = 0; jj < nj; jj++) v += pw[jj] * vg[(j0 + jj) * P + p];
+                acc[i] = v;
+            }
+        }
+        __syncwarp(CU_FULL); /* pw is rewritten by the next tile */
+        mrun = mnew;
+    }
+    float inv = 1.0f / l;
+    HQ_UNROLL
+    for (int i = 0; i < ATT_PMAX / 32; i++) {
+        int64_t p = lane + 32 * i;
+        if (p < P) a.out[item * P + p] = acc[i] * inv;
+    }
+}
+
+CU_API int CU_SYM(cu_attn_supported)(const cu_attn_params *ap) {
+    return ap->P >= 1 && ap->P <= ATT_PMAX && ap->KV >= 1 && ap->H % ap->KV == 0 &&
+           (ap->M == ap->H || ap->M == ap->KV) && ap->cap >= 1 && ap->cap < 2147483647;
+}
+
+CU_API uint64_t CU_SYM(cu_attn_scratch)(const cu_attn_params *ap, int64_t n) {
+    return ap->keep_window > 0 ? (uint64_t)n * (uint64_t)ap->M * 8u + 16u : 0;
+}
+
+CU_API int CU_SYM(cu_attn)(const cu_attn_params *ap, const float *q, const float *kc, const float *vc,
+                           const float *beta, int64_t pos0, int64_t n, float *out, void *scratch) {
+    if (n <= 0) return 0;
+    if (!CU_SYM(cu_attn_supported)(ap) || pos0 < 0 || pos0 + n > ap->cap) return -1;
+    k_attn_args a = {ap->H, ap->KV, ap->P, ap->M, ap->cap, ap->window, ap->keep_window, pos0, n, ap->scale,
+                     q, kc, vc, beta, out, NULL, NULL};
+    if (ap->keep_window > 0) {
+        if (!scratch) return -1;
+        a.thr = (float *)scratch;
+        a.jcut = (int *)(void *)((float *)scratch + n * ap->M);
+        if (CU_GO(k_attn_keep, k_attn_args, hq_dim3(cu_blocks(n * ap->M, ATT_WARPS), 1, 1),
+                  hq_dim3(32 * ATT_WARPS, 1, 1), a) != 0)
+            return -1;
+    }
+    return CU_GO(k_attn, k_attn_args, hq_dim3(cu_blocks(n * ap->H, ATT_WARPS), 1, 1), hq_dim3(32 * ATT_WARPS, 1, 1),
+                 a);
+}

@@ -1,0 +1,121 @@
+/* cuda/table.cu — fills the cu_ops table of this build (cu_table_gpu under
+ * nvcc, cu_table_emu under the emulator): device memory, synchronization,
+ * the matmul type dispatch (matmul_f.cu for F32/F16/BF16, matmul_q.cu for
+ * block types) and every op's host wrapper. */
+#include "cu_kern.h"
+
+#ifdef __CUDACC__
+#include <stdio.h>
+static void *tb_alloc(uint64_t n) {
+    void *p = NULL;
+    return cudaMalloc(&p, n ? n : 1) == cudaSuccess ? p : NULL;
+}
+static void tb_free(void *p) {
+    if (p) cudaFree(p);
+}
+static int tb_h2d(void *d, const void *s, uint64_t n) {
+    return cudaMemcpy(d, s, n, cudaMemcpyHostToDevice) == cudaSuccess ? 0 : -1;
+}
+static int tb_d2h(void *d, const void *s, uint64_t n) {
+    return cudaMemcpy(d, s, n, cudaMemcpyDeviceToHost) == cudaSuccess ? 0 : -1;
+}
+static int tb_d2d(void *d, const void *s, uint64_t n) {
+    return cudaMemcpy(d, s, n, cudaMemcpyDeviceToDevice) == cudaSuccess ? 0 : -1;
+}
+static int tb_zero(void *p, uint64_t n) { return cudaMemset(p, 0, n) == cudaSuccess ? 0 : -1; }
+CU_API int cu_gpu_devices(char *msg, int msg_len) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e == cudaSuccess) return n;
+    if (msg && msg_len > 0) snprintf(msg, (size_t)msg_len, "%s (CUDA error %d)", cudaGetErrorString(e), (int)e);
+    return -1;
+}
+static int tb_sync(char *err, int err_len) {
+    cudaError_t e = cudaDeviceSynchronize();
+    if (e == cudaSuccess) e = cudaGetLastError();
+    if (e == cudaSuccess) return 0;
+    if (err && err_len > 0) snprintf(err, (size_t)err_len, "CUDA error %d: %s", (int)e, cudaGetErrorString(e));
+    return -1;
+}
+#else
+#include "../core/hq.h" // defines: hq_malloc, hq_free
+#include <string.h>
+static void *tb_alloc(uint64_t n) { return hq_malloc((size_t)(n ? n : 1)); }
+static void tb_free(void *p) { hq_free(p); }
+static int tb_h2d(void *d, const void *s, uint64_t n) { memcpy(d, s, (size_t)n); return 0; }
+static int tb_d2h(void *d, const void *s, uint64_t n) { memcpy(d, s, (size_t)n); return 0; }
+static int tb_d2d(void *d, const void *s, uint64_t n) { memmove(d, s, (size_t)n); return 0; }
+static int tb_zero(void *p, uint64_t n) { memset(p, 0, (size_t)n); return 0; }
+static int tb_sync(char *err, int err_len) { (void)err; (void)err_len; return 0; }
+#endif
+
+/* wrappers defined by the op files (separate translation units under nvcc) */
+CU_API int CU_SYM(cu_rmsnorm)(const float *x, const float *w, float *y, int64_t rows, int64_t d, float eps);
+CU_API int CU_SYM(cu_rmsnorm_supported)(int64_t d);
+CU_API int CU_SYM(cu_rope)(float *x, int64_t n_tok, int64_t n_heads, int64_t P, int64_t pos0, float base);
+CU_API int CU_SYM(cu_rope_supported)(int64_t P);
+CU_API int CU_SYM(cu_matmul_f)(const cu_wt *w, const float *x, float *y, int64_t n_tok, const float *bias);
+CU_API int CU_SYM(cu_matmul_f_supported)(uint32_t type, int64_t n_in);
+CU_API int CU_SYM(cu_matmul_q)(const cu_wt *w, const float *x, float *y, int64_t n_tok, const float *bias,
+                               void *scratch);
+CU_API int CU_SYM(cu_matmul_q_supported)(uint32_t type, int64_t n_in);
+CU_API int CU_SYM(cu_quant_act)(uint32_t type, const float *x, int64_t n_tok, int64_t n_in, void *scratch);
+CU_API int CU_SYM(cu_swiglu)(float *g, const float *u, int64_t n);
+CU_API int CU_SYM(cu_softplus_bias)(float *dt, const float *bias, int64_t n, int64_t H);
+CU_API int CU_SYM(cu_residual)(float *h, const float *r, const float *br, int64_t n, int64_t d);
+CU_API int CU_SYM(cu_kv_append)(float *kc, float *vc, float *beta, const float *k, const float *v, const float *dt,
+                                const float *A, int64_t n, int64_t KV, int64_t P, int64_t M, int64_t cap,
+                                int64_t pos0);
+CU_API int CU_SYM(cu_embed)(const cu_wt *w, const int32_t *tokens, int64_t n, float *out);
+CU_API int CU_SYM(cu_ssd_scan)(const cu_ssd_dims *dm, int64_t n, const float *x, const float *b, const float *c,
+                               const float *dt, const float *A, const float *D, float *state, float *y);
+CU_API int CU_SYM(cu_ssd_supported)(const cu_ssd_dims *dm);
+CU_API int CU_SYM(cu_attn)(const cu_attn_params *ap, const float *q, const float *kc, const float *vc,
+                           const float *beta, int64_t pos0, int64_t n, float *out, void *scratch);
+CU_API uint64_t CU_SYM(cu_attn_scratch)(const cu_attn_params *ap, int64_t n);
+CU_API int CU_SYM(cu_attn_supported)(const cu_attn_params *ap);
+CU_API int CU_SYM(cu_route_router)(const float *logits, int64_t n, int64_t Kk, int64_t k, int32_t *ids, float *w);
+CU_API int CU_SYM(cu_route_pk)(const float *q, const float *keys, int64_t n, int64_t Hr, int64_t R, int64_t Kk,
+                               int64_t k, int32_t *ids, float *w, void *scratch);
+CU_API uint64_t CU_SYM(cu_route_pk_scratch)(int64_t n, int64_t Hr, int64_t Kk);
+CU_API int CU_SYM(cu_route_supported)(int64_t Kk, int64_t k);
+CU_API int CU_SYM(cu_experts)(const cu_wt *down, const cu_wt *up, const float *x, int64_t n, const int32_t *ids,
+                              const float *w, int64_t k_total, float *out, void *scratch);
+CU_API uint64_t CU_SYM(cu_experts_scratch)(const cu_wt *down, int64_t n, int64_t k_total);
+CU_API int CU_SYM(cu_logsoftmax)(const float *x, float *y, int64_t rows, int64_t V);
+CU_API int CU_SYM(cu_nll)(const float *x, const int32_t *target, float *nll, int64_t rows, int64_t V);
+CU_API int CU_SYM(cu_kl)(const float *a, const float *b, float *kl, int64_t rows, int64_t V);
+
+static int tb_float(uint32_t t) { return t == GGML_T_F32 || t == GGML_T_F16 || t == GGML_T_BF16; }
+
+static int tb_matmul_supported(uint32_t type, int64_t n_in) {
+    return tb_float(type) ? CU_SYM(cu_matmul_f_supported)(type, n_in) : CU_SYM(cu_matmul_q_supported)(type, n_in);
+}
+static uint64_t tb_matmul_scratch(const cu_wt *w, int64_t n_tok) {
+    return tb_float(w->type) ? 0 : cu_q8_act_bytes(n_tok, w->n_in);
+}
+static int tb_matmul(const cu_wt *w, const float *x, float *y, int64_t n_tok, const float *bias, void *scratch) {
+    if (tb_float(w->type)) return CU_SYM(cu_matmul_f)(w, x, y, n_tok, bias);
+    return CU_SYM(cu_matmul_q)(w, x, y, n_tok, bias, scratch);
+}
+
+static const cu_ops tb_table = {
+#ifdef __CUDACC__
+    "gpu",
+#else
+    "emu",
+#endif
+    tb_alloc, tb_free, tb_h2d, tb_d2h, tb_d2d, tb_zero, tb_sync,
+    CU_SYM(cu_rmsnorm), CU_SYM(cu_rmsnorm_supported),
+    CU_SYM(cu_rope), CU_SYM(cu_rope_supported),
+    tb_matmul, tb_matmul_scratch, tb_matmul_supported, CU_SYM(cu_quant_act),
+    CU_SYM(cu_swiglu), CU_SYM(cu_softplus_bias), CU_SYM(cu_residual), CU_SYM(cu_kv_append),
+    CU_SYM(cu_embed),
+    CU_SYM(cu_ssd_scan), CU_SYM(cu_ssd_supported),
+    CU_SYM(cu_attn), CU_SYM(cu_attn_scratch), CU_SYM(cu_attn_supported),
+    CU_SYM(cu_route_router), CU_SYM(cu_route_pk), CU_SYM(cu_route_pk_scratch), CU_SYM(cu_route_supported),
+    CU_SYM(cu_experts), CU_SYM(cu_experts_scratch),
+    CU_SYM(cu_logsoftmax), CU_SYM(cu_nll), CU_SYM(cu_kl),
+};
+
+CU_API const cu_ops *CU_SYM(cu_table)(void) { return &tb_table; }
