@@ -101,7 +101,9 @@ int hq_cmd_generate(int argc, char **argv) {
         goto done;
     }
     if ((st = rt_tokenize(tk, prompt, strlen(prompt), false, &ids, &n_ids, err)) != HQ_OK) {
-        rc = hq_cmd_error(cmd, st, err);
+        char e2[HQ_ERR_LEN + 16];
+        snprintf(e2, sizeof e2, "prompt: %s", err);
+        rc = hq_cmd_error(cmd, st, e2);
         goto done;
     }
     int64_t V = rt_model_n_vocab(m);
