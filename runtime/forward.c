@@ -7,6 +7,7 @@
  * decode (n == 1) matrix-vector products and the SSD step recurrence.
  * Positions are absolute (the state's counter). */
 #include "model_internal.h" // defines: rt_model, rt_layer, rt_state
+#include "../cuda/backend.h" // defines: cu_forward
 
 #include <math.h>
 #include <string.h>
@@ -173,6 +174,7 @@ static hq_status forward_impl(rt_model *m, rt_state *s, const int32_t *tokens, i
         if (tokens[t] < 0 || tokens[t] >= m->V)
             return hq_fail(err, HQ_ERR_ARG, "forward: token id %d at %lld outside the vocabulary [0, %lld)", tokens[t],
                            (long long)t, (long long)m->V);
+    if (m->backend == RT_BACKEND_CUDA) return cu_forward(m, s, tokens, n, logits, r0, err); /* cuda/backend.c */
     int64_t need = arena_floats(m, n, s->cap);
     arena ar = {hq_malloc_array((size_t)need, sizeof(float)), 0, need};
     int64_t *pos = hq_malloc_array((size_t)n, sizeof(int64_t));

@@ -2,6 +2,7 @@
  * architecture metadata, bind and validate every tensor (name, shape, type),
  * refuse what we cannot run, and allocate sequence states. */
 #include "model_internal.h" // defines: rt_model, rt_layer, rt_state
+#include "../cuda/backend.h" // defines: cu_backend_release
 #include "../core/half.h"
 #include "../quant/quant.h"
 
@@ -413,6 +414,7 @@ fail:
 
 void rt_model_free(rt_model *m) {
     if (!m) return;
+    if (m->backend == RT_BACKEND_CUDA) cu_backend_release(m); /* cuda/backend.c: device copy */
     for (int64_t i = 0; i < m->n_owned; i++) hq_free(m->owned[i]);
     hq_free(m->owned);
     hq_free(m->layers);

@@ -13,7 +13,7 @@
 #define HQ_RT_OPS_H
 #include "../core/hq.h"
 
-typedef enum { RT_BACKEND_CPU = 0 } rt_backend;
+typedef enum { RT_BACKEND_CPU = 0, RT_BACKEND_CUDA /* cuda/backend.h */ } rt_backend;
 
 /* A weight matrix [n_out, n_in] as stored in the GGUF (PyTorch Linear
  * layout): n_out rows of n_in elements in `type` (F32/F16/BF16 or any block

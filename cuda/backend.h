@@ -1,0 +1,39 @@
+/* cuda/backend.h — the CUDA backend of the runtime: one dispatch point.
+ *
+ * cu_backend_select(m, name) chooses where rt_forward runs for model m:
+ *   "cpu"      — the CPU runtime (default);
+ *   "cuda"     — the real GPU when this binary was built with nvcc and a
+ *                device is present; otherwise the model stays on the CPU and
+ *                `note` says why ("no CUDA device: running on CPU (...)") —
+ *                the command prints it once;
+ *   "cuda-emu" — the same CUDA kernels on the CPU SIMT emulator (slow;
+ *                checks the whole CUDA path without a GPU).
+ * Before switching, every op the model needs is checked against the
+ * kernels' limits (cu_*_supported); if one is missing the model stays on
+ * the CPU and `note` names it — the CUDA path never computes an op it does
+ * not support. Then all weights (and the fp32 norm/bias vectors) are
+ * uploaded once. Where each op runs on the CUDA path: everything on the
+ * device (embedding, RMSNorm, RoPE, every matmul, SSD, DMAttn, CDMoE
+ * routing and experts, residuals, lm_head); the host only receives logits
+ * and the new cache rows.
+ *
+ * State: the device keeps a mirror of each rt_state; after every forward the
+ * new KV/β rows and the SSD states are copied back into the rt_state, so the
+ * host state stays authoritative (a state touched elsewhere is re-uploaded).
+ * Hooks (calibrate/verify) work: their inputs are copied to the host. */
+#ifndef HQ_CU_BACKEND_H
+#define HQ_CU_BACKEND_H
+#include "../runtime/runtime.h"
+
+#include <stddef.h>
+
+hq_status cu_backend_select(rt_model *m, const char *name, char *note, size_t note_len, char *err);
+/* "cpu", "gpu" or "emu" */
+const char *cu_backend_name(const rt_model *m);
+/* Releases the device copy of m (rt_model_free calls it). */
+void cu_backend_release(rt_model *m);
+/* The forward pass on the device (called by rt_forward for CUDA models;
+ * arguments already validated): logits rows r0..n−1, s->pos advanced. */
+hq_status cu_forward(rt_model *m, rt_state *s, const int32_t *tokens, int64_t n, float *logits, int64_t r0,
+                     char *err);
+#endif
