@@ -150,8 +150,8 @@ void rt_attn(const rt_attn_params *ap, const float *q, const float *kc, const fl
     }
 #endif
     (void)avx2;
-    int64_t items = n * H;
-    RT_OMP("omp parallel for schedule(dynamic, 4) if(items > 1)")
+    int64_t items = n * H, work = items * (pos0 + n) * P;
+    RT_OMP("omp parallel for schedule(dynamic, 4) if(items > 1 && work > (1 << 16))")
     for (int64_t it = 0; it < items; it++) {
         int64_t t = it / H, h = it % H;
         float *s = scratch + (int64_t)rt_thread_id() * per, *tmp = s + ap->cap;

@@ -55,8 +55,8 @@ static hq_status quant_matmul(const rt_weight *w, const float *x, float *y, int6
     } else {
         RT_OMP("omp parallel for schedule(static) if(n_tok > 1)")
         for (int64_t t = 0; t < n_tok; t++) act_convert(tr, false, x + t * w->n_in, buf + t * arb, w->n_in);
-        int64_t nb = (w->n_out + 15) / 16;
-        RT_OMP("omp parallel for schedule(dynamic, 1)")
+        int64_t nb = (w->n_out + 15) / 16, work = n_tok * w->n_out * w->n_in;
+        RT_OMP("omp parallel for schedule(dynamic, 1) if(work > (1 << 20))")
         for (int64_t b = 0; b < nb; b++) {
             int64_t o0 = b * 16, o1 = o0 + 16 < w->n_out ? o0 + 16 : w->n_out;
             for (int64_t t = 0; t < n_tok; t++)
@@ -280,7 +280,7 @@ hq_status rt_matmul(const rt_weight *w, const float *x, float *y, int64_t n_tok,
 #if RT_X86
     avx2 = rt_cpu_has_avx2();
     if (avx2 && n_tok == 1) {
-        RT_OMP("omp parallel for schedule(static) if(w->n_out * w->n_in > 32768)")
+        RT_OMP("omp parallel for schedule(static) if(w->n_out * w->n_in > (1 << 20))") /* small: a fork-join costs more */
         for (int64_t o = 0; o < w->n_out; o++) y[o] = dot_row_avx2(wrow(w, o), w->type, x, w->n_in);
         add_bias(y, bias, n_tok, w->n_out);
         return HQ_OK;
@@ -295,8 +295,8 @@ hq_status rt_matmul(const rt_weight *w, const float *x, float *y, int64_t n_tok,
             !(scratch = hq_malloc_array((size_t)nfl, sizeof(float))))
             return hq_fail(err, HQ_ERR_NOMEM, "matmul '%s': out of memory for conversion buffers", w->name);
     }
-    int64_t nb = (w->n_out + RB - 1) / RB;
-    RT_OMP("omp parallel for schedule(dynamic, 1)")
+    int64_t nb = (w->n_out + RB - 1) / RB, work = n_tok * w->n_out * w->n_in;
+    RT_OMP("omp parallel for schedule(dynamic, 1) if(work > (1 << 18))")
     for (int64_t b = 0; b < nb; b++) {
         int64_t o0 = b * RB, o1 = o0 + RB < w->n_out ? o0 + RB : w->n_out;
         float *buf = scratch ? scratch + (int64_t)rt_thread_id() * per * w->n_in : NULL;
