@@ -97,7 +97,9 @@ static hq_status mixer_ssd(fwd *f, int64_t li, const float *xn, float *out, aren
     rt_rope(c, n, H, P, f->pos, f->rope_base);
     rt_rope(b, n, H, P, f->pos, f->rope_base);
     float *S = f->s->ssm[li];
-    if (n == 1 || rt_ops_ref()) {
+    /* growing heads (A > 0): the chunked form exponentiates cumulative sums
+     * and overflows before the recurrence does (spec §4.5) */
+    if (n == 1 || rt_ops_ref() || ly->ssm_a_pos) {
         rt_ssd_scan(&dm, n, x, b, c, dt, ly->ssm_a, ly->ssm_d, S, y);
     } else {
         float *scr = take(ar, rt_ssd_chunked_scratch(&dm, m->ssd_chunk) * rt_n_threads());

@@ -218,6 +218,8 @@ static void load_layer(ld_ctx *c, int64_t i, const fmt_gguf_str *mix, const fmt_
         NAME(n, "blk.%lld.ssm_dt.bias", (long long)i); ly->ssm_dt_bias = get_vec(c, n, H, false);
         NAME(n, "blk.%lld.ssm_out.bias", (long long)i); ly->b_sout = get_vec(c, n, d, false);
         NAME(n, "blk.%lld.ssm_a", (long long)i); ly->ssm_a = get_vec(c, n, H, true);
+        for (int64_t h = 0; ly->ssm_a && h < H; h++)
+            if (ly->ssm_a[h] > 0) ly->ssm_a_pos = true;
         NAME(n, "blk.%lld.ssm_d", (long long)i); ly->ssm_d = get_vec(c, n, H, false);
     }
     NAME(n, "blk.%lld.ffn_gate.weight", (long long)i); get_mat(c, n, I, d, true, &ly->gate);

@@ -28,6 +28,7 @@ typedef struct {
     rt_weight sx, sb, sc, sdt, sout; /* (H·P, d) (G·N, d) (G·N, d) (H, d) (d, H·P) */
     float *b_sx, *b_sb, *b_sc, *b_sdt, *b_sout;
     float *ssm_dt_bias, *ssm_a, *ssm_d; /* (H) (H) (H) ; dt_bias, D optional */
+    bool ssm_a_pos;              /* some A_h > 0: prefill uses the recurrence (spec §4.5 numerics) */
     /* FFN (MLP part of every FFN kind) */
     rt_weight gate, up, down;    /* (I, d) (I, d) (d, I) */
     float *b_gate, *b_up, *b_down;
