@@ -46,7 +46,6 @@ expect_fail "one model" 2 "two model paths" -- verify "$T/a.gguf" --text "$T/tex
 expect_fail "no --text" 2 "--text" -- verify "$T/a.gguf" "$T/b.gguf"
 expect_fail "unknown option" 2 "bogus" -- verify "$T/a.gguf" "$T/b.gguf" --text "$T/text.txt" --bogus
 expect_fail "bad backend" 2 "--backend" -- verify "$T/a.gguf" "$T/b.gguf" --text "$T/text.txt" --backend tpu
-expect_fail "cuda backend" 1 "cuda" -- verify "$T/a.gguf" "$T/b.gguf" --text "$T/text.txt" --backend cuda
 expect_fail "min-top1 range" 2 "must be in" -- verify "$T/a.gguf" "$T/b.gguf" --text "$T/text.txt" --min-top1 2
 expect_fail "ctx range" 2 "must be in" -- verify "$T/a.gguf" "$T/b.gguf" --text "$T/text.txt" --ctx 2
 expect_fail "missing model" 1 "a.gguf" -- verify "$T/a.gguf" "$T/b.gguf" --text "$T/text.txt"
@@ -62,6 +61,20 @@ if "$HQ" convert "$FX" -o "$B" --outtype f32 --quiet 2>"$T/stderr" &&
    "$HQ" quantize "$B" "$Q" --type Q8_0 >/dev/null 2>"$T/stderr"; then ok; else
   bad "convert/quantize $FX: $(cat "$T/stderr")"; echo "$pass passed, $fail failed"; exit 1; fi
 ARGS=(--text "$T/text.txt" --ctx 32 --chunks 4 -q)
+
+# ---- --backend cuda: on the GPU when there is one, else on the CPU with a note; same figures
+"$HQ" verify "$B" "$Q" "${ARGS[@]}" --backend cuda --json "$T/cuda.json" >/dev/null 2>"$T/stderr"; rc=$?
+"$HQ" verify "$B" "$Q" "${ARGS[@]}" --json "$T/cpu.json" >/dev/null 2>&1
+if [ "$rc" -eq 0 ]; then
+  on=$(grep '"ran_on"' "$T/cuda.json" | sed 's/.*: *"\(.*\)".*/\1/')
+  a=$(json_num "$T/cuda.json" kld mean); c=$(json_num "$T/cpu.json" kld mean)
+  if [ "$on" = cpu ]; then
+    grep -q "note:" "$T/stderr" && [ "$a" = "$c" ] && ok || bad "cuda fallback: note/figures ($a vs $c)"
+  else  # on the device: the same figures to float tolerance
+    awk -v a="$a" -v c="$c" 'BEGIN { exit !(a - c < 1e-3 + 0.05 * c && c - a < 1e-3 + 0.05 * c) }' && ok ||
+      bad "cuda KLD $a vs cpu $c"
+  fi
+else bad "--backend cuda: exit $rc $(cat "$T/stderr")"; fi
 
 # ---- input errors
 expect_fail "empty text" 2 "empty" -- verify "$B" "$Q" --text "$T/empty.txt" --ctx 32

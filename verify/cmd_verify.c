@@ -22,7 +22,7 @@ int hq_cmd_verify(int argc, char **argv) {
          0, 0},
         {'c', "ctx", HQ_OPT_INT, &o.ctx, "N", "tokens per chunk (default 512, or the --base-logits file's)", 4, 1 << 20},
         {0, "chunks", HQ_OPT_INT, &o.chunks, "K", "use at most K chunks (default: all)", 0, 1e12},
-        {0, "backend", HQ_OPT_STR, &rc.backend, "B", "cpu (default) or cuda", 0, 0},
+        {0, "backend", HQ_OPT_STR, &rc.backend, "B", "cpu (default), cuda (falls back to the CPU with a note when no device), cuda-emu", 0, 0},
         {0, "base-logits", HQ_OPT_STR, &o.base_logits, "F",
          "base log-probs saved by `perplexity --save-logits` (the base model then runs on the first chunk only)", 0, 0},
         {0, "json", HQ_OPT_STR, &json, "R.json", "write every figure and the settings as JSON", 0, 0},
@@ -50,11 +50,9 @@ int hq_cmd_verify(int argc, char **argv) {
     if (st != HQ_OK) return hq_cmd_error(cmd, st, err);
     if (n_pos != 2) return hq_cmd_error(cmd, HQ_ERR_ARG, "expected two model paths: base.gguf quant.gguf");
     if (!o.text && !o.base_logits) return hq_cmd_error(cmd, HQ_ERR_ARG, "--text FILE is required");
-    if (strcmp(rc.backend, "cpu") != 0 && strcmp(rc.backend, "cuda") != 0)
-        return hq_cmd_error(cmd, HQ_ERR_ARG, "--backend must be cpu or cuda");
-    if (!strcmp(rc.backend, "cuda"))
-        return hq_cmd_error(cmd, HQ_ERR_UNSUPPORTED,
-                            "--backend cuda: no CUDA forward pass in this build yet (use --backend cpu)");
+    if (strcmp(rc.backend, "cpu") != 0 && strcmp(rc.backend, "cuda") != 0 && strcmp(rc.backend, "cuda-emu") != 0)
+        return hq_cmd_error(cmd, HQ_ERR_ARG, "--backend must be cpu, cuda or cuda-emu");
+    o.backend = rc.backend;
     o.base = pos[0];
     o.quant = pos[1];
     o.threads = (int)threads;
@@ -66,6 +64,7 @@ int hq_cmd_verify(int argc, char **argv) {
     rt_cmd_tame_openmp(argc, argv);
     vf_result r;
     if ((st = vf_run(&o, &r, err)) != HQ_OK) return hq_cmd_error(cmd, st, err);
+    if (r.backend_note[0]) fprintf(stderr, "hyquant verify: note: %s\n", r.backend_note);
     vf_print_table(stdout, &r, &rc);
     int rcode = 0;
     if (json && (st = vf_write_json(json, &r, &rc, err)) != HQ_OK) rcode = hq_cmd_error(cmd, st, err);

@@ -8,6 +8,7 @@
 #include "../runtime/ppl.h"
 #include "../runtime/runtime.h"
 #include "../core/limits.h"
+#include "../cuda/backend.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -372,6 +373,18 @@ hq_status vf_run(const vf_opts *o, vf_result *r, char *err) {
     TRY(vf_weight_errors(s.gb, s.gq, r, err));
     TRY(rt_model_load(o->base, &s.mb, err));
     TRY(rt_model_load(o->quant, &s.mq, err));
+    snprintf(r->backend, sizeof r->backend, "cpu");
+    if (o->backend && strcmp(o->backend, "cpu") != 0) {
+        /* both models on the same backend, so the comparison is like for like */
+        char note[256] = "";
+        TRY(cu_backend_select(s.mb, o->backend, note, sizeof note, err));
+        TRY(cu_backend_select(s.mq, o->backend, r->backend_note, sizeof r->backend_note, err));
+        if (!r->backend_note[0]) snprintf(r->backend_note, sizeof r->backend_note, "%s", note);
+        if (strcmp(cu_backend_name(s.mb), cu_backend_name(s.mq)) != 0)
+            TRY(hq_fail(err, HQ_ERR_UNSUPPORTED, "--backend %s: %s runs on %s but %s on %s (%s)", o->backend, o->base,
+                        cu_backend_name(s.mb), o->quant, cu_backend_name(s.mq), r->backend_note));
+        snprintf(r->backend, sizeof r->backend, "%s", cu_backend_name(s.mq));
+    }
     r->n_vocab = rt_model_n_vocab(s.mb);
     r->n_layers = rt_model_n_layers(s.mb);
     r->n_embd = rt_model_n_embd(s.mb);

@@ -1,7 +1,8 @@
 /* verify/report.c — the verify results as a terminal table, JSON (every
  * figure and the settings) and Markdown; files are written atomically
  * (hq_out). JSON layout (numbers; null where a figure does not exist):
- *   settings {base, quant, text, base_logits, backend, arch, ctx, chunks,
+ *   settings {base, quant, text, base_logits, backend, ran_on, backend_note,
+ *             arch, ctx, chunks,
  *             scored_per_chunk, scored_tokens, text_tokens, bos, threads,
  *             drift_chunks, n_vocab, n_layers, n_embd}
  *   ppl {base{value,err}, quant{value,err}, ln_ratio{value,err},
@@ -49,9 +50,10 @@ static const char *tname(uint32_t t) { return ggml_type_name(t); }
 void vf_print_table(FILE *f, const vf_result *r, const vf_report_ctx *c) {
     const vf_summary *s = &r->sum;
     fprintf(f, "verify: %s vs %s\n", c->base, c->quant);
-    fprintf(f, "  %lld chunks of %lld tokens, %llu scored; BOS %s; base log-probs %s\n", (long long)r->n_chunks,
-            (long long)r->ctx, (unsigned long long)s->count, r->use_bos ? "at chunk starts" : "not used",
-            r->base_from_file ? "from the saved file" : "computed in process");
+    fprintf(f, "  %lld chunks of %lld tokens, %llu scored; BOS %s; base log-probs %s; ran on %s\n",
+            (long long)r->n_chunks, (long long)r->ctx, (unsigned long long)s->count,
+            r->use_bos ? "at chunk starts" : "not used",
+            r->base_from_file ? "from the saved file" : "computed in process", r->backend[0] ? r->backend : "cpu");
     fprintf(f, "\n  %-22s %14s %12s\n", "", "value", "± error");
     fprintf(f, "  %-22s %14.4f %12.4f\n", "PPL base", s->ppl_b.val, s->ppl_b.err);
     fprintf(f, "  %-22s %14.4f %12.4f\n", "PPL quant", s->ppl_q.val, s->ppl_q.err);
@@ -133,6 +135,8 @@ static cJSON *build_json(const vf_result *r, const vf_report_ctx *c) {
     add_str(st, "text", c->text);
     add_str(st, "base_logits", c->base_logits);
     add_str(st, "backend", c->backend ? c->backend : "cpu");
+    add_str(st, "ran_on", r->backend[0] ? r->backend : "cpu");
+    add_str(st, "backend_note", r->backend_note[0] ? r->backend_note : NULL);
     add_str(st, "arch", r->arch);
     add(st, "ctx", (double)r->ctx);
     add(st, "chunks", (double)r->n_chunks);

@@ -31,6 +31,7 @@ typedef struct {
     int64_t chunks;           /* 0: all */
     int threads;              /* 0: all cores */
     bool progress;            /* per-chunk line on stderr */
+    const char *backend;      /* NULL / "cpu", "cuda", "cuda-emu" (cuda/backend.h) */
 } vf_opts;
 
 enum { VF_KIND_SSD, VF_KIND_ATTN, VF_KIND_MLP, VF_KIND_EXPERTS, VF_KIND_OTHER, VF_KIND_COUNT };
@@ -70,6 +71,8 @@ typedef struct {
     bool use_bos, base_from_file;
     int64_t drift_chunks;        /* chunks where hidden states / routing were compared */
     int threads;
+    char backend[16];            /* where the models ran: "cpu", "gpu", "emu" */
+    char backend_note[256];      /* why a requested CUDA run stayed on the CPU, or "" */
     char arch[32];
     char ftype_b[32], ftype_q[32];
     double seconds;
