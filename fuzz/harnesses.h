@@ -15,6 +15,7 @@
 #include "fuzz_ckpt_index.c"
 #include "fuzz_tokenizer_load.c"
 #include "fuzz_tokenize.c"
+#include "fuzz_model.c"
 
 typedef struct {
     const char *name;
@@ -32,6 +33,7 @@ static const fuzz_harness k_fuzz_harnesses[] = {
     {"ckpt_index", fuzz_ckpt_index},
     {"tokenizer_load", fuzz_tokenizer_load},
     {"tokenize", fuzz_tokenize},
+    {"model", fuzz_model},
 };
 #define FUZZ_N_HARNESSES (sizeof k_fuzz_harnesses / sizeof *k_fuzz_harnesses)
 #endif

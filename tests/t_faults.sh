@@ -107,7 +107,7 @@ alloc_loop() {
     [ "$fails" -gt 0 ] && ok || bad "$label: no allocation failure was exercised"
 }
 if [ -n "$SAN" ]; then
-    CS=3 QS=11 KS=97
+    CS=1 QS=3 KS=47
 else
     CS=1 QS=3 KS=29
 fi

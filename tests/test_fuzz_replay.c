@@ -5,8 +5,8 @@
  * stays fixed. A harness aborts on a crash or a broken contract (fuzz_common.h),
  * which fails this test.
  * Second pass, allocation failure: for each input, the run is repeated with
- * the N-th hq_* allocation failing for up to 40 N spread over the run's
- * allocations (12 under HQ_SANITIZED) — every error path must free what it
+ * the N-th hq_* allocation failing for up to 200 N spread over the run's
+ * allocations (60 under HQ_SANITIZED) — every error path must free what it
  * allocated (LeakSanitizer) and report a one-line error.
  *   build/tests/test_fuzz_replay                 all harnesses
  *   build/tests/test_fuzz_replay <h> FILE...     one harness on given files */
@@ -78,7 +78,7 @@ static void run_file(const fuzz_harness *h, const char *path, int fault_points) 
 
 int main(int argc, char **argv) {
     bool san = getenv("HQ_SANITIZED") != NULL;
-    int fault_points = san ? 12 : 40;
+    int fault_points = san ? 60 : 200;
     /* one warm-up call per harness loads its fixed fixtures outside the
      * fault-injection window (harness state that lives for the process) */
     for (size_t i = 0; i < FUZZ_N_HARNESSES; i++) k_fuzz_harnesses[i].fn((const uint8_t *)"", 0);

@@ -211,10 +211,12 @@ def main():
                 g = os.path.join(td, os.path.basename(m) + ".gguf")
                 subprocess.run([a.hyquant, "convert", os.path.join(FIX, m), "-o", g, "-q"], check=True)
                 put(out, "gguf", os.path.basename(g), rd(g))
+                put(out, "model", os.path.basename(g), rd(g))
                 q = g.replace(".gguf", "_q8_0.gguf")
                 subprocess.run([a.hyquant, "quantize", g, q, "-t", "Q8_0", "-q"], check=True,
                                stdout=subprocess.DEVNULL)
                 put(out, "gguf", os.path.basename(q), rd(q))
+                put(out, "model", os.path.basename(q), rd(q))
     else:
         print("note: %s not built; GGUF seeds from hyquant skipped" % a.hyquant, file=sys.stderr)
     total = sum(os.path.getsize(p) for p in glob.glob(os.path.join(out, "*", "*")))
