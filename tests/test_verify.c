@@ -174,6 +174,7 @@ typedef struct {
     const char *perturb;   /* F32 tensor to perturb, or NULL */
     double rel;            /* noise RMS relative to the tensor's RMS */
     const char *tok_extra; /* appended to the embedded tokenizer.json */
+    bool drop_vocab_row;   /* token_embd.weight loses its last row */
     double d2, b2;         /* out: Σ(Δ)², Σx² of the perturbed tensor, computed here */
 } copy_opts;
 
@@ -202,7 +203,9 @@ static hq_status copy_gguf(const char *src, const char *dst, copy_opts *co, char
     }
     for (uint64_t i = 0; i < fmt_gguf_n_tensors(g); i++) {
         const fmt_gguf_tensor *t = fmt_gguf_tensor_at(g, i);
-        if ((st = fmt_gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, err)) != HQ_OK) goto out;
+        uint64_t ne[4] = {t->ne[0], t->ne[1], t->ne[2], t->ne[3]};
+        if (co->drop_vocab_row && !strcmp(t->name, "token_embd.weight")) ne[1]--;
+        if ((st = fmt_gguf_add_tensor(w, t->name, t->type, t->n_dims, ne, err)) != HQ_OK) goto out;
     }
     if ((st = hq_out_open(&o, dst, err)) != HQ_OK) goto out;
     if ((st = fmt_gguf_write_header(w, &o, err)) != HQ_OK) goto out;
@@ -225,7 +228,8 @@ static hq_status copy_gguf(const char *src, const char *dst, copy_opts *co, char
             }
             data = buf;
         }
-        if ((st = fmt_gguf_write_tensor(w, &o, i, data, t->nbytes, err)) != HQ_OK) goto out;
+        uint64_t nb = fmt_gguf_writer_tensor_nbytes(w, i);
+        if ((st = fmt_gguf_write_tensor(w, &o, i, data, nb, err)) != HQ_OK) goto out;
     }
     if ((st = fmt_gguf_writer_finish(w, &o, err)) != HQ_OK) goto out;
     st = hq_out_commit(&o, err);
@@ -451,6 +455,9 @@ static void test_errors(void) {
     copy_opts co = {.tok_extra = " "};
     CHECK(copy_gguf(P_BASE, P_TOK, &co, err) == HQ_OK, "tokenizer copy: %s", err);
     expect_fail("other tokenizer", HQ_ERR_MISMATCH, "tokenizers differ", P_BASE, P_TOK, P_TEXT, NULL, CTX);
+    copy_opts cv = {.drop_vocab_row = true};
+    CHECK(copy_gguf(P_BASE, P_TOK, &cv, err) == HQ_OK, "vocabulary copy: %s", err);
+    expect_fail("other vocabulary", HQ_ERR_MISMATCH, "vocabularies differ", P_BASE, P_TOK, P_TEXT, NULL, CTX);
     snprintf(empty, sizeof empty, "%s/empty.txt", g_tmp);
     FILE *f = fopen(empty, "w");
     if (f) fclose(f);
