@@ -165,6 +165,10 @@ void *cu_emu_shared(unsigned long long bytes, const char *name) {
     E.slots[k].size = bytes;
     E.nslots = k + 1;
     E.shared_used = off + bytes;
+    /* poison (NaN floats, -1 ints) when the block first declares the array:
+     * same effect as poisoning all shared memory per block, at the cost of
+     * what the kernel uses instead of the 256 KiB capacity */
+    memset(E.shared + off, 0xFF, (size_t)bytes);
     return E.shared + off;
 }
 
@@ -276,7 +280,6 @@ __attribute__((noinline)) static void init_thread(int i) {
 
 static int run_block(void) {
     int idx[EMU_MAX_THREADS];
-    memset(E.shared, 0xFF, EMU_SHARED_CAP); /* poison: NaN floats, -1 ints */
     E.shared_used = 0;
     E.nslots = 0;
     for (int i = 0; i < E.nth; i++) init_thread(i);

@@ -1,0 +1,188 @@
+/* tests/test_cuda_model.c — the whole forward pass through the CUDA backend
+ * (cuda/backend.c) against the CPU runtime on the bundled fixture models
+ * (tests/fixtures/models/: Cheems hybrid SSD+attention+product-key CDMoE,
+ * Doge with router CDMoE, dense Doge), converted with cv_convert and also
+ * quantized to Q8_0 / Q4_0 with `hyquant quantize`:
+ *   - prefill logits: max |Δlogit| / max |logit| <= 1e-4 (CPU and CUDA both
+ *     fp32 with different summation orders; the SSD prefill uses the
+ *     recurrence on the device and the chunked form on the CPU);
+ *   - prefill of half + one-token decodes on the device == CPU logits (same
+ *     limit), and the sequence continued on the CPU from the synced state;
+ *   - greedy argmax of every row equal where the CPU's top-2 margin > 1e-3;
+ *   - the backend selection notes (no GPU here: "cuda" stays on the CPU).
+ * Emulator ("cuda-emu") always; real GPU ("cuda") when built with nvcc and a
+ * device is present. Skips with a message when the fixtures are absent. */
+#include "../convert/convert.h"
+#include "../cuda/backend.h"
+#include "../cuda/cu_ops.h"
+#include "../cli/commands.h"
+#include "../runtime/runtime.h"
+#include "test.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char g_tmp[256];
+
+static double max_rel(const float *a, const float *b, int64_t n, bool *nan) {
+    double md = 0, mb = 0;
+    *nan = false;
+    for (int64_t i = 0; i < n; i++) {
+        if (isnan(a[i]) || isnan(b[i])) *nan = true;
+        double d = fabs((double)a[i] - b[i]);
+        if (d > md) md = d;
+        if (fabs(b[i]) > mb) mb = fabs(b[i]);
+    }
+    return mb > 0 ? md / mb : md;
+}
+
+static int argmax2(const float *x, int64_t n, double *margin) {
+    int b = 0, s = -1;
+    for (int64_t i = 1; i < n; i++)
+        if (x[i] > x[b]) s = b, b = (int)i;
+        else if (s < 0 || x[i] > x[s]) s = (int)i;
+    *margin = s >= 0 ? (double)x[b] - x[s] : 1e9;
+    return b;
+}
+
+static void run_model(const char *gguf, const char *label, const char *backend, int64_t n_tok, bool decode) {
+    char err[HQ_ERR_LEN] = "", note[300] = "";
+    rt_model *m = NULL;
+    hq_status st = rt_model_load(gguf, &m, err);
+    CHECK(st == HQ_OK, "%s: load: %s", label, err);
+    if (st != HQ_OK) return;
+    int64_t V = rt_model_n_vocab(m);
+    int32_t *toks = malloc((size_t)n_tok * 4);
+    for (int64_t i = 0; i < n_tok; i++) toks[i] = (int32_t)((i * 37 + 11) % V);
+    float *ref = malloc((size_t)(n_tok * V) * 4), *got = malloc((size_t)(n_tok * V) * 4);
+    rt_state *s = NULL;
+    CHECK(rt_state_new(m, n_tok + 8, &s, err) == HQ_OK, "%s: state: %s", label, err);
+    CHECK(rt_forward(m, s, toks, n_tok, ref, err) == HQ_OK, "%s: CPU forward: %s", label, err);
+    st = cu_backend_select(m, backend, note, sizeof note, err);
+    CHECK(st == HQ_OK, "%s: select %s: %s", label, backend, err);
+    if (note[0]) printf("%s: %s\n", label, note);
+    CHECK(!strcmp(backend, "cuda") || strcmp(cu_backend_name(m), "cpu") != 0, "%s: %s did not take the model (%s)",
+          label, backend, note);
+    rt_state_reset(s);
+    st = rt_forward(m, s, toks, n_tok, got, err);
+    CHECK(st == HQ_OK, "%s [%s]: forward: %s", label, cu_backend_name(m), err);
+    const char *where = cu_backend_name(m);
+    bool nan;
+    double r = max_rel(got, ref, n_tok * V, &nan);
+    CHECK(!nan && r <= 1e-4, "%s [%s]: prefill logits max rel %.3g > 1e-4", label, cu_backend_name(m), r);
+    int same = 0, decided = 0;
+    for (int64_t t = 0; t < n_tok; t++) {
+        double mg, mg2;
+        int a = argmax2(ref + t * V, V, &mg), b = argmax2(got + t * V, V, &mg2);
+        if (mg > 1e-3) decided++, same += a == b;
+    }
+    CHECK(same == decided, "%s: argmax differs on %d of %d decided rows", label, decided - same, decided);
+    /* half prefill, then one token at a time on the device */
+    rt_state_reset(s);
+    int64_t half = decode ? n_tok / 2 : n_tok;
+    float *dec = malloc((size_t)(n_tok * V) * 4);
+    st = rt_forward(m, s, toks, half, dec, err);
+    for (int64_t t = half; t < n_tok && st == HQ_OK; t++) st = rt_forward(m, s, toks + t, 1, dec + t * V, err);
+    double r2 = max_rel(dec, ref, n_tok * V, &nan);
+    CHECK(st == HQ_OK && !nan && r2 <= 1e-4, "%s [%s]: prefill+decode max rel %.3g (%s)", label, cu_backend_name(m),
+          r2, st == HQ_OK ? "ok" : err);
+    /* the host state stays authoritative: continue the same sequence on the CPU */
+    if (st == HQ_OK && n_tok > 2 && decode) {
+        float *cpu_next = malloc((size_t)V * 4), *gpu_next = malloc((size_t)V * 4);
+        int32_t nx = toks[1];
+        rt_state *s2 = NULL;
+        CHECK(rt_state_new(m, n_tok + 8, &s2, err) == HQ_OK, "state2");
+        st = rt_forward(m, s, &nx, 1, gpu_next, err); /* device, pos n_tok */
+        CHECK(cu_backend_select(m, "cpu", note, sizeof note, err) == HQ_OK, "back to cpu");
+        st = rt_forward(m, s2, toks, n_tok, NULL, err);
+        if (st == HQ_OK) st = rt_forward(m, s2, &nx, 1, cpu_next, err);
+        double r3 = max_rel(gpu_next, cpu_next, V, &nan);
+        CHECK(st == HQ_OK && r3 <= 1e-4, "%s: next token after device decode vs CPU: %.3g", label, r3);
+        rt_state_free(s2);
+        free(cpu_next), free(gpu_next);
+    }
+    printf("%-28s %-4s %lld tokens: prefill max rel %.2g, prefill+decode %.2g, argmax %d/%d\n", label, where, (long long)n_tok, r, r2, same, decided);
+    free(dec);
+    free(toks), free(ref), free(got);
+    rt_state_free(s);
+    rt_model_free(m); /* releases the device copy */
+}
+
+static int quantize(const char *in, const char *out, const char *type) {
+    char *argv[] = {"quantize", (char *)in, (char *)out, "--type", (char *)type, NULL};
+    fflush(stdout);
+    int saved = dup(1), nul = open("/dev/null", O_WRONLY); /* the per-tensor table is noise here */
+    if (nul >= 0) dup2(nul, 1);
+    int rc = hq_cmd_quantize(5, argv);
+    fflush(stdout);
+    if (saved >= 0) dup2(saved, 1), close(saved);
+    if (nul >= 0) close(nul);
+    return rc;
+}
+
+int main(void) {
+    const char *san = getenv("HQ_SANITIZED");
+    bool small = san && *san == '1';
+    snprintf(g_tmp, sizeof g_tmp, "/tmp/hq_cuda_model_%d", (int)getpid());
+    mkdir(g_tmp, 0700);
+    static const char *const fx[] = {"cheems-tiny-random", "doge-moe", "doge-dense"};
+    int found = 0;
+    bool gpu = false;
+    if (cu_table_gpu && cu_gpu_devices) {
+        char msg[256] = "";
+        gpu = cu_gpu_devices(msg, sizeof msg) > 0;
+        if (!gpu) printf("skip gpu: built with nvcc but no CUDA device: %s\n", msg);
+    } else {
+        printf("skip gpu: this binary has no nvcc-built kernels\n");
+    }
+    for (size_t i = 0; i < sizeof fx / sizeof fx[0]; i++) {
+        char dir[512], gguf[512], err[HQ_ERR_LEN] = "";
+        snprintf(dir, sizeof dir, "tests/fixtures/models/%s", fx[i]);
+        struct stat sb;
+        if (stat(dir, &sb) != 0) continue;
+        found++;
+        snprintf(gguf, sizeof gguf, "%s/%s.gguf", g_tmp, fx[i]);
+        cv_options co = {.outtype = CV_OUT_F32, .quiet = true};
+        hq_status st = cv_convert(dir, gguf, &co, err);
+        CHECK(st == HQ_OK, "%s: convert: %s", fx[i], err);
+        if (st != HQ_OK) continue;
+        int64_t n_tok = small ? 5 : 10;
+        run_model(gguf, fx[i], "cuda-emu", n_tok, i == 0 || !small);
+        if (gpu) run_model(gguf, fx[i], "cuda", 64, true);
+        if (i == 0) { /* "cuda" without a device keeps the model on the CPU, with the note */
+            char note[300] = "";
+            rt_model *m = NULL;
+            if (rt_model_load(gguf, &m, err) == HQ_OK) {
+                CHECK(cu_backend_select(m, "cuda", note, sizeof note, err) == HQ_OK, "select cuda: %s", err);
+                CHECK(gpu ? !strcmp(cu_backend_name(m), "gpu") : (!strcmp(cu_backend_name(m), "cpu") && strstr(note, "no CUDA device: running on CPU")),
+                      "cuda selection: backend %s note '%s'", cu_backend_name(m), note);
+                CHECK(cu_backend_select(m, "tpu", note, sizeof note, err) == HQ_ERR_ARG, "unknown backend refused");
+                rt_model_free(m);
+            }
+        }
+        if (!small && i < 2) { /* one block type per MoE fixture keeps the emulated time short */
+            static const char *const qt[] = {"Q8_0", "Q4_0"};
+            for (size_t q = i; q < i + 1; q++) {
+                char qpath[600], label[64];
+                snprintf(qpath, sizeof qpath, "%s/%s-%s.gguf", g_tmp, fx[i], qt[q]);
+                snprintf(label, sizeof label, "%s %s", fx[i], qt[q]);
+                if (quantize(gguf, qpath, qt[q]) != 0) {
+                    CHECK(0, "%s: hyquant quantize failed", label);
+                    continue;
+                }
+                run_model(qpath, label, "cuda-emu", 8, false);
+                if (gpu) run_model(qpath, label, "cuda", 64, true);
+                unlink(qpath);
+            }
+        }
+        unlink(gguf);
+    }
+    rmdir(g_tmp);
+    if (!found) printf("skip: no model fixtures under tests/fixtures/models (run tools/make_fixtures.py)\n");
+    TEST_END();
+}
