@@ -324,7 +324,7 @@ static void test_self(void) {
         zero &= y->err_mixer == 0 && y->err_ffn == 0 && y->cos_mixer == 1 && y->cos_ffn == 1;
         if (y->has_routing) zero &= y->route_changed == 0 && y->route_jaccard == 1.0;
     }
-    CHECK(zero, "self: zero hidden-state drift and identical routing");
+    CHECK(zero && r.err_embd == 0 && r.cos_embd == 1, "self: zero hidden-state drift and identical routing");
     CHECK(r.has_routing && r.route_changed == 0, "self routing compared (%d)", r.has_routing);
     CHECK(r.n_weights > 0 && r.n_weights_changed == 0 && r.weights[0].rel_rms == 0, "self weights");
     CHECK(r.n_layers == 4 && r.layers[0].mixer_kind == VF_KIND_SSD && r.layers[1].mixer_kind == VF_KIND_ATTN &&
@@ -351,7 +351,7 @@ static void test_perturbed(void) {
     bool before = true;
     for (int l = 0; l < 2; l++)
         before &= r.layers[l].err_mixer == 0 && r.layers[l].err_ffn == 0 && r.layers[l].route_changed == 0;
-    CHECK(before, "no drift before the perturbed sub-block");
+    CHECK(before && r.err_embd == 0, "no drift before the perturbed sub-block");
     CHECK(r.layers[2].err_mixer > 0 && r.layers[2].add_mixer == r.layers[2].err_mixer && r.layers[2].cos_mixer < 1,
           "drift at layer 2 mixer: %.3g", r.layers[2].err_mixer);
     double expect = sqrt(co.d2 / co.b2);
@@ -395,6 +395,10 @@ static void test_quantized(void) {
         kld[i] = r.sum.kld.val;
         wmax[i] = r.weights[0].rel_rms;
         CHECK(r.sum.kld.val > 0 && r.n_weights_changed > 0 && r.layers[0].err_mixer > 0, "%s drifts", types[i]);
+        /* the tied embedding is quantized too: h⁰ already differs, and layer 0's
+         * mixer is charged only with the increase over it */
+        CHECK(r.err_embd > 0 && r.cos_embd < 1 && fabs(r.layers[0].add_mixer - (r.layers[0].err_mixer - r.err_embd)) < 1e-12,
+              "%s embedding error %.3g", types[i], r.err_embd);
         vf_result_free(&r);
     }
     CHECK(kld[0] < kld[1] && wmax[0] < wmax[1], "Q8_0 drifts less than Q4_0: KLD %.3g < %.3g, weights %.3g < %.3g",
@@ -490,7 +494,8 @@ static void test_json(void) {
     if (st == HQ_OK && hq_read_file(path, 1 << 24, &txt, &len, err) == HQ_OK) {
         cJSON *j = cJSON_Parse(txt);
         CHECK(j != NULL, "JSON parses");
-        const char *objs[] = {"settings", "ppl", "kld", "top1", "delta_p", "module_kinds", "weights", "thresholds"};
+        const char *objs[] = {"settings", "ppl",     "kld",        "top1",      "delta_p",
+                              "embedding", "module_kinds", "weights", "thresholds"};
         for (size_t i = 0; j && i < sizeof objs / sizeof *objs; i++)
             CHECK(cJSON_IsObject(cJSON_GetObjectItem(j, objs[i])), "JSON has object %s", objs[i]);
         const char *nums[][2] = {{"ppl", "cor"},         {"kld", "mean"},      {"kld", "err"},  {"kld", "median"},

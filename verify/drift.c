@@ -9,6 +9,7 @@
 #include "../runtime/runtime.h"
 #include "../core/limits.h"
 #include "../cuda/backend.h"
+#include "../quant/quant.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -174,6 +175,57 @@ static hq_status drift_init(drift_ctx *x, int64_t L, int64_t d, int64_t ctx, cha
     return HQ_OK;
 }
 
+/* h⁰ = Emb[token]: error of the embedding rows of one chunk's tokens,
+ * decoded from both files (q_traits to_float), accumulated per position */
+typedef struct {
+    const q_type_traits *tb, *tq;
+    const uint8_t *db, *dq;
+    uint64_t rb, rq;
+    int64_t d, rows;
+    float *xb, *xq;
+    double sum_err, sum_cos;
+    uint64_t n;
+} embd_ctx;
+
+static hq_status embd_init(embd_ctx *e, const fmt_gguf *gb, const fmt_gguf *gq, char *err) {
+    memset(e, 0, sizeof *e);
+    const fmt_gguf_tensor *b = fmt_gguf_find_tensor(gb, "token_embd.weight"), *q = fmt_gguf_find_tensor(gq, "token_embd.weight");
+    e->tb = b ? q_traits(b->type) : NULL;
+    e->tq = q ? q_traits(q->type) : NULL;
+    if (!e->tb || !e->tq || !e->tb->to_float || !e->tq->to_float || b->ne[0] % (uint64_t)e->tb->blck ||
+        q->ne[0] % (uint64_t)e->tq->blck)
+        return hq_fail(err, HQ_ERR_UNSUPPORTED, "token_embd.weight: cannot decode its rows");
+    e->d = (int64_t)b->ne[0];
+    e->rows = (int64_t)b->ne[1];
+    e->rb = b->ne[0] / (uint64_t)e->tb->blck * e->tb->type_size;
+    e->rq = q->ne[0] / (uint64_t)e->tq->blck * e->tq->type_size;
+    if (e->rb * b->ne[1] > b->nbytes || e->rq * q->ne[1] > q->nbytes)
+        return hq_fail(err, HQ_ERR_FORMAT, "token_embd.weight: data shorter than its shape");
+    e->db = b->data;
+    e->dq = q->data;
+    e->xb = hq_malloc_array((size_t)e->d * 2, sizeof(float));
+    if (!e->xb) return hq_fail(err, HQ_ERR_NOMEM, "out of memory for two embedding rows");
+    e->xq = e->xb + e->d;
+    return HQ_OK;
+}
+
+static void embd_add(embd_ctx *e, const int32_t *tok, int64_t n) {
+    for (int64_t t = 0; t < n; t++) {
+        if (tok[t] < 0 || tok[t] >= e->rows) continue;
+        e->tb->to_float(e->db + (uint64_t)tok[t] * e->rb, e->xb, e->d);
+        e->tq->to_float(e->dq + (uint64_t)tok[t] * e->rq, e->xq, e->d);
+        double dd = 0, nb = 0, nq = 0, dot = 0;
+        for (int64_t i = 0; i < e->d; i++) {
+            double df = (double)e->xq[i] - e->xb[i];
+            dd += df * df, nb += (double)e->xb[i] * e->xb[i], nq += (double)e->xq[i] * e->xq[i];
+            dot += (double)e->xq[i] * e->xb[i];
+        }
+        e->sum_err += nb > 0 ? sqrt(dd / nb) : (dd > 0 ? 1.0 : 0.0);
+        e->sum_cos += nb > 0 && nq > 0 ? dot / sqrt(nb * nq) : (nb == nq ? 1.0 : 0.0);
+        e->n++;
+    }
+}
+
 /* ---- model checks ---- */
 static void kv_str(const fmt_gguf *g, const char *key, char *out, size_t cap) {
     fmt_gguf_str s;
@@ -241,10 +293,12 @@ typedef struct {
     double *kld, *dp;
     drift_ctx dx;
     bool dx_init;
+    embd_ctx em;
 } run_state;
 
 static void run_free(run_state *s) {
     if (s->dx_init) drift_free(&s->dx);
+    hq_free(s->em.xb);
     hq_free(s->kld);
     hq_free(s->dp);
     hq_free(s->lgb);
@@ -316,8 +370,12 @@ static hq_status tokens_from_text(const vf_opts *o, run_state *s, char *err) {
     return rt_ppl_prepare(s->mb, s->text, len, o->text, o->ctx > 0 ? o->ctx : 512, o->chunks, &s->ch, err);
 }
 
-static void finish_layers(vf_result *r, const drift_ctx *x) {
-    double prev = 0;
+static void finish_layers(vf_result *r, const drift_ctx *x, const embd_ctx *e) {
+    r->err_embd = e->n ? e->sum_err / (double)e->n : 0;
+    r->cos_embd = e->n ? e->sum_cos / (double)e->n : 1;
+    r->kinds[VF_KIND_OTHER].n_layers = 1;
+    r->kinds[VF_KIND_OTHER].sum_add = r->kinds[VF_KIND_OTHER].max_err = r->err_embd;
+    double prev = r->err_embd;
     for (int64_t l = 0; l < r->n_layers; l++) {
         vf_layer *ly = &r->layers[l];
         uint64_t nm = x->n_tok[2 * l], nf = x->n_tok[2 * l + 1];
@@ -427,6 +485,7 @@ hq_status vf_run(const vf_opts *o, vf_result *r, char *err) {
                     (long long)V));
     TRY(drift_init(&s.dx, r->n_layers, r->n_embd, ctx, err));
     s.dx_init = true;
+    TRY(embd_init(&s.em, s.gb, s.gq, err));
     const rt_hooks rec = {.ud = &s.dx, .on_hidden = rec_hidden, .on_experts = rec_experts};
     const rt_hooks cmp = {.ud = &s.dx, .on_hidden = cmp_hidden, .on_experts = cmp_experts};
     bool tty = isatty(2);
@@ -436,6 +495,7 @@ hq_status vf_run(const vf_opts *o, vf_result *r, char *err) {
         const int32_t *tk = s.ch.tokens + c * ctx;
         bool run_base = c < r->drift_chunks;
         if (run_base) {
+            embd_add(&s.em, tk, ctx);
             rt_model_set_hooks(s.mb, &rec);
             rt_state_reset(s.sb);
             st = rt_forward_from(s.mb, s.sb, tk, ctx, first, s.lgb, err);
@@ -496,7 +556,7 @@ hq_status vf_run(const vf_opts *o, vf_result *r, char *err) {
      * every chunk of it was used; the 16-bit rows only approximate it */
     if (o->base_logits && nc == (int64_t)s.lf.h.n_chunks) r->acc.sum_nll_base = s.lf.h.nll_sum;
     vf_summarize(&r->acc, s.kld, s.dp, &r->sum);
-    finish_layers(r, &s.dx);
+    finish_layers(r, &s.dx, &s.em);
     r->seconds = hq_now() - t0;
     run_free(&s);
     return HQ_OK;

@@ -10,12 +10,14 @@
  *   kld {mean, err, min, median, p90, p95, p99, p99_9, max}
  *   top1 {value, err}                       (fractions, not percent)
  *   delta_p {mean, err, rms, rms_err, min, p1, p5, median, p95, p99, max, max_abs}
+ *   embedding {err, cos}                    (rows of the evaluated tokens: h⁰)
  *   layers [{layer, mixer, ffn, mixer_kind, ffn_kind, err_after_mixer,
  *            cos_after_mixer, max_err_after_mixer, added_by_mixer,
  *            err_after_ffn, cos_after_ffn, max_err_after_ffn, added_by_ffn,
  *            routing null | {tokens, changed_fraction, jaccard}}]
  *   module_kinds {ssd|attention|mlp|experts|other: {sub_blocks, added,
- *            max_err, weight_rel_rms, tensors}}
+ *            max_err, weight_rel_rms, tensors}} ("other": the embedding as
+ *            its one sub-block; its weights: embedding, norms, head)
  *   routing null | {tokens, changed_fraction, jaccard}
  *   weights {tensors, changed, top [{name, kind, type_base, type_quant,
  *            elements, rel_rms}] (10 largest)}
@@ -73,6 +75,7 @@ void vf_print_table(FILE *f, const vf_result *r, const vf_report_ctx *c) {
                 (long long)r->drift_chunks, r->drift_chunks == 1 ? "" : "s");
         fprintf(f, "  %5s  %-8s %9s %9s %9s  %-12s %9s %9s %9s%s\n", "layer", "mixer", "error", "added", "cos", "ffn",
                 "error", "added", "cos", r->has_routing ? "  routing≠  Jaccard" : "");
+        fprintf(f, "  %5s  %-8s %9.5f %+9.5f %9.6f\n", "-", "embed", r->err_embd, r->err_embd, r->cos_embd);
         for (int64_t l = 0; l < r->n_layers; l++) {
             const vf_layer *y = &r->layers[l];
             fprintf(f, "  %5lld  %-8s %9.5f %+9.5f %9.6f  %-12s %9.5f %+9.5f %9.6f", (long long)l, y->mixer,
@@ -87,12 +90,14 @@ void vf_print_table(FILE *f, const vf_result *r, const vf_report_ctx *c) {
             const vf_kind_stats *ks = &r->kinds[k];
             if (!ks->n_layers && !ks->n_tensors) continue;
             double wr = ks->wsum_b2 > 0 ? sqrt(ks->wsum_d2 / ks->wsum_b2) : 0;
-            if (ks->n_layers)
+            if (k == VF_KIND_OTHER)
+                fprintf(f, "    %-10s embedding     added %+9.5f                       weights %.5f (embedding, norms, head)\n",
+                        vf_kind_name(k), ks->sum_add, wr);
+            else if (ks->n_layers)
                 fprintf(f, "    %-10s %2lld sub-blocks  added %+9.5f  max error %9.5f  weights %.5f\n", vf_kind_name(k),
                         (long long)ks->n_layers, ks->sum_add, ks->max_err, wr);
             else
-                fprintf(f, "    %-10s %-38s weights %.5f\n", vf_kind_name(k),
-                        k == VF_KIND_OTHER ? "(embedding, norms, head)" : "(inside the sub-blocks above)", wr);
+                fprintf(f, "    %-10s %-38s weights %.5f\n", vf_kind_name(k), "(inside the sub-blocks above)", wr);
         }
         if (r->has_routing)
             fprintf(f, "  expert routing: %.2f%% of tokens get a different expert set, mean Jaccard %.4f\n",
@@ -180,6 +185,9 @@ static cJSON *build_json(const vf_result *r, const vf_report_ctx *c) {
     add(d, "p99", s->dp_p99);
     add(d, "max", s->dp_max);
     add(d, "max_abs", s->dp_max_abs);
+    cJSON *em = cJSON_AddObjectToObject(j, "embedding");
+    add(em, "err", r->err_embd);
+    add(em, "cos", r->cos_embd);
     cJSON *ls = cJSON_AddArrayToObject(j, "layers");
     for (int64_t l = 0; l < r->n_layers; l++) {
         const vf_layer *y = &r->layers[l];
@@ -344,6 +352,8 @@ hq_status vf_write_markdown(const char *path, const vf_result *r, const vf_repor
         sb_printf(&b, "| layer | mixer | error | added | cos | ffn | error | added | cos |%s\n",
                   r->has_routing ? " routing changed | Jaccard |" : "");
         sb_printf(&b, "|---:|---|---:|---:|---:|---|---:|---:|---:|%s\n", r->has_routing ? "---:|---:|" : "");
+        sb_printf(&b, "| – | embedding | %.5f | %+.5f | %.6f | | | | |%s\n", r->err_embd, r->err_embd, r->cos_embd,
+                  r->has_routing ? " | |" : "");
         for (int64_t l = 0; l < r->n_layers; l++) {
             const vf_layer *y = &r->layers[l];
             sb_printf(&b, "| %lld | %s | %.5f | %+.5f | %.6f | %s | %.5f | %+.5f | %.6f |", (long long)l, y->mixer,

@@ -1,7 +1,8 @@
 /* verify/svg.c — a small self-contained SVG of the per-layer drift: one slot
  * per sub-block (layer l's mixer, then its FFN), a bar for the error the
  * sub-block adds (coloured by module kind, may be negative) and a line for
- * the mean relative error of the hidden state after it. */
+ * the mean relative error of the hidden state after it; the first slot is
+ * the embedding (h⁰). */
 #include "verify.h" // defines: vf_write_svg
 
 #include <math.h>
@@ -62,8 +63,8 @@ hq_status vf_write_svg(const char *path, const vf_result *r, const vf_report_ctx
     if (st != HQ_OK) return st;
     const int W = 960, H = 480, ml = 80, mr = 24, mt = 70, mb = 70;
     const int pw = W - ml - mr, ph = H - mt - mb;
-    int64_t n = 2 * r->n_layers;
-    double ymax = 0, ymin = 0;
+    int64_t n = 2 * r->n_layers + 1; /* slot 0: embedding, then mixer/ffn per layer */
+    double ymax = r->err_embd, ymin = 0;
     for (int64_t l = 0; l < r->n_layers; l++) {
         const vf_layer *y = &r->layers[l];
         double v[4] = {y->err_mixer, y->err_ffn, y->add_mixer, y->add_ffn};
@@ -110,36 +111,49 @@ hq_status vf_write_svg(const char *path, const vf_result *r, const vf_report_ctx
         double slot = (double)pw / (double)n, bw = slot * 0.7;
         int every = r->n_layers <= 32 ? 1 : (int)((r->n_layers + 31) / 32);
         for (int64_t i = 0; i < n; i++) {
-            const vf_layer *y = &r->layers[i / 2];
-            bool mix = i % 2 == 0;
-            double add = mix ? y->add_mixer : y->add_ffn;
-            int kind = mix ? y->mixer_kind : y->ffn_kind;
+            double add, after;
+            int kind;
+            const char *what, *name;
+            if (i == 0) {
+                add = after = r->err_embd, kind = VF_KIND_OTHER, what = "embedding", name = "token_embd";
+            } else {
+                const vf_layer *y = &r->layers[(i - 1) / 2];
+                bool mix = i % 2 == 1;
+                add = mix ? y->add_mixer : y->add_ffn;
+                after = mix ? y->err_mixer : y->err_ffn;
+                kind = mix ? y->mixer_kind : y->ffn_kind;
+                what = mix ? "mixer" : "ffn";
+                name = mix ? y->mixer : y->ffn;
+            }
             double x = ml + slot * (double)i + (slot - bw) / 2;
             double y0 = YPIX(0.0), y1 = YPIX(add);
             out(&s,
                 "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\" opacity=\"0.85\"><title>layer "
                 "%lld %s (%s): adds %.6f, error after %.6f</title></rect>\n",
-                x, y1 < y0 ? y1 : y0, bw, fabs(y0 - y1), kind_color(kind), (long long)(i / 2),
-                mix ? "mixer" : "ffn", xml_escape(mix ? y->mixer : y->ffn, b1, 64), add,
-                mix ? y->err_mixer : y->err_ffn);
-            if (mix && (i / 2) % every == 0)
+                x, y1 < y0 ? y1 : y0, bw, fabs(y0 - y1), kind_color(kind), (long long)(i == 0 ? -1 : (i - 1) / 2), what,
+                xml_escape(name, b1, 64), add, after);
+            if (i == 0)
+                out(&s, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" fill=\"#333\">emb</text>\n",
+                    ml + slot * 0.5, mt + ph + 18);
+            else if (i % 2 == 1 && ((i - 1) / 2) % every == 0)
                 out(&s, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" fill=\"#333\">%lld</text>\n",
-                    ml + slot * ((double)i + 1.0), mt + ph + 18, (long long)(i / 2));
+                    ml + slot * ((double)i + 1.0), mt + ph + 18, (long long)((i - 1) / 2));
         }
         /* the error after each sub-block: a line with dots */
         out(&s, "<polyline fill=\"none\" stroke=\"black\" stroke-width=\"2\" points=\"");
         for (int64_t i = 0; i < n; i++) {
-            const vf_layer *y = &r->layers[i / 2];
-            out(&s, "%.1f,%.1f ", ml + slot * ((double)i + 0.5), YPIX(i % 2 == 0 ? y->err_mixer : y->err_ffn));
+            const vf_layer *y = i ? &r->layers[(i - 1) / 2] : NULL;
+            out(&s, "%.1f,%.1f ", ml + slot * ((double)i + 0.5),
+                YPIX(i == 0 ? r->err_embd : i % 2 == 1 ? y->err_mixer : y->err_ffn));
         }
         out(&s, "\"/>\n");
         for (int64_t i = 0; i < n; i++) {
-            const vf_layer *y = &r->layers[i / 2];
+            const vf_layer *y = i ? &r->layers[(i - 1) / 2] : NULL;
             out(&s, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"black\"/>\n", ml + slot * ((double)i + 0.5),
-                YPIX(i % 2 == 0 ? y->err_mixer : y->err_ffn));
+                YPIX(i == 0 ? r->err_embd : i % 2 == 1 ? y->err_mixer : y->err_ffn));
         }
     }
-    out(&s, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" fill=\"#333\">layer (each: mixer, then FFN)</text>\n",
+    out(&s, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" fill=\"#333\">embedding, then per layer: mixer, FFN</text>\n",
         ml + pw / 2, mt + ph + 40);
     /* legend */
     int lx = ml, ly = H - 16;
@@ -150,7 +164,8 @@ hq_status vf_write_svg(const char *path, const vf_result *r, const vf_report_ctx
     for (int k = 0; k < VF_KIND_COUNT; k++) {
         if (!r->kinds[k].n_layers) continue;
         out(&s, "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"10\" fill=\"%s\"/>", lx, ly - 9, kind_color(k));
-        out(&s, "<text x=\"%d\" y=\"%d\">added by %s</text>\n", lx + 20, ly, vf_kind_name(k));
+        out(&s, "<text x=\"%d\" y=\"%d\">added by %s</text>\n", lx + 20, ly,
+            k == VF_KIND_OTHER ? "the embedding" : vf_kind_name(k));
         lx += 150;
     }
     out(&s, "</svg>\n");

@@ -8,8 +8,8 @@
  *    after the mixer and after the FFN of layer l, per token
  *    e = ‖h_q − h_b‖/‖h_b‖ and cos(h_q, h_b), averaged over every position of
  *    the chunks where the base ran in process; the drift a sub-block adds is
- *    the increase of the mean error across it (layer 0's mixer also carries
- *    the embedding's error);
+ *    the increase of the mean error across it (before layer 0: the error of
+ *    the embedding rows of the evaluated tokens);
  *  - expert routing (CDMoE) through rt_hooks.on_experts: fraction of tokens
  *    whose expert set differs from the base's, mean Jaccard |A∩B|/|A∪B|;
  *  - weight error of every tensor: relative RMS ‖W_q − W_b‖/‖W_b‖ of the
@@ -82,6 +82,7 @@ typedef struct {
     /* per layer */
     int64_t n_layers;
     vf_layer *layers;
+    double err_embd, cos_embd;   /* the embedding rows of the evaluated tokens: h⁰ before layer 0 */
     vf_kind_stats kinds[VF_KIND_COUNT];
     uint64_t route_tokens, route_changed;
     double route_jaccard;
