@@ -489,7 +489,7 @@ hq_status vf_run(const vf_opts *o, vf_result *r, char *err) {
     const rt_hooks rec = {.ud = &s.dx, .on_hidden = rec_hidden, .on_experts = rec_experts};
     const rt_hooks cmp = {.ud = &s.dx, .on_hidden = cmp_hidden, .on_experts = cmp_experts};
     bool tty = isatty(2);
-    double tr = hq_now();
+    double tr = hq_now(), t_last = tr;
     uint64_t k = 0;
     for (int64_t c = 0; c < nc; c++) {
         const int32_t *tk = s.ch.tokens + c * ctx;
@@ -540,7 +540,9 @@ hq_status vf_run(const vf_opts *o, vf_result *r, char *err) {
             TRY(hq_fail(err, HQ_ERR_MISMATCH,
                         "%s was not saved from %s: its log-probs differ by up to %.3g on chunk 1 (another model?)",
                         o->base_logits, o->base, r->spot_check_max));
-        if (o->progress) {
+        /* a terminal redraws the line every chunk; a log gets one at most every 2 s */
+        if (o->progress && (tty || c + 1 == nc || hq_now() - t_last >= 2.0)) {
+            t_last = hq_now();
             double el = hq_now() - tr;
             const vf_acc *a = &r->acc;
             fprintf(stderr, "%s[%lld/%lld] PPL base %.4f quant %.4f  KLD %.6f  top-1 %.2f%%  (%.0f tok/s)%s", tty ? "\r" : "",
