@@ -322,9 +322,9 @@ hq_status vf_write_markdown(const char *path, const vf_result *r, const vf_repor
     sbuf b = {0};
     sb_printf(&b, "# Quantization drift: `%s` vs `%s`\n\n", c->quant, c->base);
     sb_printf(&b,
-              "Text `%s`: %lld chunks of %lld tokens, %llu scored tokens (second half of each chunk, "
+              "Text %s%s%s: %lld chunks of %lld tokens, %llu scored tokens (second half of each chunk, "
               "llama-perplexity protocol); BOS %s; base log-probs %s%s%s.\n\n",
-              c->text ? c->text : "(from the saved file)", (long long)r->n_chunks, (long long)r->ctx,
+              c->text ? "`" : "", c->text ? c->text : "of the saved base", c->text ? "`" : "", (long long)r->n_chunks, (long long)r->ctx,
               (unsigned long long)s->count, r->use_bos ? "at chunk starts" : "not used",
               r->base_from_file ? "from `" : "computed in process", r->base_from_file ? c->base_logits : "",
               r->base_from_file ? "`" : "");
@@ -372,7 +372,8 @@ hq_status vf_write_markdown(const char *path, const vf_result *r, const vf_repor
         for (int k = 0; k < VF_KIND_COUNT; k++) {
             const vf_kind_stats *ks = &r->kinds[k];
             if (!ks->n_layers && !ks->n_tensors) continue;
-            sb_printf(&b, "| %s | %lld | %+.5f | %.5f | %.5f | %llu |\n", vf_kind_name(k), (long long)ks->n_layers,
+            sb_printf(&b, "| %s%s | %lld | %+.5f | %.5f | %.5f | %llu |\n", vf_kind_name(k),
+                      k == VF_KIND_OTHER ? " (embedding; weights: embedding, norms, head)" : "", (long long)ks->n_layers,
                       ks->sum_add, ks->max_err, ks->wsum_b2 > 0 ? sqrt(ks->wsum_d2 / ks->wsum_b2) : 0.0,
                       (unsigned long long)ks->n_tensors);
         }
