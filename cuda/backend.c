@@ -248,6 +248,13 @@ hq_status cu_backend_select(rt_model *m, const char *name, char *note, size_t no
     return HQ_OK;
 }
 
+hq_status cu_cmd_backend(const char *cmd, rt_model *m, const char *name, char *err) {
+    char note[400] = "";
+    hq_status st = cu_backend_select(m, name ? name : "cpu", note, sizeof note, err);
+    if (st == HQ_OK && note[0]) fprintf(stderr, "hyquant %s: %s\n", cmd, note);
+    return st;
+}
+
 /* ---------------- state mirror ---------------- */
 static int state_sync_in(cu_model *c, const rt_state *s) {
     const rt_model *m = c->m;

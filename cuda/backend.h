@@ -28,6 +28,9 @@
 #include <stddef.h>
 
 hq_status cu_backend_select(rt_model *m, const char *name, char *note, size_t note_len, char *err);
+/* For hq_cmd_* only (prints): selects `name` for m and prints the note, if
+ * any, once to stderr as "hyquant <cmd>: <note>". NULL name = "cpu". */
+hq_status cu_cmd_backend(const char *cmd, rt_model *m, const char *name, char *err);
 /* "cpu", "gpu" or "emu" */
 const char *cu_backend_name(const rt_model *m);
 /* Releases the device copy of m (rt_model_free calls it). */

@@ -7,6 +7,7 @@
 #include "tokenizer.h"
 #include "../cli/commands.h"
 #include "../core/opts.h"
+#include "../cuda/backend.h" // defines: cu_cmd_backend
 
 #include <math.h>
 #include <string.h>
@@ -55,7 +56,7 @@ static int32_t sample(const float *lg, int64_t V, double temp, int64_t top_k, ui
 }
 
 int hq_cmd_generate(int argc, char **argv) {
-    const char *cmd = "generate", *prompt = NULL;
+    const char *cmd = "generate", *prompt = NULL, *backend = NULL;
     int64_t n_new = 64, seed = 42, top_k = 0, threads = 0;
     double temp = 0.0;
     bool help = false, quiet = false;
@@ -66,6 +67,7 @@ int hq_cmd_generate(int argc, char **argv) {
         {0, "seed", HQ_OPT_INT, &seed, "S", "sampling seed (default 42)", 0, 9.2e18},
         {0, "top-k", HQ_OPT_INT, &top_k, "K", "sample among the K most likely, 0 = all (default 0)", 0, 1 << 24},
         {'t', "threads", HQ_OPT_INT, &threads, "T", "threads (default: all cores)", 0, 1024},
+        {0, "backend", HQ_OPT_STR, &backend, "B", "cpu (default), cuda (GPU; CPU with a note when none) or cuda-emu", 0, 0},
         {'q', "quiet", HQ_OPT_FLAG, &quiet, NULL, "no timing line on stderr", 0, 0},
         {0, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
@@ -92,6 +94,10 @@ int hq_cmd_generate(int argc, char **argv) {
     uint64_t n_ids = 0;
     int rc = 1;
     if ((st = rt_model_load(pos[0], &m, err)) != HQ_OK) {
+        rc = hq_cmd_error(cmd, st, err);
+        goto done;
+    }
+    if ((st = cu_cmd_backend(cmd, m, backend, err)) != HQ_OK) { /* cuda/backend.h */
         rc = hq_cmd_error(cmd, st, err);
         goto done;
     }

@@ -20,6 +20,7 @@
 #include "../cli/commands.h"
 #include "../core/limits.h"
 #include "../core/opts.h"
+#include "../cuda/backend.h" // defines: cu_cmd_backend
 #include "../formats/gguf.h"
 
 #include <math.h>
@@ -27,7 +28,7 @@
 #include <unistd.h>
 
 typedef struct {
-    const char *model, *text, *save;
+    const char *model, *text, *save, *backend;
     int64_t ctx, chunks, threads;
     bool json, quiet, quirk;
 } ppl_args;
@@ -52,6 +53,10 @@ static int run(const ppl_args *a) {
     bool out_open = false;
     int rc = 1;
     if ((st = rt_model_load(a->model, &m, err)) != HQ_OK) {
+        rc = hq_cmd_error(cmd, st, err);
+        goto done;
+    }
+    if ((st = cu_cmd_backend(cmd, m, a->backend, err)) != HQ_OK) { /* cuda/backend.h */
         rc = hq_cmd_error(cmd, st, err);
         goto done;
     }
@@ -169,6 +174,7 @@ int hq_cmd_perplexity(int argc, char **argv) {
         {'c', "ctx", HQ_OPT_INT, &a.ctx, "N", "tokens per chunk (default 512); the second half is scored", 4, 1 << 20},
         {0, "chunks", HQ_OPT_INT, &a.chunks, "K", "score at most K chunks (default: all)", 0, 1e12},
         {'t', "threads", HQ_OPT_INT, &a.threads, "T", "threads (default: all cores)", 0, 1024},
+        {0, "backend", HQ_OPT_STR, &a.backend, "B", "cpu (default), cuda (GPU; CPU with a note when none) or cuda-emu", 0, 0},
         {0, "save-logits", HQ_OPT_STR, &a.save, "FILE",
          "store tokens + per-token log-probs (runtime/logits_file.h) for verify", 0, 0},
         {0, "json", HQ_OPT_FLAG, &a.json, NULL, "one JSON object on stdout instead of the text lines", 0, 0},
