@@ -124,6 +124,9 @@ CU_WEAK const cu_ops *cu_table_gpu(void);
 /* number of CUDA devices, or −1 with the runtime's message (no driver:
  * error 35 "CUDA driver version is insufficient"; 100: no device) */
 CU_WEAK int cu_gpu_devices(char *msg, int msg_len);
+/* device 0's name and peak memory bandwidth (GB/s, from the memory clock and
+ * bus width); 0 or −1 */
+CU_WEAK int cu_gpu_info(char *name, int name_len, double *peak_gbs);
 
 /* device-side storage of the quantized activations of one matmul call
  * (matmul_q.cu): int8 qs [n_tok][n_in] | float d [n_tok][n_in/32] |

@@ -23,6 +23,18 @@ static int tb_d2d(void *d, const void *s, uint64_t n) {
     return cudaMemcpy(d, s, n, cudaMemcpyDeviceToDevice) == cudaSuccess ? 0 : -1;
 }
 static int tb_zero(void *p, uint64_t n) { return cudaMemset(p, 0, n) == cudaSuccess ? 0 : -1; }
+CU_API int cu_gpu_info(char *name, int name_len, double *peak_gbs) {
+    cudaDeviceProp p;
+    int dev = 0, clk = 0, bus = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&p, dev) != cudaSuccess) return -1;
+    if (name && name_len > 0) snprintf(name, (size_t)name_len, "%s (sm_%d%d, %.1f GiB)", p.name, p.major, p.minor,
+                                       (double)p.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+    cudaDeviceGetAttribute(&clk, cudaDevAttrMemoryClockRate, dev);     /* kHz */
+    cudaDeviceGetAttribute(&bus, cudaDevAttrGlobalMemoryBusWidth, dev); /* bits */
+    /* double data rate: 2 transfers per clock */
+    if (peak_gbs) *peak_gbs = 2.0 * (double)clk * 1e3 * (double)bus / 8.0 / 1e9;
+    return 0;
+}
 CU_API int cu_gpu_devices(char *msg, int msg_len) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
