@@ -247,6 +247,17 @@ bool q_imatrix_row_importance(const q_imatrix_entry *e, int64_t row, float *imp)
     const float *s = e->in_sum2 + m * n;
     float floor = (float)(sum / (double)n / c * 1e-6);
     if (!(floor > 0)) floor = 1e-30f;
+    float smax = 0;
+    for (int64_t j = 0; j < n; j++) smax = s[j] > smax ? s[j] : smax;
+    if (!isfinite(floor) || !isfinite(smax / c)) {
+        /* counts so small that in_sum2/counts overflows float (hostile or
+         * corrupt file): keep the proportions, mean 1 (found by fuzzing) */
+        for (int64_t j = 0; j < n; j++) {
+            float v = (float)((double)s[j] / sum * (double)n);
+            imp[j] = v > 1e-6f ? v : 1e-6f;
+        }
+        return true;
+    }
     for (int64_t j = 0; j < n; j++) {
         float v = s[j] / c;
         imp[j] = (isfinite(v) && v > floor) ? v : floor;
