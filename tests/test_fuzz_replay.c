@@ -6,7 +6,8 @@
  * which fails this test.
  * Second pass, allocation failure: for each input, the run is repeated with
  * the N-th hq_* allocation failing for up to 200 N spread over the run's
- * allocations (60 under HQ_SANITIZED) — every error path must free what it
+ * allocations (60 under HQ_SANITIZED; fewer per file for big corpora, at most
+ * 6000 / 1500 failing runs per corpus) — every error path must free what it
  * allocated (LeakSanitizer) and report a one-line error.
  *   build/tests/test_fuzz_replay                 all harnesses
  *   build/tests/test_fuzz_replay <h> FILE...     one harness on given files */
@@ -78,7 +79,7 @@ static void run_file(const fuzz_harness *h, const char *path, int fault_points) 
 
 int main(int argc, char **argv) {
     bool san = getenv("HQ_SANITIZED") != NULL;
-    int fault_points = san ? 60 : 200;
+    int fault_points = san ? 60 : 200, fault_budget = san ? 1500 : 6000; /* failing runs per corpus */
     /* one warm-up call per harness loads its fixed fixtures outside the
      * fault-injection window (harness state that lives for the process) */
     for (size_t i = 0; i < FUZZ_N_HARNESSES; i++) k_fuzz_harnesses[i].fn((const uint8_t *)"", 0);
@@ -104,8 +105,13 @@ int main(int argc, char **argv) {
             size_t nf = 0;
             char **files = list_dir(dir, &nf);
             if (kind == 0) CHECK(nf > 0, "%s: empty or missing corpus", dir);
+            /* spread a fixed budget of failing runs over the corpus; every
+             * regression input gets the full count */
+            int fp = fault_points;
+            if (kind == 0 && nf > 0 && (size_t)fault_budget / nf < (size_t)fp) fp = (int)((size_t)fault_budget / nf);
+            if (fp < 4) fp = 4;
             for (size_t k = 0; k < nf; k++) {
-                run_file(h, files[k], fault_points);
+                run_file(h, files[k], fp);
                 free(files[k]);
             }
             free(files);
