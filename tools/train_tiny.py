@@ -220,8 +220,7 @@ def train(args, bench=False):
         log.write(msg + "\n")
     model.train()
     ema = None
-    nsteps = args.bench_steps if bench else total
-    while step < nsteps:
+    while step < (args.bench_steps if bench else total):
         x, y = next(it)
         lr = lr_at(step, total, args.warmup, args.lr)
         for g in opt.param_groups:
@@ -304,8 +303,12 @@ def export(args):
     torch.set_num_threads(args.threads)
     tok = Tokenizer.from_file(os.path.join(args.work, "tokenizer.json"))
     vocab = tok.get_vocab_size()
-    model = build_model(args, vocab)
     st = torch.load(os.path.join(args.work, "ckpt.pt"), weights_only=False)
+    for k, v in (st.get("args") or {}).items():  # model dims as trained
+        if k in ("d", "inter", "layers", "heads", "kv_heads", "period", "offset", "experts", "moe_heads", "topk",
+                 "retrieval", "seed", "init_std", "train_chunk"):
+            setattr(args, k, v)
+    model = build_model(args, vocab)
     model.load_state_dict(st["model"])
     model.eval()
     out = args.out
@@ -338,7 +341,9 @@ def export(args):
                     "ppl = exp(mean NLL over all scored tokens)",
         "ctx": args.ctx,
         "n_chunk": n_chunk,
-        "n_scored": n_scored,
+        "first": args.ctx // 2,
+        "n_scored_per_chunk": args.ctx - 1 - args.ctx // 2,
+        "n_scored_total": n_scored,
         "bos_id": 0,
         "ppl": round(ppl64, 6),
         "ppl_f64": ppl64,
@@ -416,16 +421,17 @@ AdamW (β=0.9/0.95, wd {ta.get("wd")} on matrices), peak lr {ta.get("lr")}, {ta.
 perplexity protocol), seed {ta.get("seed")}, float32 on CPU with 2 threads, SSD chunked form with chunk {ta.get("train_chunk")}.
 Ran {tr.get("steps")} steps = {tr.get("tokens", 0):,} training tokens in {tr.get("elapsed_s", 0):.0f} s wall time (the
 machine's 2 cores were shared with other builds; `--time-budget` shrank the cosine schedule to end on time — see
-the log lines `time cap:`). Final training-loss EMA {tr.get("final_loss_ema", float("nan")):.3f}.
+the log lines `time cap:`). Final training-loss EMA {tr.get("final_loss_ema", float("nan")):.3f}.{(" Note: " + tr["note"] + ".") if tr.get("note") else ""}
 
-Reproduce: `{cmd}`
-(the step count is capped by wall time, so an exact rerun needs `--time-budget 0 --steps {tr.get("steps")}` and the
-cap applied at the same point; the run is otherwise deterministic given the seed).
+Reproduce: `{cmd}`.
+The run is deterministic given the seed except for the wall-clock cap: each `time cap: total steps A -> B` line
+in `models/cheems-tiny.train.log` (the training log) changed the cosine schedule at that step, so a bit-exact rerun
+needs the same caps applied at the same steps (`--time-budget 0` disables the cap).
 
 ### Results (data/eval.txt, unseen tutorial text)
 | | perplexity |
 |---|---|
-| cheems-tiny, ctx {ref["ctx"]}, llama-perplexity protocol ({ref["n_chunk"]} chunks, {ref["n_scored"]} scored tokens), float64 | **{ref["ppl_f64"]:.4f}** |
+| cheems-tiny, ctx {ref["ctx"]}, llama-perplexity protocol ({ref["n_chunk"]} chunks, {ref["n_scored_total"]} scored tokens), float64 | **{ref["ppl_f64"]:.4f}** |
 | same, float32 | {ref["ppl_f32"]:.4f} |
 | unigram baseline (add-one smoothed training-token frequencies, no context) | {ref["unigram_ppl"]:.2f} |
 
@@ -433,9 +439,22 @@ cap applied at the same point; the run is otherwise deterministic given the seed
 GGUF must reproduce `ppl` to 4 significant digits.
 
 Greedy sample (prompt "The built-in function"): `{info["sample"]!r}`
+
+## Test fixtures (tests/fixtures/models/, `make fixtures` = tools/make_fixtures.py)
+
+Tiny random models with float64 reference outputs (`ref.json` + `ref_logits.f32`, see the script's docstring):
+`doge-dense` / `doge-dense-sharded` / `doge-dense-bin` and `doge-moe` (HF transformers `DogeForCausalLM`),
+`cheems-tiny-random` / `-bin` / `cheems-bf16` and `cheems-dense-random` (tools/cheems_ref.py). All share one
+byte-level BPE tokenizer (V=320). `tools/check_ref.py` (tests/t_pyref.sh) re-checks them and checks cheems_ref
+against HF Doge.
 """
     with open(os.path.join(ROOT, "models", "README.md"), "w") as f:
         f.write(txt)
+    lp = os.path.join(args.work, "train.log")
+    if os.path.exists(lp) and os.path.abspath(args.out) == os.path.join(ROOT, "models", "cheems-tiny"):
+        import shutil
+
+        shutil.copy(lp, os.path.join(ROOT, "models", "cheems-tiny.train.log"))
 
 
 def main():
