@@ -3,8 +3,10 @@
  * SentencePiece-style BPE with byte fallback, the behaviour mixes and the
  * bundled model's). The first input byte picks the tokenizer, the rest is the
  * text. Invalid UTF-8 must fail cleanly; valid text must give ids inside the
- * vocabulary, and for the pure byte-level tokenizers (no normalizer) the
- * concatenated pieces must give back the text exactly. */
+ * vocabulary, and for the pure byte-level tokenizers (no normalizer, no
+ * stripping added tokens: llama3, qwen2) the concatenated pieces must give
+ * back the text exactly. tools/fuzz_tokenize_vs_hf.py compares the ids of a
+ * grown corpus with HF tokenizers. */
 #include "fuzz_common.h"
 #include "../runtime/tokenizer.h"
 
@@ -12,7 +14,8 @@ static const struct {
     const char *path;
     bool roundtrip; /* pieces concatenate back to the input */
 } tkz_files[] = {
-    {"tests/fixtures/tokenizer/gpt2.json", true},      {"tests/fixtures/tokenizer/llama3.json", true},
+    /* gpt2.json has an lstrip/rstrip added token ('<|sep|>'): the spaces it eats do not come back (HF agrees) */
+    {"tests/fixtures/tokenizer/gpt2.json", false},     {"tests/fixtures/tokenizer/llama3.json", true},
     {"tests/fixtures/tokenizer/qwen2.json", true},     {"tests/fixtures/tokenizer/sp.json", false},
     {"tests/fixtures/tokenizer/sp_meta.json", false},  {"tests/fixtures/tokenizer/sp_meta_split.json", false},
     {"tests/fixtures/tokenizer/sp_unk.json", false},   {"tests/fixtures/tokenizer/behaviors1.json", false},
