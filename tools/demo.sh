@@ -41,6 +41,6 @@ if ! have verify; then
 fi
 for q in q8_0 q4_k_m; do
   step "verify $q against the original"
-  "$HQ" verify out/cheems-tiny-f32.gguf out/cheems-tiny-$q.gguf --text "$EVAL" --ctx 256 \
+  "$HQ" verify out/cheems-tiny-f32.gguf out/cheems-tiny-$q.gguf --text "$EVAL" --ctx 256 --base-logits out/base.logits \
     --json out/verify-$q.json --report out/verify-$q.md --plot out/verify-$q.svg
 done
