@@ -120,9 +120,14 @@ test: hyquant $(TEST_BIN) $(ASAN_DIR)/hyquant $(ASAN_TEST_BIN)
 demo: hyquant
 	@tools/demo.sh
 
+# Regenerates every committed reference fixture from the Python references
+# (torch, transformers, tokenizers, safetensors). Order matters: the model
+# fixtures come first, the tokenizer ids and fuzz seeds read them.
+FIXTURE_SCRIPTS := make_fixtures make_torch_fixtures make_format_fixtures make_convert_fixtures \
+                   gen_unicode_tables make_tokenizer_fixtures make_fuzz_corpus
 fixtures:
 	$(PY) -m pip install -q -r tools/requirements.txt
-	$(PY) tools/make_fixtures.py
+	@for s in $(FIXTURE_SCRIPTS); do echo "== tools/$$s.py"; $(PY) tools/$$s.py || exit 1; done
 
 clean:
 	rm -rf $(BUILD) hyquant
