@@ -41,12 +41,29 @@ def run(cmd, **kw):
     return p.stdout, dt
 
 
-def ppl(hq, gguf, args):
+def ppl(hq, gguf, args, save=None):
     cmd = [hq, "perplexity", gguf, "--text", args.eval, "--ctx", str(args.ctx), "--json", "-q"]
     if args.chunks:
         cmd += ["--chunks", str(args.chunks)]
+    if save:
+        cmd += ["--save-logits", save]
     out, _ = run(cmd)
     return json.loads(out)
+
+
+def verify(hq, base, gguf, lp, args):
+    """PPL ratio, KLD and top-1 agreement against the stored base log-probs"""
+    js = os.path.join(WORK, "verify.json")
+    cmd = [hq, "verify", base, gguf, "--base-logits", lp, "--text", args.eval, "--ctx", str(args.ctx),
+           "--json", js, "-q"]
+    if args.chunks:
+        cmd += ["--chunks", str(args.chunks)]
+    run(cmd)
+    with open(js) as f:
+        d = json.load(f)
+    return {"ppl": d["ppl"]["quant"]["value"], "ppl_err": d["ppl"]["quant"]["err"],
+            "ratio": d["ppl"]["ratio"]["value"], "ratio_err": d["ppl"]["ratio"]["err"],
+            "kld": d["kld"]["mean"], "kld_err": d["kld"]["err"], "top1": d["top1"]["value"]}
 
 
 def main():
@@ -82,7 +99,8 @@ def main():
         cal += ["--chunks", str(args.calib_chunks)]
     cal_out, cal_s = run(cal + thr)
     print(cal_out)
-    b = ppl(hq, base, args)
+    lp = os.path.join(WORK, "base.logprobs")
+    b = ppl(hq, base, args, save=lp)
     print("base: ppl %.4f (%d tokens scored)" % (b["ppl"], b["tokens_scored"]))
 
     rows = []
@@ -94,21 +112,25 @@ def main():
                 cmd += ["--imatrix", imat, "--method", method]
             qo, qs = run(cmd)
             q = json.loads(qo)
-            p = ppl(hq, out, args)
+            p = verify(hq, base, out, lp, args)
             row = {"preset": preset, "method": method, "bpw": q["bpw"], "bytes": q["out_file_bytes"],
                    "quantize_s": q["seconds"], "params": q["params"],
                    "params_per_s": q["params"] / q["seconds"] if q["seconds"] > 0 else None,
                    "wall_s": qs, "gptq_tensors": q.get("gptq_tensors", 0), "fallbacks": q.get("fallbacks", 0),
-                   "ppl": p["ppl"], "ppl_err": p.get("ppl_err"), "ratio": p["ppl"] / b["ppl"]}
+                   "ppl": p["ppl"], "ppl_err": p["ppl_err"], "ratio": p["ratio"], "ratio_err": p["ratio_err"],
+                   "kld": p["kld"], "kld_err": p["kld_err"], "top1": p["top1"]}
             rows.append(row)
-            print("%-7s %-8s bpw %6.3f  %8.1f KiB  %6.2f s  ppl %.4f  ratio %.4f" % (
-                preset, method, row["bpw"], row["bytes"] / 1024, row["quantize_s"], row["ppl"], row["ratio"]))
+            print("%-7s %-8s bpw %6.3f  %8.1f KiB  %6.2f s  ppl %.4f  ratio %.4f  kld %.5f  top1 %.4f" % (
+                preset, method, row["bpw"], row["bytes"] / 1024, row["quantize_s"], row["ppl"], row["ratio"],
+                row["kld"], row["top1"]))
             os.remove(out)
     # PPL-loss reduction vs rtn of the same preset
     for r in rows:
         rtn = next((x for x in rows if x["preset"] == r["preset"] and x["method"] == "rtn"), None)
         if rtn and r["method"] != "rtn" and rtn["ppl"] - b["ppl"] > 0:
             r["loss_reduction_vs_rtn"] = 1 - (r["ppl"] - b["ppl"]) / (rtn["ppl"] - b["ppl"])
+        if rtn and r["method"] != "rtn" and rtn["kld"] > 0:
+            r["kld_reduction_vs_rtn"] = 1 - r["kld"] / rtn["kld"]
 
     res = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "host": platform.node(), "cpu_count": os.cpu_count(),
@@ -125,14 +147,17 @@ def main():
                          res["eval"], args.ctx, b["tokens_scored"], b["ppl"], b.get("ppl_err") or 0, res["calib"],
                          cal_s, platform.node(), os.cpu_count() or 0, res["date"]),
              "",
-             "| preset | method | bpw | size KiB | quantize s | Mparams/s | PPL | PPL / F32 | PPL loss vs rtn |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| preset | method | bpw | size KiB | quantize s | Mparams/s | PPL | PPL / F32 | PPL loss vs rtn "
+             "| KLD mean | KLD vs rtn | top-1 |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         red = r.get("loss_reduction_vs_rtn")
-        lines.append("| %s | %s | %.3f | %.1f | %.2f | %s | %.4f | %.4f | %s |" % (
+        kr = r.get("kld_reduction_vs_rtn")
+        lines.append("| %s | %s | %.3f | %.1f | %.2f | %s | %.4f | %.4f ± %.4f | %s | %.5f | %s | %.4f |" % (
             r["preset"], r["method"], r["bpw"], r["bytes"] / 1024, r["quantize_s"],
             "%.2f" % (r["params_per_s"] / 1e6) if r["params_per_s"] else "-", r["ppl"], r["ratio"],
-            "%+.0f %%" % (-100 * red) if red is not None else ""))
+            r["ratio_err"], "%+.0f %%" % (-100 * red) if red is not None else "",
+            r["kld"], "%+.0f %%" % (-100 * kr) if kr is not None else "", r["top1"]))
     table = "\n".join(lines)
     print(table)
     readme = os.path.join(ROOT, "bench", "README.md")
