@@ -47,10 +47,12 @@ define fuzz_run
 	  test $${PIPESTATUS[0]} -eq 0 || { echo "fuzz $(1): FAILED, see $(FUZZ_DIR)/$(1).log and $(FUZZ_DIR)/artifacts/$(1)/"; exit 1; }
 endef
 
-fuzz: SHELL := /bin/bash
+# every harness in turn (one fuzzer at a time: the machine is shared); a
+# failing harness does not stop the others, the target fails at the end
 fuzz: $(FUZZ_BINS)
-	$(foreach h,$(FUZZ_NAMES),$(call fuzz_run,$(h))
-	)
+	@fail=""; for h in $(FUZZ_NAMES); do \
+	  $(MAKE) --no-print-directory fuzz-one H=$$h FUZZ_SECONDS=$(FUZZ_SECONDS) || fail="$$fail $$h"; done; \
+	  if [ -n "$$fail" ]; then echo "make fuzz: failures in:$$fail"; exit 1; fi; echo "make fuzz: all harnesses clean"
 
 fuzz-one: SHELL := /bin/bash
 fuzz-one: $(FUZZ_DIR)/fuzz_$(H)
