@@ -8,7 +8,7 @@
 
 #include <dirent.h>
 
-static char ci_dir[2][64];
+static char ci_dir[2][256];
 
 static void ci_copy_dir(const char *src, const char *dst) {
     DIR *dd = opendir(src);
@@ -39,7 +39,7 @@ static void ci_init(void) {
     static const char *const src[2] = {"tests/fixtures/formats/sharded", "tests/fixtures/formats/sharded_torch"};
     for (int i = 0; i < 2; i++) {
         if (ci_dir[i][0]) continue;
-        snprintf(ci_dir[i], sizeof ci_dir[i], "/tmp/hq_fuzz_index.XXXXXX");
+        fz_tmp_template(ci_dir[i], sizeof ci_dir[i], "index");
         if (!mkdtemp(ci_dir[i])) {
             ci_dir[i][0] = 0;
             continue;
@@ -53,7 +53,7 @@ int fuzz_ckpt_index(const uint8_t *d, size_t n) {
     if (n < 1) return 0;
     int which = d[0] & 1;
     if (!ci_dir[which][0]) return 0;
-    char path[128];
+    char path[320];
     snprintf(path, sizeof path, "%s/%s", ci_dir[which],
              which ? "pytorch_model.bin.index.json" : "model.safetensors.index.json");
     FILE *f = fopen(path, "wb");

@@ -115,6 +115,14 @@ static inline void fz_rm_flat_dir(const char *dir) {
     rmdir(dir);
 }
 
+/* mkdtemp template for a harness's scratch dir: under $HQ_FUZZ_TMP when set
+ * (make fuzz points it into build/fuzz/tmp/ and removes it afterwards:
+ * libFuzzer ends with _Exit, so atexit cleanup does not run), else /tmp. */
+static inline void fz_tmp_template(char *buf, size_t cap, const char *tag) {
+    const char *base = getenv("HQ_FUZZ_TMP");
+    snprintf(buf, cap, "%s/hq_fuzz_%s.XXXXXX", base && *base ? base : "/tmp", tag);
+}
+
 /* A NUL-terminated copy of the input (JSON parsers take C strings). */
 static inline char *fz_cstr(const uint8_t *d, size_t n) {
     char *s = malloc(n + 1);

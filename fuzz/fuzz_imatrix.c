@@ -10,7 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static char im_dir[64];
+static char im_dir[256];
 
 static void im_cleanup(void) { fz_rm_flat_dir(im_dir); }
 
@@ -61,12 +61,12 @@ int fuzz_imatrix(const uint8_t *d, size_t n) {
     }
     /* round trip through the writer */
     if (!im_dir[0]) {
-        snprintf(im_dir, sizeof im_dir, "/tmp/hq_fuzz_imatrix.XXXXXX");
+        fz_tmp_template(im_dir, sizeof im_dir, "imatrix");
         if (!mkdtemp(im_dir)) im_dir[0] = 0;
         else atexit(im_cleanup);
     }
     if (im_dir[0]) {
-        char out[128];
+        char out[300];
         snprintf(out, sizeof out, "%s/rt.gguf", im_dir);
         err[0] = 0;
         st = q_imatrix_save(im, out, err);

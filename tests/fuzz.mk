@@ -35,16 +35,16 @@ fuzz-build: $(FUZZ_BINS)
 
 # one harness: $(1) = name
 define fuzz_run
-	@mkdir -p $(FUZZ_DIR)/corpus/$(1) $(FUZZ_DIR)/artifacts/$(1)
+	@mkdir -p $(FUZZ_DIR)/corpus/$(1) $(FUZZ_DIR)/artifacts/$(1) $(FUZZ_DIR)/tmp/$(1)
 	@echo "== fuzz $(1): $(FUZZ_SECONDS) s"
-	@ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	@HQ_FUZZ_TMP=$(FUZZ_DIR)/tmp/$(1) ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  $(FUZZ_DIR)/fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) $(if $(filter-out 1,$(FUZZ_JOBS)),-jobs=$(FUZZ_JOBS) -workers=$(FUZZ_JOBS)) \
 	  -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
 	  $(if $(wildcard fuzz/dict/$(1).dict),-dict=fuzz/dict/$(1).dict) \
 	  -artifact_prefix=$(FUZZ_DIR)/artifacts/$(1)/ $(FUZZ_FLAGS) \
 	  $(FUZZ_DIR)/corpus/$(1) fuzz/corpus/$(1) $(wildcard fuzz/regressions/$(1)) \
 	  2>&1 | tee $(FUZZ_DIR)/$(1).log | grep -E '^(#[0-9]+ +DONE|==[0-9]+==ERROR|SUMMARY|stat::|Done|fuzz contract)' ; \
-	  test $${PIPESTATUS[0]} -eq 0 || { echo "fuzz $(1): FAILED, see $(FUZZ_DIR)/$(1).log and $(FUZZ_DIR)/artifacts/$(1)/"; exit 1; }
+	  rc=$${PIPESTATUS[0]}; rm -rf $(FUZZ_DIR)/tmp/$(1); test $$rc -eq 0 || { echo "fuzz $(1): FAILED, see $(FUZZ_DIR)/$(1).log and $(FUZZ_DIR)/artifacts/$(1)/"; exit 1; }
 endef
 
 # every harness in turn (one fuzzer at a time: the machine is shared); a
