@@ -82,15 +82,19 @@ static void run_model(const char *gguf, const char *label, const char *backend, 
         if (mg > 1e-3) decided++, same += a == b;
     }
     CHECK(same == decided, "%s: argmax differs on %d of %d decided rows", label, decided - same, decided);
-    /* half prefill, then one token at a time on the device */
-    rt_state_reset(s);
-    int64_t half = decode ? n_tok / 2 : n_tok;
+    /* half prefill, then one token at a time on the device (without decode
+     * this would only repeat the prefill above) */
+    double r2 = r;
     float *dec = malloc((size_t)(n_tok * V) * 4);
-    st = rt_forward(m, s, toks, half, dec, err);
-    for (int64_t t = half; t < n_tok && st == HQ_OK; t++) st = rt_forward(m, s, toks + t, 1, dec + t * V, err);
-    double r2 = max_rel(dec, ref, n_tok * V, &nan);
-    CHECK(st == HQ_OK && !nan && r2 <= 1e-4, "%s [%s]: prefill+decode max rel %.3g (%s)", label, cu_backend_name(m),
-          r2, st == HQ_OK ? "ok" : err);
+    if (decode) {
+        rt_state_reset(s);
+        int64_t half = n_tok / 2;
+        st = rt_forward(m, s, toks, half, dec, err);
+        for (int64_t t = half; t < n_tok && st == HQ_OK; t++) st = rt_forward(m, s, toks + t, 1, dec + t * V, err);
+        r2 = max_rel(dec, ref, n_tok * V, &nan);
+        CHECK(st == HQ_OK && !nan && r2 <= 1e-4, "%s [%s]: prefill+decode max rel %.3g (%s)", label,
+              cu_backend_name(m), r2, st == HQ_OK ? "ok" : err);
+    }
     /* the host state stays authoritative: continue the same sequence on the CPU */
     if (st == HQ_OK && n_tok > 2 && decode) {
         float *cpu_next = malloc((size_t)V * 4), *gpu_next = malloc((size_t)V * 4);
@@ -140,7 +144,10 @@ int main(void) {
     } else {
         printf("skip gpu: this binary has no nvcc-built kernels\n");
     }
-    for (size_t i = 0; i < sizeof fx / sizeof fx[0]; i++) {
+    /* under ASan (swapcontext there clears the shadow of a 128 KiB stack per
+     * switch) doge-dense is left out: its MLP is the first half of doge-moe's
+     * CDMoE, so it runs no kernel the other two do not */
+    for (size_t i = 0; i < (small ? 2 : sizeof fx / sizeof fx[0]); i++) {
         char dir[512], gguf[512], err[HQ_ERR_LEN] = "";
         snprintf(dir, sizeof dir, "tests/fixtures/models/%s", fx[i]);
         struct stat sb;
