@@ -13,6 +13,7 @@
 #include "formats.h"
 #include "quant.h"
 #include "../core/half.h"
+#include "../core/simd.h" // defines: HQ_AVX2, hq_hsum_ps, hq_hsum_epi32, hq_hmax_ps
 
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,7 @@ bool q_simd_avx2(void) {
     int s = __atomic_load_n(&g_simd_state, __ATOMIC_RELAXED);
     if (s < 0) {
         s = 0;
-#if defined(__x86_64__) || defined(__i386__)
+#if HQ_X86
         const char *e = getenv("HQ_NO_SIMD");
         if (!(e && *e && strcmp(e, "0") != 0))
             s = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
@@ -39,34 +40,9 @@ void q_simd_enable(bool on) {
     else (void)q_simd_avx2();
 }
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-
-#define Q_AVX2 __attribute__((target("avx2,fma,f16c")))
-
-Q_AVX2 static inline float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-Q_AVX2 static inline int32_t hsum_epi32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
-
-Q_AVX2 static inline float hmax_ps(__m256 v) {
-    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_max_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
+#if HQ_X86
 /* 32 int32 (4 vectors, in element order) -> 32 int8 in element order */
-Q_AVX2 static inline __m256i pack_i32_to_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
+HQ_AVX2 static inline __m256i pack_i32_to_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
     __m256i ab = _mm256_packs_epi32(a, b); /* lanes: a0-3 b0-3 | a4-7 b4-7 */
     __m256i cd = _mm256_packs_epi32(c, d);
     __m256i r = _mm256_packs_epi16(ab, cd); /* a0-3 b0-3 c0-3 d0-3 | a4-7 b4-7 c4-7 d4-7 */
@@ -75,26 +51,26 @@ Q_AVX2 static inline __m256i pack_i32_to_i8(__m256i a, __m256i b, __m256i c, __m
 
 /* Σ over 32 int8 pairs as 8 int32 lanes: |w|·sign(a, w) keeps maddubs's
  * first operand unsigned; products ≤ 128·127·2 fit in int16 */
-Q_AVX2 static inline __m256i dot_i8(__m256i w, __m256i a) {
+HQ_AVX2 static inline __m256i dot_i8(__m256i w, __m256i a) {
     const __m256i ax = _mm256_sign_epi8(w, w);
     const __m256i sy = _mm256_sign_epi8(a, w);
     return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
 }
 
 /* u8 (≤ 63) × s8 summed to 8 int32 lanes */
-Q_AVX2 static inline __m256i dot_u8i8(__m256i u, __m256i a) {
+HQ_AVX2 static inline __m256i dot_u8i8(__m256i u, __m256i a) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, a), _mm256_set1_epi16(1));
 }
 
 /* 16 bytes of nibbles -> 32 bytes: low nibbles (elements 0-15) then high (16-31) */
-Q_AVX2 static inline __m256i unpack_nibbles(const uint8_t *p) {
+HQ_AVX2 static inline __m256i unpack_nibbles(const uint8_t *p) {
     const __m128i t = _mm_loadu_si128((const __m128i *)p);
     const __m256i v = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
     return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
 }
 
 /* 32 bits -> 32 bytes, 0xFF where the bit is set */
-Q_AVX2 static inline __m256i bits_to_bytes(uint32_t bits) {
+HQ_AVX2 static inline __m256i bits_to_bytes(uint32_t bits) {
     const __m256i shuf = _mm256_setr_epi64x(0x0000000000000000LL, 0x0101010101010101LL, 0x0202020202020202LL,
                                             0x0303030303030303LL);
     __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), shuf);
@@ -103,7 +79,7 @@ Q_AVX2 static inline __m256i bits_to_bytes(uint32_t bits) {
 }
 
 /* roundf (half away from zero), exactly: t = trunc|v|, +1 when |v|−t ≥ ½ */
-Q_AVX2 static inline __m256i roundf_epi32(__m256 v) {
+HQ_AVX2 static inline __m256i roundf_epi32(__m256 v) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     const __m256 a = _mm256_andnot_ps(sign, v);
     const __m256 t = _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
@@ -114,7 +90,7 @@ Q_AVX2 static inline __m256i roundf_epi32(__m256 v) {
 }
 
 /* ---------------- quantize ---------------- */
-Q_AVX2 static void q8_0_quantize_avx2(const float *restrict x, void *restrict vy, int64_t n) {
+HQ_AVX2 static void q8_0_quantize_avx2(const float *restrict x, void *restrict vy, int64_t n) {
     q_block_q8_0 *y = vy;
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     for (int64_t i = 0; i < n / 32; i++, x += 32) {
@@ -122,7 +98,7 @@ Q_AVX2 static void q8_0_quantize_avx2(const float *restrict x, void *restrict vy
         __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
         __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v0, absmask), _mm256_and_ps(v1, absmask)),
                                  _mm256_max_ps(_mm256_and_ps(v2, absmask), _mm256_and_ps(v3, absmask)));
-        const float amax = hmax_ps(m);
+        const float amax = hq_hmax_ps(m);
         const float d = amax / 127;
         const float id = d ? 1.0f / d : 0.0f;
         y[i].d = hq_f32_to_f16(d);
@@ -134,18 +110,18 @@ Q_AVX2 static void q8_0_quantize_avx2(const float *restrict x, void *restrict vy
 }
 
 /* signed value with the largest |x|, first on ties (as the scalar loop) */
-Q_AVX2 static inline float signed_absmax_avx2(const float *x, int n) {
+HQ_AVX2 static inline float signed_absmax_avx2(const float *x, int n) {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     __m256 m = _mm256_setzero_ps();
     for (int j = 0; j < n; j += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + j), absmask));
-    const float amax = hmax_ps(m);
+    const float amax = hq_hmax_ps(m);
     if (!(amax > 0)) return 0.0f;
     for (int j = 0; j < n; j++)
         if (__builtin_fabsf(x[j]) == amax) return x[j];
     return 0.0f;
 }
 
-Q_AVX2 static void q4_0_quantize_avx2(const float *restrict x, void *restrict vy, int64_t n) {
+HQ_AVX2 static void q4_0_quantize_avx2(const float *restrict x, void *restrict vy, int64_t n) {
     q_block_q4_0 *y = vy;
     for (int64_t i = 0; i < n / 32; i++, x += 32) {
         const float d = signed_absmax_avx2(x, 32) / -8;
@@ -164,7 +140,7 @@ Q_AVX2 static void q4_0_quantize_avx2(const float *restrict x, void *restrict vy
     }
 }
 
-Q_AVX2 static void q8_K_quantize_avx2(const float *restrict x, void *restrict vy, int64_t n) {
+HQ_AVX2 static void q8_K_quantize_avx2(const float *restrict x, void *restrict vy, int64_t n) {
     q_block_q8_K *y = vy;
     for (int64_t i = 0; i < n / Q_QK_K; i++, x += Q_QK_K) {
         const float max = signed_absmax_avx2(x, Q_QK_K);
@@ -189,15 +165,15 @@ Q_AVX2 static void q8_K_quantize_avx2(const float *restrict x, void *restrict vy
             const __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), b); /* 16 int16 pair sums */
             const __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1)); /* 8 int32: 4 per group */
             const __m128i lo = _mm256_castsi256_si128(s32), hi = _mm256_extracti128_si256(s32, 1);
-            y[i].bsums[j / 16] = (int16_t)hsum_epi32(_mm256_set_m128i(_mm_setzero_si128(), lo));
-            y[i].bsums[j / 16 + 1] = (int16_t)hsum_epi32(_mm256_set_m128i(_mm_setzero_si128(), hi));
+            y[i].bsums[j / 16] = (int16_t)hq_hsum_epi32(_mm256_set_m128i(_mm_setzero_si128(), lo));
+            y[i].bsums[j / 16 + 1] = (int16_t)hq_hsum_epi32(_mm256_set_m128i(_mm_setzero_si128(), hi));
         }
         y[i].d = 1 / iscale;
     }
 }
 
 /* ---------------- dequantize ---------------- */
-Q_AVX2 static void q8_0_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
+HQ_AVX2 static void q8_0_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
     const q_block_q8_0 *x = vx;
     for (int64_t i = 0; i < n / 32; i++, y += 32) {
         const __m256 d = _mm256_set1_ps(hq_f16_to_f32(x[i].d));
@@ -208,7 +184,7 @@ Q_AVX2 static void q8_0_dequantize_avx2(const void *restrict vx, float *restrict
     }
 }
 
-Q_AVX2 static void q4_0_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
+HQ_AVX2 static void q4_0_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
     const q_block_q4_0 *x = vx;
     for (int64_t i = 0; i < n / 32; i++, y += 32) {
         const __m256 d = _mm256_set1_ps(hq_f16_to_f32(x[i].d));
@@ -221,7 +197,7 @@ Q_AVX2 static void q4_0_dequantize_avx2(const void *restrict vx, float *restrict
 }
 
 /* y[l] = d1·q − m1 for 32 nibble values given as 32 bytes */
-Q_AVX2 static inline void store_affine32(float *y, __m256i q8, float dl, float ml) {
+HQ_AVX2 static inline void store_affine32(float *y, __m256i q8, float dl, float ml) {
     const __m256 d = _mm256_set1_ps(dl), m = _mm256_set1_ps(ml);
     const __m128i lo = _mm256_castsi256_si128(q8), hi = _mm256_extracti128_si256(q8, 1);
     const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
@@ -231,7 +207,7 @@ Q_AVX2 static inline void store_affine32(float *y, __m256i q8, float dl, float m
     }
 }
 
-Q_AVX2 static void q4_K_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
+HQ_AVX2 static void q4_K_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
     const q_block_q4_K *x = vx;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     for (int64_t i = 0; i < n / Q_QK_K; i++) {
@@ -250,7 +226,7 @@ Q_AVX2 static void q4_K_dequantize_avx2(const void *restrict vx, float *restrict
 }
 
 /* the four 32-element groups (q − 32) of one Q6_K half, as int8 vectors */
-Q_AVX2 static inline void q6_unpack_half(const uint8_t *ql, const uint8_t *qh, __m256i q[4]) {
+HQ_AVX2 static inline void q6_unpack_half(const uint8_t *ql, const uint8_t *qh, __m256i q[4]) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
     const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
     const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
@@ -265,7 +241,7 @@ Q_AVX2 static inline void q6_unpack_half(const uint8_t *ql, const uint8_t *qh, _
     q[3] = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3), off);
 }
 
-Q_AVX2 static void q6_K_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
+HQ_AVX2 static void q6_K_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
     const q_block_q6_K *x = vx;
     for (int64_t i = 0; i < n / Q_QK_K; i++) {
         const float d = hq_f16_to_f32(x[i].d);
@@ -286,14 +262,14 @@ Q_AVX2 static void q6_K_dequantize_avx2(const void *restrict vx, float *restrict
     }
 }
 
-Q_AVX2 static void f16_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
+HQ_AVX2 static void f16_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
     const uint16_t *x = vx;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
     for (; i < n; i++) y[i] = hq_f16_to_f32(x[i]);
 }
 
-Q_AVX2 static void bf16_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
+HQ_AVX2 static void bf16_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
     const uint16_t *x = vx;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -304,7 +280,7 @@ Q_AVX2 static void bf16_dequantize_avx2(const void *restrict vx, float *restrict
 }
 
 /* ---------------- dots: 32-element weights × Q8_0 ---------------- */
-Q_AVX2 static void q8_0_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+HQ_AVX2 static void q8_0_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
     const q_block_q8_0 *w = vw, *a = va;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / 32; i++) {
@@ -313,10 +289,10 @@ Q_AVX2 static void q8_0_vec_dot_avx2(int64_t n, float *restrict s, const void *r
         const __m256 d = _mm256_set1_ps(hq_f16_to_f32(w[i].d) * hq_f16_to_f32(a[i].d));
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(si), acc);
     }
-    *s = hsum_ps(acc);
+    *s = hq_hsum_ps(acc);
 }
 
-Q_AVX2 static void q4_0_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+HQ_AVX2 static void q4_0_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
     const q_block_q4_0 *w = vw;
     const q_block_q8_0 *a = va;
     __m256 acc = _mm256_setzero_ps();
@@ -326,11 +302,11 @@ Q_AVX2 static void q4_0_vec_dot_avx2(int64_t n, float *restrict s, const void *r
         const __m256 d = _mm256_set1_ps(hq_f16_to_f32(w[i].d) * hq_f16_to_f32(a[i].d));
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(si), acc);
     }
-    *s = hsum_ps(acc);
+    *s = hq_hsum_ps(acc);
 }
 
-Q_AVX2 static void iq4_nl_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw,
-                                       const void *restrict va) {
+HQ_AVX2 static void iq4_nl_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw,
+                                        const void *restrict va) {
     const q_block_iq4_nl *w = vw;
     const q_block_q8_0 *a = va;
     const __m128i lut = _mm_loadu_si128((const __m128i *)q_iq4nl_values);
@@ -342,10 +318,10 @@ Q_AVX2 static void iq4_nl_vec_dot_avx2(int64_t n, float *restrict s, const void 
         const __m256 d = _mm256_set1_ps(hq_f16_to_f32(w[i].d) * hq_f16_to_f32(a[i].d));
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(si), acc);
     }
-    *s = hsum_ps(acc);
+    *s = hq_hsum_ps(acc);
 }
 
-Q_AVX2 static void q4_1_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+HQ_AVX2 static void q4_1_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
     const q_block_q4_1 *w = vw;
     const q_block_q8_0 *a = va;
     const __m256i ones = _mm256_set1_epi8(1);
@@ -358,17 +334,17 @@ Q_AVX2 static void q4_1_vec_dot_avx2(int64_t n, float *restrict s, const void *r
         acc = _mm256_fmadd_ps(_mm256_set1_ps(hq_f16_to_f32(w[i].d) * da), _mm256_cvtepi32_ps(si), acc);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(hq_f16_to_f32(w[i].m) * da), _mm256_cvtepi32_ps(sa), acc);
     }
-    *s = hsum_ps(acc);
+    *s = hq_hsum_ps(acc);
 }
 
-Q_AVX2 static inline __m256i q5_values(const uint8_t *qs, const uint8_t *qh4) {
+HQ_AVX2 static inline __m256i q5_values(const uint8_t *qs, const uint8_t *qh4) {
     uint32_t qh;
     memcpy(&qh, qh4, 4);
     const __m256i hb = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10));
     return _mm256_or_si256(unpack_nibbles(qs), hb);
 }
 
-Q_AVX2 static void q5_0_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+HQ_AVX2 static void q5_0_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
     const q_block_q5_0 *w = vw;
     const q_block_q8_0 *a = va;
     __m256 acc = _mm256_setzero_ps();
@@ -378,10 +354,10 @@ Q_AVX2 static void q5_0_vec_dot_avx2(int64_t n, float *restrict s, const void *r
         const __m256 d = _mm256_set1_ps(hq_f16_to_f32(w[i].d) * hq_f16_to_f32(a[i].d));
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(si), acc);
     }
-    *s = hsum_ps(acc);
+    *s = hq_hsum_ps(acc);
 }
 
-Q_AVX2 static void q5_1_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+HQ_AVX2 static void q5_1_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
     const q_block_q5_1 *w = vw;
     const q_block_q8_0 *a = va;
     const __m256i ones = _mm256_set1_epi8(1);
@@ -394,17 +370,17 @@ Q_AVX2 static void q5_1_vec_dot_avx2(int64_t n, float *restrict s, const void *r
         acc = _mm256_fmadd_ps(_mm256_set1_ps(hq_f16_to_f32(w[i].d) * da), _mm256_cvtepi32_ps(si), acc);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(hq_f16_to_f32(w[i].m) * da), _mm256_cvtepi32_ps(sa), acc);
     }
-    *s = hsum_ps(acc);
+    *s = hq_hsum_ps(acc);
 }
 
 /* ---------------- dots: K-quants × Q8_K ---------------- */
 /* maddubs pairs (16 int16 over 32 elements) times per-16 scales s0 (first
  * 16 elements) and s1 (last 16), summed to int32 lanes */
-Q_AVX2 static inline __m256i scale_pairs(__m256i p16, int s0, int s1) {
+HQ_AVX2 static inline __m256i scale_pairs(__m256i p16, int s0, int s1) {
     return _mm256_madd_epi16(p16, _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0)));
 }
 
-Q_AVX2 static void q4_K_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+HQ_AVX2 static void q4_K_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
     const q_block_q4_K *w = vw;
     const q_block_q8_K *a = va;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
@@ -426,12 +402,12 @@ Q_AVX2 static void q4_K_vec_dot_avx2(int64_t n, float *restrict s, const void *r
             summ += m0 * (a[i].bsums[4 * c] + a[i].bsums[4 * c + 1]) +
                     m1 * (a[i].bsums[4 * c + 2] + a[i].bsums[4 * c + 3]);
         }
-        sum += a[i].d * (hq_f16_to_f32(w[i].d) * (float)hsum_epi32(sumi) - hq_f16_to_f32(w[i].dmin) * (float)summ);
+        sum += a[i].d * (hq_f16_to_f32(w[i].d) * (float)hq_hsum_epi32(sumi) - hq_f16_to_f32(w[i].dmin) * (float)summ);
     }
     *s = sum;
 }
 
-Q_AVX2 static void q5_K_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+HQ_AVX2 static void q5_K_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
     const q_block_q5_K *w = vw;
     const q_block_q8_K *a = va;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m1b = _mm256_set1_epi8(1);
@@ -456,14 +432,14 @@ Q_AVX2 static void q5_K_vec_dot_avx2(int64_t n, float *restrict s, const void *r
             summ += m0 * (a[i].bsums[4 * c] + a[i].bsums[4 * c + 1]) +
                     m1 * (a[i].bsums[4 * c + 2] + a[i].bsums[4 * c + 3]);
         }
-        sum += a[i].d * (hq_f16_to_f32(w[i].d) * (float)hsum_epi32(sumi) - hq_f16_to_f32(w[i].dmin) * (float)summ);
+        sum += a[i].d * (hq_f16_to_f32(w[i].d) * (float)hq_hsum_epi32(sumi) - hq_f16_to_f32(w[i].dmin) * (float)summ);
     }
     *s = sum;
 }
 
 /* Σ sc_j·Σ (q−32)·a = Σ sc_j·(Σ q·a − 32·bsum_j): the unsigned q (0..63)
  * goes through maddubs, the offset through the Q8_K bsums */
-Q_AVX2 static void q6_K_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+HQ_AVX2 static void q6_K_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
     const q_block_q6_K *w = vw;
     const q_block_q8_K *a = va;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
@@ -492,14 +468,14 @@ Q_AVX2 static void q6_K_vec_dot_avx2(int64_t n, float *restrict s, const void *r
                 sumi = _mm256_add_epi32(sumi, scale_pairs(p, w[i].scales[sb], w[i].scales[sb + 1]));
             }
         }
-        const int32_t tot = hsum_epi32(sumi) - 32 * corr;
+        const int32_t tot = hq_hsum_epi32(sumi) - 32 * corr;
         sum += a[i].d * hq_f16_to_f32(w[i].d) * (float)tot;
     }
     *s = sum;
 }
 
 /* ---------------- float dots (F32 activations) ---------------- */
-Q_AVX2 static void f32_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+HQ_AVX2 static void f32_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
     const float *w = vw, *a = va;
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
     int64_t i = 0;
@@ -510,12 +486,12 @@ Q_AVX2 static void f32_vec_dot_avx2(int64_t n, float *restrict s, const void *re
         s3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 24), _mm256_loadu_ps(a + i + 24), s3);
     }
     for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(a + i), s0);
-    float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    float sum = hq_hsum_ps(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
     for (; i < n; i++) sum += w[i] * a[i];
     *s = sum;
 }
 
-Q_AVX2 static void f16_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+HQ_AVX2 static void f16_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
     const uint16_t *w = vw;
     const float *a = va;
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
@@ -527,16 +503,16 @@ Q_AVX2 static void f16_vec_dot_avx2(int64_t n, float *restrict s, const void *re
     }
     for (; i + 8 <= n; i += 8)
         s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i))), _mm256_loadu_ps(a + i), s0);
-    float sum = hsum_ps(_mm256_add_ps(s0, s1));
+    float sum = hq_hsum_ps(_mm256_add_ps(s0, s1));
     for (; i < n; i++) sum += hq_f16_to_f32(w[i]) * a[i];
     *s = sum;
 }
 
-Q_AVX2 static inline __m256 bf16x8(const uint16_t *p) {
+HQ_AVX2 static inline __m256 bf16x8(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }
 
-Q_AVX2 static void bf16_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+HQ_AVX2 static void bf16_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
     const uint16_t *w = vw;
     const float *a = va;
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
@@ -546,7 +522,7 @@ Q_AVX2 static void bf16_vec_dot_avx2(int64_t n, float *restrict s, const void *r
         s1 = _mm256_fmadd_ps(bf16x8(w + i + 8), _mm256_loadu_ps(a + i + 8), s1);
     }
     for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(bf16x8(w + i), _mm256_loadu_ps(a + i), s0);
-    float sum = hsum_ps(_mm256_add_ps(s0, s1));
+    float sum = hq_hsum_ps(_mm256_add_ps(s0, s1));
     for (; i < n; i++) sum += hq_bf16_to_f32(w[i]) * a[i];
     *s = sum;
 }
@@ -560,9 +536,9 @@ Q_AVX2 static void bf16_vec_dot_avx2(int64_t n, float *restrict s, const void *r
  * x − min). So candidates
  * are evaluated speculatively with the current min, scanned in order, and
  * the ones after a win are evaluated again with the new min. */
-Q_AVX2 static void qkx2_eval(int n, int nmax, const float *x, const float *w, const float *xm, const float *isc,
-                             int start, int ncand, float sum_w, float sum_x, float *cs, float *cm, float *ce,
-                             float *cd) {
+HQ_AVX2 static void qkx2_eval(int n, int nmax, const float *x, const float *w, const float *xm, const float *isc,
+                              int start, int ncand, float sum_w, float sum_x, float *cs, float *cm, float *ce,
+                              float *cd) {
     const __m256 vzero = _mm256_setzero_ps(), vnmax = _mm256_set1_ps((float)nmax);
     const __m256 vsw = _mm256_set1_ps(sum_w), vsx = _mm256_set1_ps(sum_x);
     for (int c = start; c < ncand; c += 8) {
@@ -602,8 +578,8 @@ Q_AVX2 static void qkx2_eval(int n, int nmax, const float *x, const float *w, co
     }
 }
 
-Q_AVX2 static float qkx2_avx2(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
-                              float rmin, float rdelta, int nstep) {
+HQ_AVX2 static float qkx2_avx2(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
+                               float rmin, float rdelta, int nstep) {
     float min = x[0], max = x[0];
     float sum_w = w[0];
     float sum_x = sum_w * x[0];
@@ -673,7 +649,7 @@ Q_AVX2 static float qkx2_avx2(int n, int nmax, const float *x, const float *w, u
 /* make_qx_quants (rmse_type 1, weights qw or x²) with the 18 trial scales in
  * lanes: unlike qkx2 the trials do not depend on earlier winners, so all are
  * summed at once (each lane in the scalar order) and chosen in order. */
-Q_AVX2 static float qx_avx2(int n, int nmax, const float *x, int8_t *L, const float *qw) {
+HQ_AVX2 static float qx_avx2(int n, int nmax, const float *x, int8_t *L, const float *qw) {
     float max = 0, amax = 0;
     for (int i = 0; i < n; ++i) {
         float ax = __builtin_fabsf(x[i]);
@@ -728,7 +704,7 @@ Q_AVX2 static float qx_avx2(int n, int nmax, const float *x, int8_t *L, const fl
     return scale;
 }
 
-Q_AVX2 static void f16_quantize_avx2(const float *restrict x, void *restrict vy, int64_t n) {
+HQ_AVX2 static void f16_quantize_avx2(const float *restrict x, void *restrict vy, int64_t n) {
     uint16_t *y = vy;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -743,7 +719,7 @@ Q_AVX2 static void f16_quantize_avx2(const float *restrict x, void *restrict vy,
 
 float q_make_qkx2_quants_avx2(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
                               uint8_t *Laux, float rmin, float rdelta, int nstep, bool use_mad) {
-#if defined(__x86_64__) || defined(__i386__)
+#if HQ_X86
     if (q_simd_avx2() && n <= 32 && nstep < 40 && !use_mad)
         return qkx2_avx2(n, nmax, x, w, L, the_min, rmin, rdelta, nstep);
 #endif
@@ -751,7 +727,7 @@ float q_make_qkx2_quants_avx2(int n, int nmax, const float *x, const float *w, u
 }
 
 float q_make_qx_quants_avx2(int n, int nmax, const float *x, int8_t *L, int rmse_type, const float *qw) {
-#if defined(__x86_64__) || defined(__i386__)
+#if HQ_X86
     if (q_simd_avx2() && rmse_type == 1 && n <= 32) return qx_avx2(n, nmax, x, L, qw);
 #endif
     return q_make_qx_quants(n, nmax, x, L, rmse_type, qw);
@@ -762,7 +738,7 @@ float q_make_qx_quants_avx2(int n, int nmax, const float *x, int8_t *L, int rmse
  * max_ps(NaN, 0) = 0 and min_ps(+inf, nmax) = nmax */
 float q_make_qkx3_quants_avx2(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
                               uint8_t *Laux, float rmin, float rdelta, int nstep, bool use_mad) {
-#if defined(__x86_64__) || defined(__i386__)
+#if HQ_X86
     if (w && q_simd_avx2() && n <= 32 && nstep < 40 && !use_mad)
         return qkx2_avx2(n, nmax, x, w, L, the_min, rmin, rdelta, nstep);
 #endif

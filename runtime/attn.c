@@ -97,18 +97,9 @@ RT_AVX2 static float dot_avx2(const float *a, const float *b, int64_t n) {
     __m256 acc = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
-    __m128 lo = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    float s = _mm_cvtss_f32(lo);
+    float s = hq_hsum_ps(acc);
     for (; i < n; i++) s += a[i] * b[i];
     return s;
-}
-RT_AVX2 static void axpy_avx2(float a, const float *x, float *y, int64_t n) {
-    __m256 va = _mm256_set1_ps(a);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += a * x[i];
 }
 #endif
 
@@ -146,7 +137,7 @@ void rt_attn(const rt_attn_params *ap, const float *q, const float *kc, const fl
 #if RT_X86
     if (avx2) {
         dot = dot_avx2;
-        axpy = axpy_avx2;
+        axpy = rt_axpy_avx2_; /* rt_cpu.h */
     }
 #endif
     (void)avx2;

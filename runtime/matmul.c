@@ -128,14 +128,6 @@ static void block_generic(const rt_weight *w, const float *x, float *y, int64_t 
 
 /* ---------------- AVX2 fast path ---------------- */
 #if RT_X86
-RT_AVX2 static inline float hsum8(__m256 v) {
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
-}
-
 RT_AVX2 static inline __m256 load8(const void *p, uint32_t type, int64_t i) {
     if (type == GGML_T_F32) return _mm256_loadu_ps((const float *)p + i);
     __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
@@ -157,7 +149,7 @@ RT_AVX2 static float dot_row_avx2(const void *r, uint32_t type, const float *x, 
         a1 = _mm256_fmadd_ps(load8(r, type, i + 8), _mm256_loadu_ps(x + i + 8), a1);
     }
     for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load8(r, type, i), _mm256_loadu_ps(x + i), a0);
-    float s = hsum8(_mm256_add_ps(a0, a1));
+    float s = hq_hsum_ps(_mm256_add_ps(a0, a1));
     for (; i < n; i++) s += load1(r, type, i) * x[i];
     return s;
 }
@@ -186,9 +178,9 @@ RT_AVX2 static void kernel_3x4(const float *w0, const float *w1, const float *w2
         b = _mm256_loadu_ps(x3 + i);
         c03 = _mm256_fmadd_ps(a0, b, c03); c13 = _mm256_fmadd_ps(a1, b, c13); c23 = _mm256_fmadd_ps(a2, b, c23);
     }
-    out[0][0] = hsum8(c00); out[0][1] = hsum8(c01); out[0][2] = hsum8(c02); out[0][3] = hsum8(c03);
-    out[1][0] = hsum8(c10); out[1][1] = hsum8(c11); out[1][2] = hsum8(c12); out[1][3] = hsum8(c13);
-    out[2][0] = hsum8(c20); out[2][1] = hsum8(c21); out[2][2] = hsum8(c22); out[2][3] = hsum8(c23);
+    out[0][0] = hq_hsum_ps(c00); out[0][1] = hq_hsum_ps(c01); out[0][2] = hq_hsum_ps(c02); out[0][3] = hq_hsum_ps(c03);
+    out[1][0] = hq_hsum_ps(c10); out[1][1] = hq_hsum_ps(c11); out[1][2] = hq_hsum_ps(c12); out[1][3] = hq_hsum_ps(c13);
+    out[2][0] = hq_hsum_ps(c20); out[2][1] = hq_hsum_ps(c21); out[2][2] = hq_hsum_ps(c22); out[2][3] = hq_hsum_ps(c23);
     for (; i < n; i++) {
         const float *ws[3] = {w0, w1, w2}, *xs[4] = {x0, x1, x2, x3};
         for (int r = 0; r < 3; r++)

@@ -13,13 +13,9 @@ static inline int rt_thread_id(void) { return omp_get_thread_num(); }
 static inline int rt_thread_id(void) { return 0; }
 #endif
 
-#if defined(__x86_64__) || defined(__i386__)
-#define RT_X86 1
-#include <immintrin.h>
-#define RT_AVX2 __attribute__((target("avx2,fma,f16c")))
-#else
-#define RT_X86 0
-#endif
+#include "../core/simd.h" // defines: HQ_X86, HQ_AVX2, hq_hsum_ps
+#define RT_X86 HQ_X86
+#define RT_AVX2 HQ_AVX2
 
 /* fp32 dot product and y += a·x, AVX2 when available (run-time check) */
 #if RT_X86
@@ -31,11 +27,7 @@ RT_AVX2 static inline float rt_dot_avx2_(const float *a, const float *b, int64_t
         s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
     }
     for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    s0 = _mm256_add_ps(s0, s1);
-    __m128 lo = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    float s = _mm_cvtss_f32(lo);
+    float s = hq_hsum_ps(_mm256_add_ps(s0, s1));
     for (; i < n; i++) s += a[i] * b[i];
     return s;
 }
