@@ -225,9 +225,9 @@ HQ_AVX2 static void q4_K_dequantize_avx2(const void *restrict vx, float *restric
     }
 }
 
-/* the four 32-element groups (q − 32) of one Q6_K half, as int8 vectors */
-HQ_AVX2 static inline void q6_unpack_half(const uint8_t *ql, const uint8_t *qh, __m256i q[4]) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+/* the four 32-element groups of one Q6_K half as unsigned 6-bit values (0..63) */
+HQ_AVX2 static inline void q6_unpack_half_u(const uint8_t *ql, const uint8_t *qh, __m256i q[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
     const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
     const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
     const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
@@ -235,10 +235,16 @@ HQ_AVX2 static inline void q6_unpack_half(const uint8_t *ql, const uint8_t *qh, 
     const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4);
     const __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4);
     const __m256i h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4);
-    q[0] = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(l0, m4), h0), off);
-    q[1] = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(l1, m4), h1), off);
-    q[2] = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2), off);
-    q[3] = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3), off);
+    q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), h0);
+    q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), h1);
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2);
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
+}
+
+/* the same as signed int8 q − 32 */
+HQ_AVX2 static inline void q6_unpack_half(const uint8_t *ql, const uint8_t *qh, __m256i q[4]) {
+    q6_unpack_half_u(ql, qh, q);
+    for (int k = 0; k < 4; k++) q[k] = _mm256_sub_epi8(q[k], _mm256_set1_epi8(32));
 }
 
 HQ_AVX2 static void q6_K_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
@@ -280,15 +286,28 @@ HQ_AVX2 static void bf16_dequantize_avx2(const void *restrict vx, float *restric
 }
 
 /* ---------------- dots: 32-element weights × Q8_0 ---------------- */
+/* acc + d_w·d_a·Σ q·q_a over one block, q the weight's 32 signed values */
+HQ_AVX2 static inline __m256 acc_block0(__m256 acc, __m256i q, uint16_t dw, const q_block_q8_0 *a) {
+    const __m256i si = dot_i8(q, _mm256_loadu_si256((const __m256i *)a->qs));
+    const __m256 d = _mm256_set1_ps(hq_f16_to_f32(dw) * hq_f16_to_f32(a->d));
+    return _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(si), acc);
+}
+
+/* type-1 (d·q + m): acc + d_w·d_a·Σ q·q_a + m_w·d_a·Σ q_a, q unsigned */
+HQ_AVX2 static inline __m256 acc_block1(__m256 acc, __m256i q, uint16_t dw, uint16_t mw, const q_block_q8_0 *a) {
+    const __m256i qa = _mm256_loadu_si256((const __m256i *)a->qs);
+    const __m256i si = dot_u8i8(q, qa);
+    const __m256i sa = dot_u8i8(_mm256_set1_epi8(1), qa);
+    const float da = hq_f16_to_f32(a->d);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(hq_f16_to_f32(dw) * da), _mm256_cvtepi32_ps(si), acc);
+    return _mm256_fmadd_ps(_mm256_set1_ps(hq_f16_to_f32(mw) * da), _mm256_cvtepi32_ps(sa), acc);
+}
+
 HQ_AVX2 static void q8_0_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
     const q_block_q8_0 *w = vw, *a = va;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; i++) {
-        const __m256i si = dot_i8(_mm256_loadu_si256((const __m256i *)w[i].qs),
-                                  _mm256_loadu_si256((const __m256i *)a[i].qs));
-        const __m256 d = _mm256_set1_ps(hq_f16_to_f32(w[i].d) * hq_f16_to_f32(a[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(si), acc);
-    }
+    for (int64_t i = 0; i < n / 32; i++)
+        acc = acc_block0(acc, _mm256_loadu_si256((const __m256i *)w[i].qs), w[i].d, &a[i]);
     *s = hq_hsum_ps(acc);
 }
 
@@ -296,12 +315,8 @@ HQ_AVX2 static void q4_0_vec_dot_avx2(int64_t n, float *restrict s, const void *
     const q_block_q4_0 *w = vw;
     const q_block_q8_0 *a = va;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; i++) {
-        const __m256i q = _mm256_sub_epi8(unpack_nibbles(w[i].qs), _mm256_set1_epi8(8));
-        const __m256i si = dot_i8(q, _mm256_loadu_si256((const __m256i *)a[i].qs));
-        const __m256 d = _mm256_set1_ps(hq_f16_to_f32(w[i].d) * hq_f16_to_f32(a[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(si), acc);
-    }
+    for (int64_t i = 0; i < n / 32; i++)
+        acc = acc_block0(acc, _mm256_sub_epi8(unpack_nibbles(w[i].qs), _mm256_set1_epi8(8)), w[i].d, &a[i]);
     *s = hq_hsum_ps(acc);
 }
 
@@ -312,28 +327,16 @@ HQ_AVX2 static void iq4_nl_vec_dot_avx2(int64_t n, float *restrict s, const void
     const __m128i lut = _mm_loadu_si128((const __m128i *)q_iq4nl_values);
     const __m256i lut2 = _mm256_set_m128i(lut, lut);
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; i++) {
-        const __m256i q = _mm256_shuffle_epi8(lut2, unpack_nibbles(w[i].qs));
-        const __m256i si = dot_i8(q, _mm256_loadu_si256((const __m256i *)a[i].qs));
-        const __m256 d = _mm256_set1_ps(hq_f16_to_f32(w[i].d) * hq_f16_to_f32(a[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(si), acc);
-    }
+    for (int64_t i = 0; i < n / 32; i++)
+        acc = acc_block0(acc, _mm256_shuffle_epi8(lut2, unpack_nibbles(w[i].qs)), w[i].d, &a[i]);
     *s = hq_hsum_ps(acc);
 }
 
 HQ_AVX2 static void q4_1_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
     const q_block_q4_1 *w = vw;
     const q_block_q8_0 *a = va;
-    const __m256i ones = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; i++) {
-        const __m256i qa = _mm256_loadu_si256((const __m256i *)a[i].qs);
-        const __m256i si = dot_u8i8(unpack_nibbles(w[i].qs), qa);
-        const __m256i sa = dot_u8i8(ones, qa);
-        const float da = hq_f16_to_f32(a[i].d);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(hq_f16_to_f32(w[i].d) * da), _mm256_cvtepi32_ps(si), acc);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(hq_f16_to_f32(w[i].m) * da), _mm256_cvtepi32_ps(sa), acc);
-    }
+    for (int64_t i = 0; i < n / 32; i++) acc = acc_block1(acc, unpack_nibbles(w[i].qs), w[i].d, w[i].m, &a[i]);
     *s = hq_hsum_ps(acc);
 }
 
@@ -348,28 +351,17 @@ HQ_AVX2 static void q5_0_vec_dot_avx2(int64_t n, float *restrict s, const void *
     const q_block_q5_0 *w = vw;
     const q_block_q8_0 *a = va;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; i++) {
-        const __m256i q = _mm256_sub_epi8(q5_values(w[i].qs, w[i].qh), _mm256_set1_epi8(16));
-        const __m256i si = dot_i8(q, _mm256_loadu_si256((const __m256i *)a[i].qs));
-        const __m256 d = _mm256_set1_ps(hq_f16_to_f32(w[i].d) * hq_f16_to_f32(a[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(si), acc);
-    }
+    for (int64_t i = 0; i < n / 32; i++)
+        acc = acc_block0(acc, _mm256_sub_epi8(q5_values(w[i].qs, w[i].qh), _mm256_set1_epi8(16)), w[i].d, &a[i]);
     *s = hq_hsum_ps(acc);
 }
 
 HQ_AVX2 static void q5_1_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
     const q_block_q5_1 *w = vw;
     const q_block_q8_0 *a = va;
-    const __m256i ones = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; i++) {
-        const __m256i qa = _mm256_loadu_si256((const __m256i *)a[i].qs);
-        const __m256i si = dot_u8i8(q5_values(w[i].qs, w[i].qh), qa);
-        const __m256i sa = dot_u8i8(ones, qa);
-        const float da = hq_f16_to_f32(a[i].d);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(hq_f16_to_f32(w[i].d) * da), _mm256_cvtepi32_ps(si), acc);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(hq_f16_to_f32(w[i].m) * da), _mm256_cvtepi32_ps(sa), acc);
-    }
+    for (int64_t i = 0; i < n / 32; i++)
+        acc = acc_block1(acc, q5_values(w[i].qs, w[i].qh), w[i].d, w[i].m, &a[i]);
     *s = hq_hsum_ps(acc);
 }
 
@@ -380,60 +372,49 @@ HQ_AVX2 static inline __m256i scale_pairs(__m256i p16, int s0, int s1) {
     return _mm256_madd_epi16(p16, _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0)));
 }
 
+/* one Q4_K / Q5_K super-block · Q8_K:
+ * d_a·(d·Σ_j sc_j·Σ q·q_a − dmin·Σ_j m_j·Σ q_a); qh (the fifth bits) is NULL for Q4_K
+ * (always inlined, so each format gets its own loop without the qh test) */
+HQ_AVX2 __attribute__((always_inline)) static inline float k45_block_dot(uint16_t d, uint16_t dmin,
+                                                                          const uint8_t *scales, const uint8_t *qs,
+                                                                          const uint8_t *qh, const q_block_q8_K *a) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m1b = _mm256_set1_epi8(1);
+    const __m256i hb = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+    __m256i sumi = _mm256_setzero_si256();
+    int32_t summ = 0;
+    for (int c = 0; c < 4; c++) {
+        const __m256i b = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+        __m256i q0 = _mm256_and_si256(b, m4), q1 = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+        if (qh) {
+            q0 = _mm256_or_si256(q0, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c), m1b), 4));
+            q1 = _mm256_or_si256(q1, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c + 1), m1b), 4));
+        }
+        uint8_t sc0, m0, sc1, m1;
+        q_get_scale_min_k4(2 * c, scales, &sc0, &m0);
+        q_get_scale_min_k4(2 * c + 1, scales, &sc1, &m1);
+        const __m256i a0 = _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c));
+        const __m256i a1 = _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c + 32));
+        sumi = _mm256_add_epi32(sumi, scale_pairs(_mm256_maddubs_epi16(q0, a0), sc0, sc0));
+        sumi = _mm256_add_epi32(sumi, scale_pairs(_mm256_maddubs_epi16(q1, a1), sc1, sc1));
+        summ += m0 * (a->bsums[4 * c] + a->bsums[4 * c + 1]) + m1 * (a->bsums[4 * c + 2] + a->bsums[4 * c + 3]);
+    }
+    return a->d * (hq_f16_to_f32(d) * (float)hq_hsum_epi32(sumi) - hq_f16_to_f32(dmin) * (float)summ);
+}
+
 HQ_AVX2 static void q4_K_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
     const q_block_q4_K *w = vw;
     const q_block_q8_K *a = va;
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
     float sum = 0;
-    for (int64_t i = 0; i < n / Q_QK_K; i++) {
-        __m256i sumi = _mm256_setzero_si256();
-        int32_t summ = 0;
-        for (int c = 0; c < 4; c++) {
-            const __m256i b = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * c));
-            uint8_t sc0, m0, sc1, m1;
-            q_get_scale_min_k4(2 * c, w[i].scales, &sc0, &m0);
-            q_get_scale_min_k4(2 * c + 1, w[i].scales, &sc1, &m1);
-            const __m256i a0 = _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * c));
-            const __m256i a1 = _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * c + 32));
-            const __m256i p0 = _mm256_maddubs_epi16(_mm256_and_si256(b, m4), a0);
-            const __m256i p1 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4), a1);
-            sumi = _mm256_add_epi32(sumi, scale_pairs(p0, sc0, sc0));
-            sumi = _mm256_add_epi32(sumi, scale_pairs(p1, sc1, sc1));
-            summ += m0 * (a[i].bsums[4 * c] + a[i].bsums[4 * c + 1]) +
-                    m1 * (a[i].bsums[4 * c + 2] + a[i].bsums[4 * c + 3]);
-        }
-        sum += a[i].d * (hq_f16_to_f32(w[i].d) * (float)hq_hsum_epi32(sumi) - hq_f16_to_f32(w[i].dmin) * (float)summ);
-    }
+    for (int64_t i = 0; i < n / Q_QK_K; i++) sum += k45_block_dot(w[i].d, w[i].dmin, w[i].scales, w[i].qs, NULL, &a[i]);
     *s = sum;
 }
 
 HQ_AVX2 static void q5_K_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
     const q_block_q5_K *w = vw;
     const q_block_q8_K *a = va;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m1b = _mm256_set1_epi8(1);
     float sum = 0;
-    for (int64_t i = 0; i < n / Q_QK_K; i++) {
-        __m256i sumi = _mm256_setzero_si256();
-        int32_t summ = 0;
-        const __m256i hb = _mm256_loadu_si256((const __m256i *)w[i].qh);
-        for (int c = 0; c < 4; c++) {
-            const __m256i b = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * c));
-            const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c), m1b), 4);
-            const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c + 1), m1b), 4);
-            uint8_t sc0, m0, sc1, m1;
-            q_get_scale_min_k4(2 * c, w[i].scales, &sc0, &m0);
-            q_get_scale_min_k4(2 * c + 1, w[i].scales, &sc1, &m1);
-            const __m256i a0 = _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * c));
-            const __m256i a1 = _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * c + 32));
-            const __m256i q0 = _mm256_or_si256(_mm256_and_si256(b, m4), h0);
-            const __m256i q1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4), h1);
-            sumi = _mm256_add_epi32(sumi, scale_pairs(_mm256_maddubs_epi16(q0, a0), sc0, sc0));
-            sumi = _mm256_add_epi32(sumi, scale_pairs(_mm256_maddubs_epi16(q1, a1), sc1, sc1));
-            summ += m0 * (a[i].bsums[4 * c] + a[i].bsums[4 * c + 1]) +
-                    m1 * (a[i].bsums[4 * c + 2] + a[i].bsums[4 * c + 3]);
-        }
-        sum += a[i].d * (hq_f16_to_f32(w[i].d) * (float)hq_hsum_epi32(sumi) - hq_f16_to_f32(w[i].dmin) * (float)summ);
-    }
+    for (int64_t i = 0; i < n / Q_QK_K; i++)
+        sum += k45_block_dot(w[i].d, w[i].dmin, w[i].scales, w[i].qs, w[i].qh, &a[i]);
     *s = sum;
 }
 
@@ -442,25 +423,14 @@ HQ_AVX2 static void q5_K_vec_dot_avx2(int64_t n, float *restrict s, const void *
 HQ_AVX2 static void q6_K_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
     const q_block_q6_K *w = vw;
     const q_block_q8_K *a = va;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
     float sum = 0;
     for (int64_t i = 0; i < n / Q_QK_K; i++) {
         __m256i sumi = _mm256_setzero_si256();
         int32_t corr = 0;
         for (int j = 0; j < 16; j++) corr += w[i].scales[j] * a[i].bsums[j];
         for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = w[i].ql + 64 * h, *qh = w[i].qh + 32 * h;
-            const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            const __m256i hh = _mm256_loadu_si256((const __m256i *)qh);
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hh, m2), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 2), m2), 4));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 4), m2), 4));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m2), 4));
+            q6_unpack_half_u(w[i].ql + 64 * h, w[i].qh + 32 * h, q);
             for (int k = 0; k < 4; k++) {
                 const int sb = 8 * h + 2 * k;
                 const __m256i qa = _mm256_loadu_si256((const __m256i *)(a[i].qs + 128 * h + 32 * k));
