@@ -43,6 +43,34 @@ static float row_sigma2(const float *x, int64_t n) {
     return s / n;
 }
 
+/* the importance-weighted fit of one block, shared by the four formats;
+ * w_j = imatrix_j·√(σ² + x_j²) */
+static void block_weights(const float *xb, const float *qb, float sigma2, float *w) {
+    for (int j = 0; j < Q_QK32; j++) w[j] = qb[j] * sqrtf(sigma2 + xb[j] * xb[j]);
+}
+
+/* type 0 (x ≈ d·(L − nmax)): returns d as f16, levels 0..2·nmax−1 in L */
+static uint16_t imatrix_block0(const float *xb, const float *qb, float sigma2, int nmax, int8_t *L) {
+    float w[Q_QK32];
+    block_weights(xb, qb, sigma2, w);
+    return hq_f32_to_f16(q_make_qx_quants_avx2(Q_QK32, nmax, xb, L, 1, w));
+}
+
+/* type 1 (x ≈ d·L + m): d and m as f16, levels 0..nmax in L */
+static void imatrix_block1(const float *xb, const float *qb, float sigma2, int nmax, uint16_t *d, uint16_t *m,
+                           uint8_t *L) {
+    float w[Q_QK32], mn;
+    uint8_t Laux[Q_QK32];
+    block_weights(xb, qb, sigma2, w);
+    *d = hq_f32_to_f16(q_make_qkx3_quants_avx2(Q_QK32, nmax, xb, w, L, &mn, Laux, -0.9f, 0.05f, 36, false));
+    *m = hq_f32_to_f16(-mn);
+}
+
+/* 32 levels (< 16) -> 16 bytes: element j low nibble, j + 16 high */
+static void pack4(const uint8_t *L, uint8_t *qs) {
+    for (int j = 0; j < 16; j++) qs[j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+}
+
 /* ---------------- Q4_0 ---------------- */
 void q_q4_0_quantize_ref(const float *restrict x, void *restrict vy, int64_t n) {
     q_block_q4_0 *y = vy;
@@ -62,13 +90,10 @@ void q_q4_0_quantize_imatrix(const float *restrict x, void *restrict vy, int64_t
     if (!qw) { q_q4_0_quantize_fast(x, vy, n); return; }
     q_block_q4_0 *y = vy;
     const float sigma2 = row_sigma2(x, n);
-    float w[Q_QK32];
     int8_t L[Q_QK32];
     for (int64_t i = 0; i < n / Q_QK32; i++) {
-        const float *xb = x + i * Q_QK32, *qb = qw + i * Q_QK32;
-        for (int j = 0; j < Q_QK32; j++) w[j] = qb[j] * sqrtf(sigma2 + xb[j] * xb[j]);
-        y[i].d = hq_f32_to_f16(q_make_qx_quants_avx2(Q_QK32, 8, xb, L, 1, w));
-        for (int j = 0; j < 16; j++) y[i].qs[j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+        y[i].d = imatrix_block0(x + i * Q_QK32, qw + i * Q_QK32, sigma2, 8, L);
+        pack4((const uint8_t *)L, y[i].qs);
     }
 }
 
@@ -120,15 +145,10 @@ void q_q4_1_quantize_imatrix(const float *restrict x, void *restrict vy, int64_t
     if (!qw) { q_q4_1_quantize_ref(x, vy, n); return; }
     q_block_q4_1 *y = vy;
     const float sigma2 = row_sigma2(x, n);
-    float w[Q_QK32], mn;
-    uint8_t L[Q_QK32], Laux[Q_QK32];
+    uint8_t L[Q_QK32];
     for (int64_t i = 0; i < n / Q_QK32; i++) {
-        const float *xb = x + i * Q_QK32, *qb = qw + i * Q_QK32;
-        for (int j = 0; j < Q_QK32; j++) w[j] = qb[j] * sqrtf(sigma2 + xb[j] * xb[j]);
-        const float d = q_make_qkx3_quants_avx2(Q_QK32, 15, xb, w, L, &mn, Laux, -0.9f, 0.05f, 36, false);
-        y[i].d = hq_f32_to_f16(d);
-        y[i].m = hq_f32_to_f16(-mn);
-        for (int j = 0; j < 16; j++) y[i].qs[j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+        imatrix_block1(x + i * Q_QK32, qw + i * Q_QK32, sigma2, 15, &y[i].d, &y[i].m, L);
+        pack4(L, y[i].qs);
     }
 }
 
@@ -196,12 +216,9 @@ void q_q5_0_quantize_imatrix(const float *restrict x, void *restrict vy, int64_t
     if (!qw) { q_q5_0_quantize_ref(x, vy, n); return; }
     q_block_q5_0 *y = vy;
     const float sigma2 = row_sigma2(x, n);
-    float w[Q_QK32];
     int8_t L[Q_QK32];
     for (int64_t i = 0; i < n / Q_QK32; i++) {
-        const float *xb = x + i * Q_QK32, *qb = qw + i * Q_QK32;
-        for (int j = 0; j < Q_QK32; j++) w[j] = qb[j] * sqrtf(sigma2 + xb[j] * xb[j]);
-        y[i].d = hq_f32_to_f16(q_make_qx_quants_avx2(Q_QK32, 16, xb, L, 1, w));
+        y[i].d = imatrix_block0(x + i * Q_QK32, qw + i * Q_QK32, sigma2, 16, L);
         pack5((const uint8_t *)L, y[i].qs, y[i].qh);
     }
 }
@@ -250,14 +267,9 @@ void q_q5_1_quantize_imatrix(const float *restrict x, void *restrict vy, int64_t
     if (!qw) { q_q5_1_quantize_ref(x, vy, n); return; }
     q_block_q5_1 *y = vy;
     const float sigma2 = row_sigma2(x, n);
-    float w[Q_QK32], mn;
-    uint8_t L[Q_QK32], Laux[Q_QK32];
+    uint8_t L[Q_QK32];
     for (int64_t i = 0; i < n / Q_QK32; i++) {
-        const float *xb = x + i * Q_QK32, *qb = qw + i * Q_QK32;
-        for (int j = 0; j < Q_QK32; j++) w[j] = qb[j] * sqrtf(sigma2 + xb[j] * xb[j]);
-        const float d = q_make_qkx3_quants_avx2(Q_QK32, 31, xb, w, L, &mn, Laux, -0.9f, 0.05f, 36, false);
-        y[i].d = hq_f32_to_f16(d);
-        y[i].m = hq_f32_to_f16(-mn);
+        imatrix_block1(x + i * Q_QK32, qw + i * Q_QK32, sigma2, 31, &y[i].d, &y[i].m, L);
         pack5(L, y[i].qs, y[i].qh);
     }
 }
