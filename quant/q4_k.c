@@ -125,149 +125,127 @@ static void pack_q5(const uint8_t *L, uint8_t *ql, uint8_t *qh) {
     }
 }
 
+/* Q4_K and Q5_K share everything but the fifth bit. qh holds it (bit j of
+ * qh[l] for element l of sub-block j) and is NULL for Q4_K. */
+static inline int k45_high(const uint8_t *qh, int l, int j) { return qh ? ((qh[l] >> j) & 1) << 4 : 0; }
+
+/* one super-block's (d, dmin, scales) and levels L: the reference fit (ggml
+ * searches Q4_K with rmin −1 in 20 steps, Q5_K with −0.5 in 15), or the
+ * importance-weighted one when qw is given; then the final re-rounding */
+static void k45_fit(const float *x, const float *qw, int nmax, q_qkx2_fn qkx2, uint16_t *dh, uint16_t *dminh,
+                    uint8_t *scales12, uint8_t *L) {
+    if (qw) k4_imatrix_scales(x, qw, nmax, dh, dminh, scales12, L);
+    else if (nmax == 15) k4_ref_scales(x, 15, -1.f, 0.1f, 20, dh, dminh, scales12, L, qkx2);
+    else k4_ref_scales(x, 31, -0.5f, 0.1f, 15, dh, dminh, scales12, L, qkx2);
+    k4_requant(x, *dh, *dminh, scales12, nmax, L);
+}
+
+static void k45_dequantize_block(uint16_t dh, uint16_t dminh, const uint8_t *scales, const uint8_t *q,
+                                 const uint8_t *qh, float *y) {
+    const float d = hq_f16_to_f32(dh), dmin = hq_f16_to_f32(dminh);
+    for (int j = 0; j < 8; j += 2, q += 32) {
+        uint8_t sc, m;
+        q_get_scale_min_k4(j, scales, &sc, &m);
+        const float d1 = d * sc, m1 = dmin * m;
+        q_get_scale_min_k4(j + 1, scales, &sc, &m);
+        const float d2 = d * sc, m2 = dmin * m;
+        for (int l = 0; l < 32; ++l) *y++ = d1 * ((q[l] & 0xF) + k45_high(qh, l, j)) - m1;
+        for (int l = 0; l < 32; ++l) *y++ = d2 * ((q[l] >> 4) + k45_high(qh, l, j + 1)) - m2;
+    }
+}
+
+/* d_a·(d·Σ_j sc_j·Σ q·q_a − dmin·Σ_j m_j·Σ q_a), the Q8_K bsums giving Σ q_a
+ * per 16 elements */
+static float k45_block_dot_ref(uint16_t dh, uint16_t dminh, const uint8_t *scales, const uint8_t *qs,
+                               const uint8_t *qh, const q_block_q8_K *a) {
+    int32_t sumi = 0, summ = 0;
+    for (int j = 0; j < 8; ++j) {
+        uint8_t sc, m;
+        q_get_scale_min_k4(j, scales, &sc, &m);
+        const uint8_t *q = qs + 32 * (j / 2);
+        const int8_t *qa = a->qs + 32 * j;
+        const int shift = (j & 1) * 4;
+        int32_t si = 0;
+        for (int l = 0; l < 32; ++l) si += (((q[l] >> shift) & 0xF) | k45_high(qh, l, j)) * qa[l];
+        sumi += sc * si;
+        summ += m * (a->bsums[2 * j] + a->bsums[2 * j + 1]);
+    }
+    return a->d * (hq_f16_to_f32(dh) * (float)sumi - hq_f16_to_f32(dminh) * (float)summ);
+}
+
 /* ---------------- Q4_K ---------------- */
-static void q4_K_quantize(const float *restrict x, void *restrict vy, int64_t n, q_qkx2_fn qkx2) {
+static void q4_K_quantize(const float *restrict x, void *restrict vy, int64_t n, const float *restrict qw,
+                          q_qkx2_fn qkx2) {
     q_block_q4_K *y = vy;
     uint8_t L[Q_QK_K];
-    for (int64_t i = 0; i < n / Q_QK_K; i++, x += Q_QK_K) {
-        k4_ref_scales(x, 15, -1.f, 0.1f, 20, &y[i].d, &y[i].dmin, y[i].scales, L, qkx2);
-        k4_requant(x, y[i].d, y[i].dmin, y[i].scales, 15, L);
+    for (int64_t i = 0; i < n / Q_QK_K; i++, x += Q_QK_K, qw = qw ? qw + Q_QK_K : NULL) {
+        k45_fit(x, qw, 15, qkx2, &y[i].d, &y[i].dmin, y[i].scales, L);
         pack_q4(L, y[i].qs);
     }
 }
 
 void q_q4_K_quantize_ref(const float *restrict x, void *restrict vy, int64_t n) {
-    q4_K_quantize(x, vy, n, q_make_qkx2_quants);
+    q4_K_quantize(x, vy, n, NULL, q_make_qkx2_quants);
 }
 
 /* the scale search vectorised across candidates (bit-identical) */
 void q_q4_K_quantize_fast(const float *restrict x, void *restrict vy, int64_t n) {
-    q4_K_quantize(x, vy, n, q_simd_avx2() ? q_make_qkx2_quants_avx2 : q_make_qkx2_quants);
+    q4_K_quantize(x, vy, n, NULL, q_simd_avx2() ? q_make_qkx2_quants_avx2 : q_make_qkx2_quants);
 }
 
 void q_q4_K_quantize_imatrix(const float *restrict x, void *restrict vy, int64_t n, const float *restrict qw) {
-    if (!qw) { q_q4_K_quantize_fast(x, vy, n); return; }
-    q_block_q4_K *y = vy;
-    uint8_t L[Q_QK_K];
-    for (int64_t i = 0; i < n / Q_QK_K; i++, x += Q_QK_K, qw += Q_QK_K) {
-        k4_imatrix_scales(x, qw, 15, &y[i].d, &y[i].dmin, y[i].scales, L);
-        k4_requant(x, y[i].d, y[i].dmin, y[i].scales, 15, L);
-        pack_q4(L, y[i].qs);
-    }
+    q4_K_quantize(x, vy, n, qw, q_simd_avx2() ? q_make_qkx2_quants_avx2 : q_make_qkx2_quants);
 }
 
 void q_q4_K_dequantize_ref(const void *restrict vx, float *restrict y, int64_t n) {
     const q_block_q4_K *x = vx;
-    for (int64_t i = 0; i < n / Q_QK_K; i++) {
-        const uint8_t *q = x[i].qs;
-        const float d = hq_f16_to_f32(x[i].d), dmin = hq_f16_to_f32(x[i].dmin);
-        for (int j = 0; j < 8; j += 2, q += 32) {
-            uint8_t sc, m;
-            q_get_scale_min_k4(j, x[i].scales, &sc, &m);
-            const float d1 = d * sc, m1 = dmin * m;
-            q_get_scale_min_k4(j + 1, x[i].scales, &sc, &m);
-            const float d2 = d * sc, m2 = dmin * m;
-            for (int l = 0; l < 32; ++l) *y++ = d1 * (q[l] & 0xF) - m1;
-            for (int l = 0; l < 32; ++l) *y++ = d2 * (q[l] >> 4) - m2;
-        }
-    }
+    for (int64_t i = 0; i < n / Q_QK_K; i++, y += Q_QK_K)
+        k45_dequantize_block(x[i].d, x[i].dmin, x[i].scales, x[i].qs, NULL, y);
 }
 
-/* s = Σ_superblocks d_a·(d·Σ_j sc_j·Σ q·q_a − dmin·Σ_j m_j·Σ q_a) with the
- * Q8_K bsums giving Σ q_a per 16 elements */
 void q_q4_K_vec_dot_ref(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
     const q_block_q4_K *w = vw;
     const q_block_q8_K *a = va;
     float sum = 0;
-    for (int64_t i = 0; i < n / Q_QK_K; i++) {
-        int32_t sumi = 0, summ = 0;
-        for (int j = 0; j < 8; ++j) {
-            uint8_t sc, m;
-            q_get_scale_min_k4(j, w[i].scales, &sc, &m);
-            const uint8_t *q = w[i].qs + 32 * (j / 2);
-            const int8_t *qa = a[i].qs + 32 * j;
-            const int shift = (j & 1) * 4;
-            int32_t si = 0;
-            for (int l = 0; l < 32; ++l) si += ((q[l] >> shift) & 0xF) * qa[l];
-            sumi += sc * si;
-            summ += m * (a[i].bsums[2 * j] + a[i].bsums[2 * j + 1]);
-        }
-        sum += a[i].d * (hq_f16_to_f32(w[i].d) * (float)sumi - hq_f16_to_f32(w[i].dmin) * (float)summ);
-    }
+    for (int64_t i = 0; i < n / Q_QK_K; i++)
+        sum += k45_block_dot_ref(w[i].d, w[i].dmin, w[i].scales, w[i].qs, NULL, &a[i]);
     *s = sum;
 }
 
 /* ---------------- Q5_K ---------------- */
-static void q5_K_quantize(const float *restrict x, void *restrict vy, int64_t n, q_qkx2_fn qkx2) {
+static void q5_K_quantize(const float *restrict x, void *restrict vy, int64_t n, const float *restrict qw,
+                          q_qkx2_fn qkx2) {
     q_block_q5_K *y = vy;
     uint8_t L[Q_QK_K];
-    for (int64_t i = 0; i < n / Q_QK_K; i++, x += Q_QK_K) {
-        k4_ref_scales(x, 31, -0.5f, 0.1f, 15, &y[i].d, &y[i].dmin, y[i].scales, L, qkx2);
-        k4_requant(x, y[i].d, y[i].dmin, y[i].scales, 31, L);
+    for (int64_t i = 0; i < n / Q_QK_K; i++, x += Q_QK_K, qw = qw ? qw + Q_QK_K : NULL) {
+        k45_fit(x, qw, 31, qkx2, &y[i].d, &y[i].dmin, y[i].scales, L);
         pack_q5(L, y[i].qs, y[i].qh);
     }
 }
 
 void q_q5_K_quantize_ref(const float *restrict x, void *restrict vy, int64_t n) {
-    q5_K_quantize(x, vy, n, q_make_qkx2_quants);
+    q5_K_quantize(x, vy, n, NULL, q_make_qkx2_quants);
 }
 
 void q_q5_K_quantize_fast(const float *restrict x, void *restrict vy, int64_t n) {
-    q5_K_quantize(x, vy, n, q_simd_avx2() ? q_make_qkx2_quants_avx2 : q_make_qkx2_quants);
+    q5_K_quantize(x, vy, n, NULL, q_simd_avx2() ? q_make_qkx2_quants_avx2 : q_make_qkx2_quants);
 }
 
 void q_q5_K_quantize_imatrix(const float *restrict x, void *restrict vy, int64_t n, const float *restrict qw) {
-    if (!qw) { q_q5_K_quantize_fast(x, vy, n); return; }
-    q_block_q5_K *y = vy;
-    uint8_t L[Q_QK_K];
-    for (int64_t i = 0; i < n / Q_QK_K; i++, x += Q_QK_K, qw += Q_QK_K) {
-        k4_imatrix_scales(x, qw, 31, &y[i].d, &y[i].dmin, y[i].scales, L);
-        k4_requant(x, y[i].d, y[i].dmin, y[i].scales, 31, L);
-        pack_q5(L, y[i].qs, y[i].qh);
-    }
+    q5_K_quantize(x, vy, n, qw, q_simd_avx2() ? q_make_qkx2_quants_avx2 : q_make_qkx2_quants);
 }
 
 void q_q5_K_dequantize_ref(const void *restrict vx, float *restrict y, int64_t n) {
     const q_block_q5_K *x = vx;
-    for (int64_t i = 0; i < n / Q_QK_K; i++) {
-        const uint8_t *ql = x[i].qs, *qh = x[i].qh;
-        const float d = hq_f16_to_f32(x[i].d), dmin = hq_f16_to_f32(x[i].dmin);
-        uint8_t u1 = 1, u2 = 2;
-        for (int j = 0; j < 8; j += 2, ql += 32) {
-            uint8_t sc, m;
-            q_get_scale_min_k4(j, x[i].scales, &sc, &m);
-            const float d1 = d * sc, m1 = dmin * m;
-            q_get_scale_min_k4(j + 1, x[i].scales, &sc, &m);
-            const float d2 = d * sc, m2 = dmin * m;
-            for (int l = 0; l < 32; ++l) *y++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
-            for (int l = 0; l < 32; ++l) *y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
-            u1 = (uint8_t)(u1 << 2);
-            u2 = (uint8_t)(u2 << 2);
-        }
-    }
+    for (int64_t i = 0; i < n / Q_QK_K; i++, y += Q_QK_K)
+        k45_dequantize_block(x[i].d, x[i].dmin, x[i].scales, x[i].qs, x[i].qh, y);
 }
 
 void q_q5_K_vec_dot_ref(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
     const q_block_q5_K *w = vw;
     const q_block_q8_K *a = va;
     float sum = 0;
-    for (int64_t i = 0; i < n / Q_QK_K; i++) {
-        int32_t sumi = 0, summ = 0;
-        for (int j = 0; j < 8; ++j) {
-            uint8_t sc, m;
-            q_get_scale_min_k4(j, w[i].scales, &sc, &m);
-            const uint8_t *ql = w[i].qs + 32 * (j / 2);
-            const int8_t *qa = a[i].qs + 32 * j;
-            const int shift = (j & 1) * 4;
-            int32_t si = 0;
-            for (int l = 0; l < 32; ++l) {
-                const int q = ((ql[l] >> shift) & 0xF) | (((w[i].qh[l] >> j) & 1) << 4);
-                si += q * qa[l];
-            }
-            sumi += sc * si;
-            summ += m * (a[i].bsums[2 * j] + a[i].bsums[2 * j + 1]);
-        }
-        sum += a[i].d * (hq_f16_to_f32(w[i].d) * (float)sumi - hq_f16_to_f32(w[i].dmin) * (float)summ);
-    }
+    for (int64_t i = 0; i < n / Q_QK_K; i++)
+        sum += k45_block_dot_ref(w[i].d, w[i].dmin, w[i].scales, w[i].qs, w[i].qh, &a[i]);
     *s = sum;
 }
