@@ -86,18 +86,57 @@ float q_make_qx_quants(int n, int nmax, const float *x, int8_t *L, int rmse_type
     return scale;
 }
 
+/* the pieces qkx2 and qkx3 share; a NULL w means w_i = x_i² (qkx3's default) */
+static inline float qkx_w(const float *w, const float *x, int i) { return w ? w[i] : x[i] * x[i]; }
+
+static void qkx_stats(int n, const float *x, const float *w, float *min, float *max, float *sum_w, float *sum_x) {
+    float mn = x[0], mx = x[0];
+    float sw = qkx_w(w, x, 0);
+    float sx = sw * x[0];
+    for (int i = 1; i < n; ++i) {
+        if (x[i] < mn) mn = x[i];
+        if (x[i] > mx) mx = x[i];
+        float wi = qkx_w(w, x, i);
+        sw += wi;
+        sx += wi * x[i];
+    }
+    *min = mn > 0 ? 0 : mn;
+    *max = mx;
+    *sum_w = sw;
+    *sum_x = sx;
+}
+
+/* Σ w·f(scale·L + min − x), f = |·| (use_mad) or (·)² */
+static float qkx_error(int n, const float *x, const float *w, const uint8_t *L, float scale, float min, bool use_mad) {
+    float err = 0;
+    for (int i = 0; i < n; ++i) {
+        float diff = scale * L[i] + min - x[i];
+        diff = use_mad ? fabsf(diff) : diff * diff;
+        err += qkx_w(w, x, i) * diff;
+    }
+    return err;
+}
+
+/* the 2×2 weighted least squares for x ≈ scale·l + min; a positive min is
+ * refitted through the origin; false when the system is singular */
+static bool qkx_fit(float sum_w, float sum_x, float sum_l, float sum_l2, float sum_xl, float *scale, float *min) {
+    float D = sum_w * sum_l2 - sum_l * sum_l;
+    if (!(D > 0)) return false;
+    float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+    float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+    if (this_min > 0) {
+        this_min = 0;
+        this_scale = sum_xl / sum_l2;
+    }
+    *scale = this_scale;
+    *min = this_min;
+    return true;
+}
+
 float q_make_qkx2_quants(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
                          uint8_t *Laux, float rmin, float rdelta, int nstep, bool use_mad) {
-    float min = x[0], max = x[0];
-    float sum_w = w[0];
-    float sum_x = sum_w * x[0];
-    for (int i = 1; i < n; ++i) {
-        if (x[i] < min) min = x[i];
-        if (x[i] > max) max = x[i];
-        sum_w += w[i];
-        sum_x += w[i] * x[i];
-    }
-    if (min > 0) min = 0;
+    float min, max, sum_w, sum_x;
+    qkx_stats(n, x, w, &min, &max, &sum_w, &sum_x);
     if (max == min) {
         memset(L, 0, (size_t)n);
         *the_min = -min;
@@ -105,14 +144,11 @@ float q_make_qkx2_quants(int n, int nmax, const float *x, const float *w, uint8_
     }
     float iscale = nmax / (max - min);
     float scale = 1 / iscale;
-    float best_error = 0;
     for (int i = 0; i < n; ++i) {
         int l = q_nearest_int(iscale * (x[i] - min));
         L[i] = (uint8_t)Q_MAX(0, Q_MIN(nmax, l));
-        float diff = scale * L[i] + min - x[i];
-        diff = use_mad ? fabsf(diff) : diff * diff;
-        best_error += w[i] * diff;
     }
+    float best_error = qkx_error(n, x, w, L, scale, min, use_mad);
     if (nstep < 1) {
         *the_min = -min;
         return scale;
@@ -129,20 +165,9 @@ float q_make_qkx2_quants(int n, int nmax, const float *x, const float *w, uint8_
             sum_l2 += wi * l * l;
             sum_xl += wi * l * x[i];
         }
-        float D = sum_w * sum_l2 - sum_l * sum_l;
-        if (D > 0) {
-            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-            if (this_min > 0) {
-                this_min = 0;
-                this_scale = sum_xl / sum_l2;
-            }
-            float cur_error = 0;
-            for (int i = 0; i < n; ++i) {
-                float diff = this_scale * Laux[i] + this_min - x[i];
-                diff = use_mad ? fabsf(diff) : diff * diff;
-                cur_error += w[i] * diff;
-            }
+        float this_scale, this_min;
+        if (qkx_fit(sum_w, sum_x, sum_l, sum_l2, sum_xl, &this_scale, &this_min)) {
+            float cur_error = qkx_error(n, x, w, Laux, this_scale, this_min, use_mad);
             if (cur_error < best_error) {
                 memcpy(L, Laux, (size_t)n);
                 best_error = cur_error;
@@ -157,17 +182,8 @@ float q_make_qkx2_quants(int n, int nmax, const float *x, const float *w, uint8_
 
 float q_make_qkx3_quants(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
                          uint8_t *Laux, float rmin, float rdelta, int nstep, bool use_mad) {
-    float min = x[0], max = x[0];
-    float sum_w = w ? w[0] : x[0] * x[0];
-    float sum_x = sum_w * x[0];
-    for (int i = 1; i < n; ++i) {
-        if (x[i] < min) min = x[i];
-        if (x[i] > max) max = x[i];
-        float wi = w ? w[i] : x[i] * x[i];
-        sum_w += wi;
-        sum_x += wi * x[i];
-    }
-    if (min > 0) min = 0;
+    float min, max, sum_w, sum_x;
+    qkx_stats(n, x, w, &min, &max, &sum_w, &sum_x);
     if (max <= min) {
         memset(L, 0, (size_t)n);
         *the_min = -min;
@@ -175,15 +191,11 @@ float q_make_qkx3_quants(int n, int nmax, const float *x, const float *w, uint8_
     }
     float iscale = nmax / (max - min);
     float scale = 1 / iscale;
-    float best_mad = 0;
     for (int i = 0; i < n; ++i) {
         int l = q_nearest_int(iscale * (x[i] - min));
         L[i] = (uint8_t)Q_MAX(0, Q_MIN(nmax, l));
-        float diff = scale * L[i] + min - x[i];
-        diff = use_mad ? fabsf(diff) : diff * diff;
-        float wi = w ? w[i] : x[i] * x[i];
-        best_mad += wi * diff;
     }
+    float best_mad = qkx_error(n, x, w, L, scale, min, use_mad);
     if (nstep < 1) {
         *the_min = -min;
         return scale;
@@ -196,26 +208,14 @@ float q_make_qkx3_quants(int n, int nmax, const float *x, const float *w, uint8_
             const float v = iscale * (x[i] - min);
             const int l = v > 0 ? q_nearest_int(Q_MIN(v, (float)nmax)) : 0;
             Laux[i] = (uint8_t)l;
-            float wi = w ? w[i] : x[i] * x[i];
+            float wi = qkx_w(w, x, i);
             sum_l += wi * l;
             sum_l2 += wi * l * l;
             sum_xl += wi * l * x[i];
         }
-        float D = sum_w * sum_l2 - sum_l * sum_l;
-        if (D > 0) {
-            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-            if (this_min > 0) {
-                this_min = 0;
-                this_scale = sum_xl / sum_l2;
-            }
-            float mad = 0;
-            for (int i = 0; i < n; ++i) {
-                float diff = this_scale * Laux[i] + this_min - x[i];
-                diff = use_mad ? fabsf(diff) : diff * diff;
-                float wi = w ? w[i] : x[i] * x[i];
-                mad += wi * diff;
-            }
+        float this_scale, this_min;
+        if (qkx_fit(sum_w, sum_x, sum_l, sum_l2, sum_xl, &this_scale, &this_min)) {
+            float mad = qkx_error(n, x, w, Laux, this_scale, this_min, use_mad);
             if (mad < best_mad) {
                 memcpy(L, Laux, (size_t)n);
                 best_mad = mad;
