@@ -184,7 +184,7 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--prompt", type=int, default=256)
     ap.add_argument("--gen", type=int, default=32)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--no-torch", action="store_true")
     a = ap.parse_args()
     t_start = time.monotonic()
@@ -242,22 +242,22 @@ def main():
            "params": params, "rows": rows, "torch": torch_rows, "seconds": time.monotonic() - t_start}
     C.write_json("infer_peers.json", res)
 
-    head = ["type", "thr", "size hq / llama MiB", "prefill tok/s hq | llama (median)", "hq/llama prefill min/med/max",
-            "decode tok/s hq | llama (median)", "hq/llama decode min/med/max", "decode GB/s hq | llama",
+    head = ["type", "thr", "size hq / llama MiB", "prefill tok/s hq / llama (median)", "hq/llama prefill min/med/max",
+            "decode tok/s hq / llama (median)", "hq/llama decode min/med/max", "decode GB/s hq / llama",
             "read-sweep GB/s (median)"]
     tab = []
     for r in rows:
         h, l = r["hyquant"], r["llama.cpp"]
         tab.append([r["type"], r["threads"], "%.0f / %.0f" % (h["bytes"] / 2**20, l["bytes"] / 2**20),
-                    "%.1f | %.1f" % (h["pp"]["median"], l["pp"]["median"]), C.fmt_mmm(r["ratio_pp"]),
-                    "%.1f | %.1f" % (h["tg"]["median"], l["tg"]["median"]), C.fmt_mmm(r["ratio_tg"]),
-                    "%.2f | %.2f" % (h["decode_GBps"], l["decode_GBps"]),
+                    "%.1f / %.1f" % (h["pp"]["median"], l["pp"]["median"]), C.fmt_mmm(r["ratio_pp"]),
+                    "%.1f / %.1f" % (h["tg"]["median"], l["tg"]["median"]), C.fmt_mmm(r["ratio_tg"]),
+                    "%.2f / %.2f" % (h["decode_GBps"], l["decode_GBps"]),
                     "%.2f" % r["bandwidth"]["read"]["median"]])
     print(C.md_table(head, tab))
-    thead = ["thr", "prefill tok/s hq F32 | torch", "hq/torch prefill min/med/max", "decode tok/s hq F32 | torch",
+    thead = ["thr", "prefill tok/s hq F32 / torch", "hq/torch prefill min/med/max", "decode tok/s hq F32 / torch",
              "hq/torch decode min/med/max"]
-    ttab = [[r["threads"], "%.1f | %.1f" % (r["hyquant_f32"]["pp"]["median"], r["torch"]["pp"]["median"]),
-             C.fmt_mmm(r["ratio_pp"]), "%.1f | %.1f" % (r["hyquant_f32"]["tg"]["median"], r["torch"]["tg"]["median"]),
+    ttab = [[r["threads"], "%.1f / %.1f" % (r["hyquant_f32"]["pp"]["median"], r["torch"]["pp"]["median"]),
+             C.fmt_mmm(r["ratio_pp"]), "%.1f / %.1f" % (r["hyquant_f32"]["tg"]["median"], r["torch"]["tg"]["median"]),
              C.fmt_mmm(r["ratio_tg"])] for r in torch_rows]
     if ttab:
         print()

@@ -22,7 +22,8 @@ bench/common.py), one thread, same data, same process.
    the random 110 M-parameter Doge / Llama pair of bench_infer_peers.py (made
    if absent): `hyquant quantize F32 OUT --type T --threads 1` vs
    `llama-quantize --pure F32 OUT T 1` (--pure: every matrix in T, no mixture;
-   hyquant's plain type does the same), wall time incl. reading and writing,
+   hyquant's plain type + --tensor-type token_embd.weight=T does the same;
+   Doge's small dt/A/norm tensors stay F32 on both), wall time incl. reading and writing,
    params/s = quantized parameters / wall seconds, --e2e-reps interleaved runs.
 Writes bench/results/quant_peers.json and the README section.
 """
@@ -96,7 +97,8 @@ def end_to_end(types, reps):
         ho, lo = os.path.join(B.W, "e2e-hq-%s.gguf" % t), os.path.join(B.W, "e2e-llama-%s.gguf" % t)
         hs, ls, params = [], [], 0
         for _ in range(reps):
-            r = C.run([C.HQ, "quantize", hf32, ho, "--type", t, "--threads", "1", "--json", "-q"],
+            r = C.run([C.HQ, "quantize", hf32, ho, "--type", t, "--tensor-type", "token_embd.weight=" + t,
+                      "--threads", "1", "--json", "-q"],
                       env=dict(os.environ, OMP_NUM_THREADS="1"))
             rep = json.loads(r.stdout)
             params = sum(x["in_bytes"] // 4 for x in rep["tensors"] if x["out_type"] == t)
