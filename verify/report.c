@@ -130,6 +130,18 @@ static void add_opt(cJSON *o, const char *k, double v) {
     else cJSON_AddNullToObject(o, k);
 }
 
+/* "routing": {tokens, changed_fraction, jaccard} for one layer or the whole model, null without MoE */
+static void add_routing(cJSON *o, bool has, uint64_t tokens, uint64_t changed, double jaccard) {
+    if (!has) {
+        cJSON_AddNullToObject(o, "routing");
+        return;
+    }
+    cJSON *ro = cJSON_AddObjectToObject(o, "routing");
+    add(ro, "tokens", (double)tokens);
+    add(ro, "changed_fraction", (double)changed / (double)tokens);
+    add(ro, "jaccard", jaccard);
+}
+
 static cJSON *build_json(const vf_result *r, const vf_report_ctx *c) {
     const vf_summary *s = &r->sum;
     cJSON *j = cJSON_CreateObject();
@@ -205,14 +217,7 @@ static cJSON *build_json(const vf_result *r, const vf_report_ctx *c) {
         add(o, "cos_after_ffn", y->cos_ffn);
         add(o, "max_err_after_ffn", y->max_err_ffn);
         add(o, "added_by_ffn", y->add_ffn);
-        if (y->has_routing) {
-            cJSON *ro = cJSON_AddObjectToObject(o, "routing");
-            add(ro, "tokens", (double)y->route_tokens);
-            add(ro, "changed_fraction", (double)y->route_changed / (double)y->route_tokens);
-            add(ro, "jaccard", y->route_jaccard);
-        } else {
-            cJSON_AddNullToObject(o, "routing");
-        }
+        add_routing(o, y->has_routing, y->route_tokens, y->route_changed, y->route_jaccard);
         cJSON_AddItemToArray(ls, o);
     }
     cJSON *mk = cJSON_AddObjectToObject(j, "module_kinds");
@@ -225,14 +230,7 @@ static cJSON *build_json(const vf_result *r, const vf_report_ctx *c) {
         add(o, "weight_rel_rms", ks->wsum_b2 > 0 ? sqrt(ks->wsum_d2 / ks->wsum_b2) : 0.0);
         add(o, "tensors", (double)ks->n_tensors);
     }
-    if (r->has_routing) {
-        cJSON *ro = cJSON_AddObjectToObject(j, "routing");
-        add(ro, "tokens", (double)r->route_tokens);
-        add(ro, "changed_fraction", (double)r->route_changed / (double)r->route_tokens);
-        add(ro, "jaccard", r->route_jaccard);
-    } else {
-        cJSON_AddNullToObject(j, "routing");
-    }
+    add_routing(j, r->has_routing, r->route_tokens, r->route_changed, r->route_jaccard);
     cJSON *w = cJSON_AddObjectToObject(j, "weights");
     add(w, "tensors", (double)r->n_weights);
     add(w, "changed", (double)r->n_weights_changed);
