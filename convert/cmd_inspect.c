@@ -59,6 +59,38 @@ static const char *k_apos_note =
     "mamba_ssm >= 2.2.5 chunked prefill differs from the recurrence when A > 0; hyquant follows the recurrence "
     "(spec 4.5)";
 
+/* the SSD tensors with A > 0 found while counting (both inputs) */
+typedef struct {
+    char msg[64][160];
+    int n;
+} apos_warns;
+
+static bool is_ssm_a(const char *name) {
+    size_t n = strlen(name);
+    return n > 6 && !strcmp(name + n - 6, ".ssm_a");
+}
+
+static void apos_note(apos_warns *w, const char *name, uint64_t pos, uint64_t ne) {
+    if (pos && w->n < 64)
+        snprintf(w->msg[w->n++], sizeof w->msg[0], "%s has A > 0 in %" PRIu64 " of %" PRIu64 " heads", name, pos, ne);
+}
+
+static void print_warns(const apos_warns *w) {
+    for (int i = 0; i < w->n; i++) printf("\nwarning: %s: %s\n", w->msg[i], k_apos_note);
+}
+
+/* the common tail of both JSON reports: "params" and "warnings", then print */
+static int finish_json(cJSON *r, const cv_counts *cnt, const apos_warns *w) {
+    cJSON_AddItemToObject(r, "params", counts_json(cnt));
+    cJSON *a = cJSON_AddArrayToObject(r, "warnings");
+    for (int i = 0; i < w->n; i++) {
+        char line[640];
+        snprintf(line, sizeof line, "%.159s: %s", w->msg[i], k_apos_note);
+        cJSON_AddItemToArray(a, cJSON_CreateString(line));
+    }
+    return emit_json(r);
+}
+
 /* ---------------- checkpoint input ---------------- */
 static int inspect_ckpt(const char *path, bool json) {
     char err[HQ_ERR_LEN] = "";
@@ -83,23 +115,19 @@ static int inspect_ckpt(const char *path, bool json) {
     const cv_hparams *h = &p->hp;
     cv_counts cnt;
     memset(&cnt, 0, sizeof cnt);
-    char warn[64][160];
-    int n_warn = 0;
+    apos_warns warns = {.n = 0};
     for (uint64_t i = 0; i < p->n_tensors; i++) {
         const cv_tensor *t = &p->tensors[i];
         uint64_t ne = fmt_tensor_nelem(t->src);
         cnt.params[t->cat] += ne;
         cnt.bytes[t->cat] += ne * hq_dtype_size(t->src->dtype);
         /* ssm_a is [H] f32: read it and count positive entries */
-        size_t nl = strlen(t->name);
-        if (nl > 6 && !strcmp(t->name + nl - 6, ".ssm_a") && ne <= 65536) {
+        if (is_ssm_a(t->name) && ne <= 65536) {
             float *a = hq_malloc_array((size_t)ne, sizeof *a);
             if (a && cv_tensor_read_rows(t, HQ_DT_F32, 0, (uint64_t)t->src->shape[0], a, err) == HQ_OK) {
                 uint64_t pos = 0;
                 for (uint64_t k = 0; k < ne; k++) pos += a[k] > 0;
-                if (pos && n_warn < 64)
-                    snprintf(warn[n_warn++], sizeof warn[0], "%s has A > 0 in %" PRIu64 " of %" PRIu64 " heads", t->name,
-                             pos, ne);
+                apos_note(&warns, t->name, pos, ne);
             }
             hq_free(a);
         }
@@ -150,16 +178,10 @@ static int inspect_ckpt(const char *path, bool json) {
             cJSON_AddStringToObject(o, "group", cv_cat_name(t->cat));
             cJSON_AddItemToArray(ts, o);
         }
-        cJSON_AddItemToObject(r, "params", counts_json(&cnt));
-        cJSON *w = cJSON_AddArrayToObject(r, "warnings");
-        for (int i = 0; i < n_warn; i++) {
-            char line[640];
-            snprintf(line, sizeof line, "%.159s: %s", warn[i], k_apos_note);
-            cJSON_AddItemToArray(w, cJSON_CreateString(line));
-        }
+        int rc = finish_json(r, &cnt, &warns);
         cv_plan_free(p);
         fmt_ckpt_close(ck);
-        return emit_json(r);
+        return rc;
     }
     printf("checkpoint:   %s (%s, %" PRIu64 " tensors)\n", path, ck->kind ? ck->kind : "?", ck->n_tensors);
     printf("variant:      %s (general.architecture = %s)\n", cv_variant_name(p->variant), cv_variant_arch(p->variant));
@@ -197,7 +219,7 @@ static int inspect_ckpt(const char *path, bool json) {
     }
     if (p->n_ignored) printf("  (%" PRIu64 " ignored: rotary buffers / tied lm_head)\n", p->n_ignored);
     print_counts(&cnt);
-    for (int i = 0; i < n_warn; i++) printf("\nwarning: %s: %s\n", warn[i], k_apos_note);
+    print_warns(&warns);
     cv_plan_free(p);
     fmt_ckpt_close(ck);
     return 0;
@@ -250,8 +272,7 @@ static int inspect_gguf(const char *path, bool json) {
     cv_counts cnt;
     memset(&cnt, 0, sizeof cnt);
     uint64_t nt = fmt_gguf_n_tensors(g);
-    char warn[64][160];
-    int n_warn = 0;
+    apos_warns warns = {.n = 0};
     for (uint64_t i = 0; i < nt; i++) {
         const fmt_gguf_tensor *t = fmt_gguf_tensor_at(g, i);
         uint64_t ne = 1;
@@ -259,17 +280,14 @@ static int inspect_gguf(const char *path, bool json) {
         cv_cat c = cv_cat_of_gguf_name(t->name);
         cnt.params[c] += ne;
         cnt.bytes[c] += t->nbytes;
-        size_t n = strlen(t->name);
-        if (n > 6 && !strcmp(t->name + n - 6, ".ssm_a") && t->type == GGML_T_F32) {
+        if (is_ssm_a(t->name) && t->type == GGML_T_F32) {
             uint64_t pos = 0;
             for (uint64_t e = 0; e < ne; e++) {
                 float f;
                 memcpy(&f, (const uint8_t *)t->data + 4 * e, 4);
                 pos += f > 0;
             }
-            if (pos && n_warn < 64)
-                snprintf(warn[n_warn++], sizeof warn[0], "%s has A > 0 in %" PRIu64 " of %" PRIu64 " heads", t->name,
-                         pos, ne);
+            apos_note(&warns, t->name, pos, ne);
         }
     }
     if (json) {
@@ -325,15 +343,9 @@ static int inspect_gguf(const char *path, bool json) {
             cJSON_AddStringToObject(o, "group", cv_cat_name(cv_cat_of_gguf_name(t->name)));
             cJSON_AddItemToArray(ts, o);
         }
-        cJSON_AddItemToObject(r, "params", counts_json(&cnt));
-        cJSON *w = cJSON_AddArrayToObject(r, "warnings");
-        for (int i = 0; i < n_warn; i++) {
-            char line[640];
-            snprintf(line, sizeof line, "%.159s: %s", warn[i], k_apos_note);
-            cJSON_AddItemToArray(w, cJSON_CreateString(line));
-        }
+        int rc = finish_json(r, &cnt, &warns);
         fmt_gguf_close(g);
-        return emit_json(r);
+        return rc;
     }
     printf("gguf:         %s (%" PRIu64 " tensors, %" PRIu64 " metadata keys)\n", path, nt, fmt_gguf_n_kv(g));
     printf("variant:      %.*s (general.architecture = %s)\n", (int)var.len, var.s ? var.s : "?", a);
@@ -373,7 +385,7 @@ static int inspect_gguf(const char *path, bool json) {
                shape_txt(sb, sizeof sb, (int)t->n_dims, sh), t->nbytes);
     }
     print_counts(&cnt);
-    for (int i = 0; i < n_warn; i++) printf("\nwarning: %s: %s\n", warn[i], k_apos_note);
+    print_warns(&warns);
     fmt_gguf_close(g);
     return 0;
 }
