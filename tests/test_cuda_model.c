@@ -18,6 +18,7 @@
 #include "../cli/commands.h"
 #include "../runtime/runtime.h"
 #include "test.h"
+#include "test_util.h" // defines: max_rel
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -28,18 +29,6 @@
 #include <unistd.h>
 
 static char g_tmp[256];
-
-static double max_rel(const float *a, const float *b, int64_t n, bool *nan) {
-    double md = 0, mb = 0;
-    *nan = false;
-    for (int64_t i = 0; i < n; i++) {
-        if (isnan(a[i]) || isnan(b[i])) *nan = true;
-        double d = fabs((double)a[i] - b[i]);
-        if (d > md) md = d;
-        if (fabs(b[i]) > mb) mb = fabs(b[i]);
-    }
-    return mb > 0 ? md / mb : md;
-}
 
 static int argmax2(const float *x, int64_t n, double *margin) {
     int b = 0, s = -1;

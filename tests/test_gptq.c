@@ -4,6 +4,8 @@
  * is computed here directly from X (independent of q_gptq_loss, which is
  * checked against it). */
 #include "test.h"
+#define TU_SEED 0x2545F4914F6CDD1Dull
+#include "test_util.h" // defines: urand, nrand
 #include "../formats/ggml_types.h"
 #include "../quant/gptq.h"
 #include "../quant/quant.h"
@@ -11,18 +13,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-static uint64_t g_rng = 0x2545F4914F6CDD1Dull;
-static double urand(void) {
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return (double)(g_rng >> 11) / 9007199254740992.0;
-}
-static float nrand(void) {
-    double u = urand() + 1e-12, v = urand();
-    return (float)(sqrt(-2 * log(u)) * cos(6.283185307179586 * v));
-}
 
 /* Σ_t Σ_r ((W − Ŵ) x_t)_r² */
 static double direct_loss(const float *W, const float *Wq, const float *X, int64_t rows, int64_t n, int64_t T) {

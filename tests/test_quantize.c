@@ -3,6 +3,8 @@
  * `test_quantize --write-fixture DIR` writes the synthetic model used by
  * tests/t_quantize.sh. */
 #include "test.h"
+#define TU_SEED 0x9e3779b97f4a7c15ull
+#include "test_util.h" // defines: urand, nrand
 #include "../cli/commands.h"
 #include "../convert/convert.h"
 #include "../runtime/runtime.h"
@@ -19,19 +21,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* ---- deterministic random numbers ---- */
-static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
-static double urand(void) {
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return (double)(g_rng >> 11) / 9007199254740992.0;
-}
-static float nrand(void) {
-    double u = urand() + 1e-12, v = urand();
-    return (float)(sqrt(-2 * log(u)) * cos(6.283185307179586 * v));
-}
 
 /* ---- synthetic model ---- */
 enum { D = 256, V = 64, NE = 8, FF = 96 };

@@ -13,6 +13,7 @@
  *    the loader's errors (missing / misshaped / unexpected tensor, OTCE,
  *    unknown architecture). */
 #include "test.h"
+#include "test_util.h" // defines: max_rel
 #include "../runtime/runtime.h"
 #include "../convert/convert.h"
 #include "../formats/gguf.h"
@@ -27,18 +28,6 @@
 #include <unistd.h>
 
 static char g_tmp[256];
-
-static double max_rel(const float *a, const float *b, int64_t n, bool *nan) {
-    double md = 0, mb = 0;
-    *nan = false;
-    for (int64_t i = 0; i < n; i++) {
-        if (isnan(a[i]) || isnan(b[i])) *nan = true;
-        double d = fabs((double)a[i] - b[i]);
-        if (d > md) md = d;
-        if (fabs(b[i]) > mb) mb = fabs(b[i]);
-    }
-    return mb > 0 ? md / mb : md;
-}
 
 static int32_t argmax(const float *x, int64_t n) {
     int32_t b = 0;
