@@ -4,18 +4,15 @@
 # (2 for usage), and leave neither the output nor a temporary file behind.
 set -u
 cd "$(dirname "$0")/.."
-HQ=${HYQUANT:-./hyquant}
+. tests/lib.sh convert # HQ, ok/bad, $T, finish
 FX=tests/fixtures/convert
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-T=$(mktemp -d /tmp/hq_t_convert.XXXXXX)
-trap 'rm -rf "$T"' EXIT
 
 # no_leftovers DIR: nothing named *.tmp.* in DIR
 no_leftovers() { ! ls "$1" | grep -q '\.tmp\.'; }
 
-# expect_fail NAME WANT_RC NEEDLE -- hyquant args...  (output is $T/out/o.gguf)
+# expect_fail NAME WANT_RC NEEDLE -- hyquant args...  (output is $T/out/o.gguf;
+# lib.sh's, plus: neither the output nor a temporary file is left behind, and
+# the one-line rule only for exit 1)
 expect_fail() {
   local name=$1 want=$2 needle=$3; shift 4
   rm -rf "$T/out"; mkdir -p "$T/out"
@@ -109,5 +106,4 @@ rm -rf "$T/out"; mkdir -p "$T/out"; echo old >"$T/out/keep.gguf"
 "$HQ" convert "$FX/doge_old_pk" -o "$T/nodir/o.gguf" 2>"$T/stderr"; rc=$?
 [ $rc -eq 1 ] && [ "$(grep -c . "$T/stderr")" -eq 1 ] && ok || bad "unwritable output: rc $rc $(cat "$T/stderr")"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -8,23 +8,7 @@
 # with the same llama-perplexity protocol).
 set -u
 cd "$(dirname "$0")/.."
-HQ=${HYQUANT:-./hyquant}
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-T=$(mktemp -d /tmp/hq_t_ppl.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-
-# expect_fail NAME WANT_RC NEEDLE -- hyquant args...
-expect_fail() {
-  local name=$1 want=$2 needle=$3; shift 4
-  "$HQ" "$@" >"$T/stdout" 2>"$T/stderr"; local rc=$?
-  local lines; lines=$(grep -c . "$T/stderr")
-  if [ "$rc" -ne "$want" ]; then bad "$name: exit $rc, want $want ($(head -c 300 "$T/stderr"))"; return; fi
-  if ! grep -q -- "$needle" "$T/stderr"; then bad "$name: stderr lacks '$needle': $(head -c 300 "$T/stderr")"; return; fi
-  if [ "$lines" -ne 1 ]; then bad "$name: $lines stderr lines, want 1"; return; fi
-  ok
-}
+. tests/lib.sh ppl # HQ, ok/bad, $T, finish, expect_fail
 
 echo "some text" > "$T/short.txt"
 # ---- usage and missing files (no model needed)
@@ -44,11 +28,11 @@ expect_fail "corrupt model" 1 "bad.gguf" -- perplexity "$T/bad.gguf" --text "$T/
 MODEL=${HQ_PPL_MODEL:-models/cheems-tiny}  # override to try another checkpoint dir
 if [ ! -f "$MODEL/model.safetensors" ] && [ ! -f "$MODEL/pytorch_model.bin" ]; then
   echo "skip model checks: $MODEL has no weights yet"
-  echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit
+  finish
 fi
 G="$T/tiny.gguf"
 if "$HQ" convert "$MODEL" -o "$G" --outtype f32 --quiet 2>"$T/stderr"; then ok; else
-  bad "convert $MODEL: $(cat "$T/stderr")"; echo "$pass passed, $fail failed"; exit 1; fi
+  bad "convert $MODEL: $(cat "$T/stderr")"; finish; fi
 
 # ---- bad text
 : > "$T/empty.txt"
@@ -104,5 +88,4 @@ else
   echo "skip reference PPL: no $REF / data/eval.txt, or sanitizer build"
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

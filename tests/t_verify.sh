@@ -8,23 +8,7 @@
 # base PPL, and a file saved with another --ctx / text is refused.
 set -u
 cd "$(dirname "$0")/.."
-HQ=${HYQUANT:-./hyquant}
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-T=$(mktemp -d /tmp/hq_t_verify.XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-
-# expect_fail NAME WANT_RC NEEDLE -- hyquant args...
-expect_fail() {
-  local name=$1 want=$2 needle=$3; shift 4
-  "$HQ" "$@" >"$T/stdout" 2>"$T/stderr"; local rc=$?
-  local lines; lines=$(grep -c . "$T/stderr")
-  if [ "$rc" -ne "$want" ]; then bad "$name: exit $rc, want $want ($(head -c 300 "$T/stderr"))"; return; fi
-  if ! grep -q -- "$needle" "$T/stderr"; then bad "$name: stderr lacks '$needle': $(head -c 300 "$T/stderr")"; return; fi
-  if [ "$lines" -ne 1 ]; then bad "$name: $lines stderr lines, want 1"; return; fi
-  ok
-}
+. tests/lib.sh verify # HQ, ok/bad, $T, finish, expect_fail
 # json_num FILE OBJ KEY [SUB]: the number at "OBJ": {... "KEY": ...} (cJSON's layout: one key per line)
 json_num() {
   awk -v o="\"$2\":" -v k="\"$3\":" -v s="${4:+\"$4\":}" '
@@ -54,12 +38,12 @@ expect_fail "missing model" 1 "a.gguf" -- verify "$T/a.gguf" "$T/b.gguf" --text 
 FX=tests/fixtures/models/cheems-tiny-random
 if [ ! -d "$FX" ]; then
   echo "skip model checks: $FX is missing"
-  echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit
+  finish
 fi
 B="$T/base.gguf"; Q="$T/q8.gguf"
 if "$HQ" convert "$FX" -o "$B" --outtype f32 --quiet 2>"$T/stderr" &&
    "$HQ" quantize "$B" "$Q" --type Q8_0 >/dev/null 2>"$T/stderr"; then ok; else
-  bad "convert/quantize $FX: $(cat "$T/stderr")"; echo "$pass passed, $fail failed"; exit 1; fi
+  bad "convert/quantize $FX: $(cat "$T/stderr")"; finish; fi
 ARGS=(--text "$T/text.txt" --ctx 32 --chunks 4 -q)
 
 # ---- --backend cuda: on the GPU when there is one, else on the CPU with a note; same figures
@@ -146,5 +130,4 @@ if [ -d tests/fixtures/models/doge-dense ] &&
   expect_fail "different models" 1 "model" -- verify "$B" "$T/doge.gguf" "${ARGS[@]}"
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish
