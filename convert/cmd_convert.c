@@ -7,7 +7,7 @@
 
 int hq_cmd_convert(int argc, char **argv) {
     const char *out = NULL, *outtype = NULL, *name = NULL;
-    bool quiet = false, help = false;
+    bool quiet = false;
     const hq_opt opts[] = {
         {'o', "output", HQ_OPT_STR, &out, "FILE", "output GGUF file (required; written atomically)", 0, 0},
         {0, "outtype", HQ_OPT_STR, &outtype, "TYPE",
@@ -16,20 +16,11 @@ int hq_cmd_convert(int argc, char **argv) {
         {'q', "quiet", HQ_OPT_FLAG, &quiet, NULL, "no progress line", 0, 0},
         {0, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
-    const char *synopsis = "<checkpoint dir | .safetensors | .bin> -o out.gguf [options]";
+    const hq_cmd_def def = {"convert", "<checkpoint dir | .safetensors | .bin> -o out.gguf [options]", opts, 1,
+                            "expected exactly one checkpoint path", true};
     const char *pos[2];
-    int n_pos = 0;
-    char err[HQ_ERR_LEN] = "";
-    hq_status st = hq_opts_parse(opts, argc, argv, pos, 2, &n_pos, &help, err);
-    if (help) {
-        hq_opts_usage(stdout, "convert", synopsis, opts);
-        return 0;
-    }
-    if (st != HQ_OK) {
-        hq_opts_usage(stderr, "convert", synopsis, opts);
-        return hq_cmd_error("convert", st, err);
-    }
-    if (n_pos != 1) return hq_cmd_error("convert", HQ_ERR_ARG, "expected exactly one checkpoint path");
+    int rc = hq_cmd_start(&def, argc, argv, pos);
+    if (rc >= 0) return rc;
     if (!out) return hq_cmd_error("convert", HQ_ERR_ARG, "missing -o/--output FILE");
     cv_options o = {.outtype = CV_OUT_AUTO, .quiet = quiet, .name = name};
     if (outtype) {
@@ -40,7 +31,8 @@ int hq_cmd_convert(int argc, char **argv) {
     }
     if (quiet) hq_quiet = 1;
     double t0 = hq_now();
-    st = cv_convert(pos[0], out, &o, err);
+    char err[HQ_ERR_LEN] = "";
+    hq_status st = cv_convert(pos[0], out, &o, err);
     if (st != HQ_OK) return hq_cmd_error("convert", st, err);
     if (!quiet) fprintf(stderr, "hyquant convert: wrote %s in %.2f s\n", out, hq_now() - t0);
     return 0;

@@ -401,21 +401,15 @@ static bool is_gguf_file(const char *path) {
 }
 
 int hq_cmd_inspect(int argc, char **argv) {
-    bool json = false, help = false;
+    bool json = false;
     const hq_opt opts[] = {
         {0, "json", HQ_OPT_FLAG, &json, NULL, "machine-readable JSON on stdout", 0, 0},
         {0, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
-    const char *synopsis = "<checkpoint dir | .safetensors | .bin | .gguf> [--json]";
+    const hq_cmd_def def = {"inspect", "<checkpoint dir | .safetensors | .bin | .gguf> [--json]", opts, 1,
+                            "expected exactly one input path", false};
     const char *pos[2];
-    int n_pos = 0;
-    char err[HQ_ERR_LEN] = "";
-    hq_status st = hq_opts_parse(opts, argc, argv, pos, 2, &n_pos, &help, err);
-    if (help) {
-        hq_opts_usage(stdout, "inspect", synopsis, opts);
-        return 0;
-    }
-    if (st != HQ_OK) return hq_cmd_error("inspect", st, err);
-    if (n_pos != 1) return hq_cmd_error("inspect", HQ_ERR_ARG, "expected exactly one input path");
+    int rc = hq_cmd_start(&def, argc, argv, pos);
+    if (rc >= 0) return rc;
     return is_gguf_file(pos[0]) ? inspect_gguf(pos[0], json) : inspect_ckpt(pos[0], json);
 }

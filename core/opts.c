@@ -1,5 +1,6 @@
 /* core/opts.c — see opts.h */
-#include "opts.h" // defines: hq_opts_parse, hq_opts_usage
+#include "opts.h" // defines: hq_opts_parse, hq_opts_usage, hq_cmd_start
+#include "../cli/commands.h"
 
 #include <errno.h>
 #include <math.h>
@@ -118,4 +119,21 @@ void hq_str_list_free(hq_str_list *l) {
     hq_free(l->v);
     l->v = NULL;
     l->n = 0;
+}
+
+int hq_cmd_start(const hq_cmd_def *d, int argc, char **argv, const char **pos) {
+    char err[HQ_ERR_LEN] = "";
+    bool help = false;
+    int n = 0;
+    hq_status st = hq_opts_parse(d->opts, argc, argv, pos, d->n_pos + 1, &n, &help, err);
+    if (help) {
+        hq_opts_usage(stdout, d->cmd, d->synopsis, d->opts);
+        return 0;
+    }
+    if (st != HQ_OK) {
+        if (d->usage_on_error) hq_opts_usage(stderr, d->cmd, d->synopsis, d->opts);
+        return hq_cmd_error(d->cmd, st, err);
+    }
+    if (n != d->n_pos) return hq_cmd_error(d->cmd, HQ_ERR_ARG, d->pos_msg);
+    return -1;
 }

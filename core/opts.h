@@ -30,5 +30,20 @@ typedef struct {
 hq_status hq_opts_parse(const hq_opt *opts, int argc, char **argv, const char **pos, int max_pos, int *n_pos,
                         bool *help, char *err);
 void hq_opts_usage(FILE *f, const char *cmd, const char *synopsis, const hq_opt *opts);
+
+/* A subcommand's fixed start: its option table and the positional arguments
+ * it takes. */
+typedef struct {
+    const char *cmd, *synopsis;
+    const hq_opt *opts;
+    int n_pos;            /* positional arguments required (pos has room for n_pos + 1) */
+    const char *pos_msg;  /* the error for any other count */
+    bool usage_on_error;  /* also print the usage on stderr after a parse error */
+} hq_cmd_def;
+
+/* Parses argv. Returns -1 when the command goes on (positionals in pos),
+ * otherwise its exit status: 0 after printing the usage for -h/--help, 2
+ * after printing "hyquant <cmd>: <msg>" for a parse error or a wrong count. */
+int hq_cmd_start(const hq_cmd_def *d, int argc, char **argv, const char **pos);
 void hq_str_list_free(hq_str_list *l);
 #endif

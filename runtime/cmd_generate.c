@@ -59,7 +59,7 @@ int hq_cmd_generate(int argc, char **argv) {
     const char *cmd = "generate", *prompt = NULL, *backend = NULL;
     int64_t n_new = 64, seed = 42, top_k = 0, threads = 0;
     double temp = 0.0;
-    bool help = false, quiet = false;
+    bool quiet = false;
     const hq_opt opts[] = {
         {'p', "prompt", HQ_OPT_STR, &prompt, "TEXT", "prompt (UTF-8, required)", 0, 0},
         {'n', "n-predict", HQ_OPT_INT, &n_new, "N", "tokens to generate (default 64)", 0, 1 << 20},
@@ -71,17 +71,13 @@ int hq_cmd_generate(int argc, char **argv) {
         {'q', "quiet", HQ_OPT_FLAG, &quiet, NULL, "no timing line on stderr", 0, 0},
         {0, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
-    const char *synopsis = "model.gguf -p \"prompt\" [-n N] [--temp T] [--seed S] [--top-k K] [--threads T]";
+    const hq_cmd_def def = {cmd, "model.gguf -p \"prompt\" [-n N] [--temp T] [--seed S] [--top-k K] [--threads T]", opts,
+                            1, "expected exactly one model path", false};
     const char *pos[2];
-    int n_pos = 0;
+    int rc = hq_cmd_start(&def, argc, argv, pos);
+    if (rc >= 0) return rc;
     char err[HQ_ERR_LEN] = "";
-    hq_status st = hq_opts_parse(opts, argc, argv, pos, 2, &n_pos, &help, err);
-    if (help) {
-        hq_opts_usage(stdout, cmd, synopsis, opts);
-        return 0;
-    }
-    if (st != HQ_OK) return hq_cmd_error(cmd, st, err);
-    if (n_pos != 1) return hq_cmd_error(cmd, HQ_ERR_ARG, "expected exactly one model path");
+    hq_status st;
     if (!prompt) return hq_cmd_error(cmd, HQ_ERR_ARG, "a prompt is required (-p TEXT)");
     rt_cmd_tame_openmp(argc, argv);
     rt_set_threads((int)threads);
@@ -92,7 +88,7 @@ int hq_cmd_generate(int argc, char **argv) {
     float *lg = NULL;
     cand *buf = NULL;
     uint64_t n_ids = 0;
-    int rc = 1;
+    rc = 1;
     if ((st = rt_model_load(pos[0], &m, err)) != HQ_OK) {
         rc = hq_cmd_error(cmd, st, err);
         goto done;

@@ -168,7 +168,6 @@ done:
 
 int hq_cmd_perplexity(int argc, char **argv) {
     ppl_args a = {.ctx = 512, .chunks = 0, .threads = 0};
-    bool help = false;
     const hq_opt opts[] = {
         {0, "text", HQ_OPT_STR, &a.text, "FILE", "UTF-8 text to score (required)", 0, 0},
         {'c', "ctx", HQ_OPT_INT, &a.ctx, "N", "tokens per chunk (default 512); the second half is scored", 4, 1 << 20},
@@ -184,17 +183,12 @@ int hq_cmd_perplexity(int argc, char **argv) {
          0, 0},
         {0, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
-    const char *synopsis = "model.gguf --text FILE [--ctx N] [--chunks K] [--threads T] [--save-logits F] [--json]";
+    const hq_cmd_def def = {"perplexity",
+                            "model.gguf --text FILE [--ctx N] [--chunks K] [--threads T] [--save-logits F] [--json]",
+                            opts, 1, "expected exactly one model path", false};
     const char *pos[2];
-    int n_pos = 0;
-    char err[HQ_ERR_LEN] = "";
-    hq_status st = hq_opts_parse(opts, argc, argv, pos, 2, &n_pos, &help, err);
-    if (help) {
-        hq_opts_usage(stdout, "perplexity", synopsis, opts);
-        return 0;
-    }
-    if (st != HQ_OK) return hq_cmd_error("perplexity", st, err);
-    if (n_pos != 1) return hq_cmd_error("perplexity", HQ_ERR_ARG, "expected exactly one model path");
+    int rc = hq_cmd_start(&def, argc, argv, pos);
+    if (rc >= 0) return rc;
     if (!a.text) return hq_cmd_error("perplexity", HQ_ERR_ARG, "--text FILE is required");
     a.model = pos[0];
     rt_cmd_tame_openmp(argc, argv);

@@ -16,7 +16,7 @@ int hq_cmd_verify(int argc, char **argv) {
     vf_report_ctx rc = {.max_kld = -1, .max_ppl_ratio = -1, .min_top1 = -1, .backend = "cpu"};
     const char *json = NULL, *report = NULL, *plot = NULL;
     int64_t threads = 0;
-    bool quiet = false, help = false;
+    bool quiet = false;
     const hq_opt opts[] = {
         {0, "text", HQ_OPT_STR, &o.text, "FILE", "UTF-8 text both models are scored on (required unless --base-logits)",
          0, 0},
@@ -36,19 +36,14 @@ int hq_cmd_verify(int argc, char **argv) {
         {'q', "quiet", HQ_OPT_FLAG, &quiet, NULL, "no progress lines", 0, 0},
         {0, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
-    const char *synopsis =
+    const hq_cmd_def def = {
+        cmd,
         "base.gguf quant.gguf --text FILE [--ctx N] [--chunks K] [--backend cpu|cuda] [--base-logits F] "
-        "[--json R.json] [--report R.md] [--plot R.svg] [--max-kld X] [--max-ppl-ratio X] [--min-top1 X] [--threads T]";
+        "[--json R.json] [--report R.md] [--plot R.svg] [--max-kld X] [--max-ppl-ratio X] [--min-top1 X] [--threads T]",
+        opts, 2, "expected two model paths: base.gguf quant.gguf", false};
     const char *pos[3];
-    int n_pos = 0;
-    char err[HQ_ERR_LEN] = "";
-    hq_status st = hq_opts_parse(opts, argc, argv, pos, 3, &n_pos, &help, err);
-    if (help) {
-        hq_opts_usage(stdout, cmd, synopsis, opts);
-        return 0;
-    }
-    if (st != HQ_OK) return hq_cmd_error(cmd, st, err);
-    if (n_pos != 2) return hq_cmd_error(cmd, HQ_ERR_ARG, "expected two model paths: base.gguf quant.gguf");
+    int status = hq_cmd_start(&def, argc, argv, pos);
+    if (status >= 0) return status;
     if (!o.text && !o.base_logits) return hq_cmd_error(cmd, HQ_ERR_ARG, "--text FILE is required");
     if (strcmp(rc.backend, "cpu") != 0 && strcmp(rc.backend, "cuda") != 0 && strcmp(rc.backend, "cuda-emu") != 0)
         return hq_cmd_error(cmd, HQ_ERR_ARG, "--backend must be cpu, cuda or cuda-emu");
@@ -63,6 +58,8 @@ int hq_cmd_verify(int argc, char **argv) {
     rc.base_logits = o.base_logits;
     rt_cmd_tame_openmp(argc, argv);
     vf_result r;
+    char err[HQ_ERR_LEN] = "";
+    hq_status st;
     if ((st = vf_run(&o, &r, err)) != HQ_OK) return hq_cmd_error(cmd, st, err);
     if (r.backend_note[0]) fprintf(stderr, "hyquant verify: note: %s\n", r.backend_note);
     vf_print_table(stdout, &r, &rc);
