@@ -139,13 +139,9 @@ static hq_status take(cv_ctx *c, const char *src, const char *dst, bool required
         if (t->shape[k] <= 0)
             return hq_fail(c->err, HQ_ERR_UNSUPPORTED, "%s: tensor '%s' has an empty dimension", c->label, src);
     cv_plan *p = c->p;
-    if (p->n_tensors == c->cap) {
-        uint64_t nc = c->cap ? c->cap * 2 : 64;
-        cv_tensor *nt = hq_realloc(p->tensors, (size_t)nc * sizeof *nt);
-        if (!nt) return hq_fail(c->err, HQ_ERR_NOMEM, "%s: out of memory", c->label);
-        p->tensors = nt;
-        c->cap = nc;
-    }
+    cv_tensor *nt = hq_grow(p->tensors, &c->cap, p->n_tensors, sizeof *nt, 64);
+    if (!nt) return hq_fail(c->err, HQ_ERR_NOMEM, "%s: out of memory", c->label);
+    p->tensors = nt;
     cv_tensor *o = &p->tensors[p->n_tensors++];
     memset(o, 0, sizeof *o);
     strcpy(o->name, dst);

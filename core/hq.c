@@ -74,6 +74,14 @@ void *hq_realloc(void *p, size_t n) {
     if (alloc_should_fail()) return NULL;
     return realloc(p, n ? n : 1);
 }
+void *hq_grow(void *p, uint64_t *cap, uint64_t n, size_t elem, uint64_t first) {
+    if (n < *cap) return p;
+    uint64_t nc = *cap ? *cap * 2 : first, bytes;
+    if (nc <= *cap || !hq_mul_u64(nc, elem, &bytes) || bytes > SIZE_MAX) return NULL;
+    void *q = hq_realloc(p, (size_t)bytes);
+    if (q) *cap = nc;
+    return q;
+}
 void *hq_malloc_array(size_t count, size_t size) {
     size_t t;
     if (__builtin_mul_overflow(count, size, &t)) return NULL;

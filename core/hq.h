@@ -54,6 +54,10 @@ void *hq_malloc(size_t n);
 void *hq_calloc(size_t count, size_t size);
 void *hq_realloc(void *p, size_t n);
 void *hq_malloc_array(size_t count, size_t size); /* checked count*size */
+/* Room for element n of a growing array p of *cap elements of elem bytes:
+ * returns p while n < *cap, else p reallocated to twice the capacity (first
+ * when empty) with *cap updated, or NULL (p still valid, *cap unchanged). */
+void *hq_grow(void *p, uint64_t *cap, uint64_t n, size_t elem, uint64_t first);
 char *hq_strdup(const char *s);
 char *hq_strndup(const char *s, size_t n);
 void hq_free(void *p);

@@ -121,13 +121,9 @@ bool tk_pairmap_get(const tk_pairmap *m, int32_t a, int32_t b, uint32_t *rank, i
 }
 
 hq_status tk_ids_push(tk_ids *x, int32_t id) {
-    if (x->n == x->cap) {
-        uint64_t nc = x->cap ? x->cap * 2 : 256;
-        int32_t *nv = hq_realloc(x->v, nc * sizeof *nv);
-        if (!nv) return HQ_ERR_NOMEM;
-        x->v = nv;
-        x->cap = nc;
-    }
+    int32_t *nv = hq_grow(x->v, &x->cap, x->n, sizeof *nv, 256);
+    if (!nv) return HQ_ERR_NOMEM;
+    x->v = nv;
     x->v[x->n++] = id;
     return HQ_OK;
 }

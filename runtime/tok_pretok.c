@@ -38,13 +38,9 @@ hq_status tk_plist_append(tk_plist *l, const char *s, uint64_t len) {
 }
 
 hq_status tk_plist_begin(tk_plist *l, bool at_start) {
-    if (l->n == l->pcap) {
-        uint64_t nc = l->pcap ? l->pcap * 2 : 64;
-        tk_piece *np = hq_realloc(l->p, nc * sizeof *np);
-        if (!np) return HQ_ERR_NOMEM;
-        l->p = np;
-        l->pcap = nc;
-    }
+    tk_piece *np = hq_grow(l->p, &l->pcap, l->n, sizeof *np, 64);
+    if (!np) return HQ_ERR_NOMEM;
+    l->p = np;
     l->p[l->n++] = (tk_piece){l->len, 0, at_start};
     return HQ_OK;
 }
@@ -228,13 +224,9 @@ typedef struct {
     uint64_t n, cap;
 } tk_spans;
 static hq_status tk_spans_push(tk_spans *x, uint64_t a, uint64_t b, bool m) {
-    if (x->n == x->cap) {
-        uint64_t nc = x->cap ? x->cap * 2 : 64;
-        tk_span *nv = hq_realloc(x->v, nc * sizeof *nv);
-        if (!nv) return HQ_ERR_NOMEM;
-        x->v = nv;
-        x->cap = nc;
-    }
+    tk_span *nv = hq_grow(x->v, &x->cap, x->n, sizeof *nv, 64);
+    if (!nv) return HQ_ERR_NOMEM;
+    x->v = nv;
     x->v[x->n++] = (tk_span){a, b, m};
     return HQ_OK;
 }

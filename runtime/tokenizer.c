@@ -610,13 +610,9 @@ typedef struct {
     uint64_t n, cap;
 } tk_segs;
 static hq_status tk_segs_push(tk_segs *s, uint64_t a, uint64_t b, int32_t id) {
-    if (s->n == s->cap) {
-        uint64_t nc = s->cap ? s->cap * 2 : 16;
-        tk_seg *nv = hq_realloc(s->v, nc * sizeof *nv);
-        if (!nv) return HQ_ERR_NOMEM;
-        s->v = nv;
-        s->cap = nc;
-    }
+    tk_seg *nv = hq_grow(s->v, &s->cap, s->n, sizeof *nv, 16);
+    if (!nv) return HQ_ERR_NOMEM;
+    s->v = nv;
     s->v[s->n++] = (tk_seg){a, b, id};
     return HQ_OK;
 }
