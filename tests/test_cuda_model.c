@@ -147,7 +147,7 @@ int main(void) {
         hq_status st = cv_convert(dir, gguf, &co, err);
         CHECK(st == HQ_OK, "%s: convert: %s", fx[i], err);
         if (st != HQ_OK) continue;
-        int64_t n_tok = small ? 5 : 10;
+        int64_t n_tok = small ? 4 : 10;
         run_model(gguf, fx[i], "cuda-emu", n_tok, i == 0 || !small);
         if (gpu) run_model(gguf, fx[i], "cuda", 64, true);
         if (i == 0) { /* "cuda" without a device keeps the model on the CPU, with the note */
