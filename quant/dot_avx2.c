@@ -268,20 +268,23 @@ HQ_AVX2 static void q6_K_dequantize_avx2(const void *restrict vx, float *restric
     }
 }
 
+/* 8 F16 / BF16 values widened to floats (exact) */
+HQ_AVX2 static inline __m256 f16x8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+HQ_AVX2 static inline __m256 bf16x8(const uint16_t *p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+
 HQ_AVX2 static void f16_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
     const uint16_t *x = vx;
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, f16x8(x + i));
     for (; i < n; i++) y[i] = hq_f16_to_f32(x[i]);
 }
 
 HQ_AVX2 static void bf16_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
     const uint16_t *x = vx;
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(x + i)));
-        _mm256_storeu_ps(y + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
-    }
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, bf16x8(x + i));
     for (; i < n; i++) y[i] = hq_bf16_to_f32(x[i]);
 }
 
@@ -461,40 +464,28 @@ HQ_AVX2 static void f32_vec_dot_avx2(int64_t n, float *restrict s, const void *r
     *s = sum;
 }
 
-HQ_AVX2 static void f16_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
-    const uint16_t *w = vw;
-    const float *a = va;
+/* F16 / BF16 weights · F32 activations: two accumulators, then the
+ * scalar tail (always inlined: one loop per format) */
+HQ_AVX2 __attribute__((always_inline)) static inline float half_dot(int64_t n, const uint16_t *w, const float *a,
+                                                                    bool bf16) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i))), _mm256_loadu_ps(a + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i + 8))),
-                             _mm256_loadu_ps(a + i + 8), s1);
+        s0 = _mm256_fmadd_ps(bf16 ? bf16x8(w + i) : f16x8(w + i), _mm256_loadu_ps(a + i), s0);
+        s1 = _mm256_fmadd_ps(bf16 ? bf16x8(w + i + 8) : f16x8(w + i + 8), _mm256_loadu_ps(a + i + 8), s1);
     }
-    for (; i + 8 <= n; i += 8)
-        s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i))), _mm256_loadu_ps(a + i), s0);
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(bf16 ? bf16x8(w + i) : f16x8(w + i), _mm256_loadu_ps(a + i), s0);
     float sum = hq_hsum_ps(_mm256_add_ps(s0, s1));
-    for (; i < n; i++) sum += hq_f16_to_f32(w[i]) * a[i];
-    *s = sum;
+    for (; i < n; i++) sum += (bf16 ? hq_bf16_to_f32(w[i]) : hq_f16_to_f32(w[i])) * a[i];
+    return sum;
 }
 
-HQ_AVX2 static inline __m256 bf16x8(const uint16_t *p) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+HQ_AVX2 static void f16_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+    *s = half_dot(n, vw, va, false);
 }
 
 HQ_AVX2 static void bf16_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
-    const uint16_t *w = vw;
-    const float *a = va;
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(bf16x8(w + i), _mm256_loadu_ps(a + i), s0);
-        s1 = _mm256_fmadd_ps(bf16x8(w + i + 8), _mm256_loadu_ps(a + i + 8), s1);
-    }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(bf16x8(w + i), _mm256_loadu_ps(a + i), s0);
-    float sum = hq_hsum_ps(_mm256_add_ps(s0, s1));
-    for (; i < n; i++) sum += hq_bf16_to_f32(w[i]) * a[i];
-    *s = sum;
+    *s = half_dot(n, vw, va, true);
 }
 
 /* ---------------- K-quant scale search across candidate lanes ----------------
