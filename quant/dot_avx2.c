@@ -497,6 +497,11 @@ HQ_AVX2 static void bf16_vec_dot_avx2(int64_t n, float *restrict s, const void *
  * x − min). So candidates
  * are evaluated speculatively with the current min, scanned in order, and
  * the ones after a win are evaluated again with the new min. */
+/* min(max(nearest_int(v), lo), hi) per lane, as the scalar clamp of q_nearest_int */
+HQ_AVX2 static inline __m256 round_clamp(__m256 v, __m256 lo, __m256 hi) {
+    return _mm256_min_ps(_mm256_max_ps(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), lo), hi);
+}
+
 HQ_AVX2 static void qkx2_eval(int n, int nmax, const float *x, const float *w, const float *xm, const float *isc,
                               int start, int ncand, float sum_w, float sum_x, float *cs, float *cm, float *ce,
                               float *cd) {
@@ -506,11 +511,7 @@ HQ_AVX2 static void qkx2_eval(int n, int nmax, const float *x, const float *w, c
         const __m256 vis = _mm256_loadu_ps(isc + c);
         __m256 sl = vzero, sl2 = vzero, sxl = vzero;
         for (int i = 0; i < n; ++i) {
-            const __m256 l = _mm256_min_ps(
-                _mm256_max_ps(_mm256_round_ps(_mm256_mul_ps(vis, _mm256_set1_ps(xm[i])),
-                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
-                              vzero),
-                vnmax);
+            const __m256 l = round_clamp(_mm256_mul_ps(vis, _mm256_set1_ps(xm[i])), vzero, vnmax);
             const __m256 wl = _mm256_mul_ps(_mm256_set1_ps(w[i]), l);
             sl = _mm256_add_ps(sl, wl);
             sl2 = _mm256_add_ps(sl2, _mm256_mul_ps(wl, l));
@@ -524,11 +525,7 @@ HQ_AVX2 static void qkx2_eval(int n, int nmax, const float *x, const float *w, c
         tsc = _mm256_blendv_ps(tsc, _mm256_div_ps(sxl, sl2), pos);
         __m256 err = vzero;
         for (int i = 0; i < n; ++i) {
-            const __m256 l = _mm256_min_ps(
-                _mm256_max_ps(_mm256_round_ps(_mm256_mul_ps(vis, _mm256_set1_ps(xm[i])),
-                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
-                              vzero),
-                vnmax);
+            const __m256 l = round_clamp(_mm256_mul_ps(vis, _mm256_set1_ps(xm[i])), vzero, vnmax);
             const __m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(tsc, l), tmn), _mm256_set1_ps(x[i]));
             err = _mm256_add_ps(err, _mm256_mul_ps(_mm256_set1_ps(w[i]), _mm256_mul_ps(diff, diff)));
         }
@@ -635,11 +632,7 @@ HQ_AVX2 static float qx_avx2(int n, int nmax, const float *x, int8_t *L, const f
         const __m256 vis = _mm256_loadu_ps(isc + 8 * v);
         __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
         for (int i = 0; i < n; ++i) {
-            const __m256 l = _mm256_min_ps(
-                _mm256_max_ps(_mm256_round_ps(_mm256_mul_ps(vis, _mm256_set1_ps(x[i])),
-                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
-                              lo),
-                hi);
+            const __m256 l = round_clamp(_mm256_mul_ps(vis, _mm256_set1_ps(x[i])), lo, hi);
             const __m256 vw = _mm256_set1_ps(w[i]);
             a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_set1_ps(w[i] * x[i]), l));
             b = _mm256_add_ps(b, _mm256_mul_ps(_mm256_mul_ps(vw, l), l));
