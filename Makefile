@@ -115,7 +115,7 @@ test-asan: $(ASAN_DIR)/hyquant $(ASAN_TEST_BIN)
 	    tests/run.sh $(ASAN_DIR) $(ASAN_DIR)/hyquant
 
 test: hyquant $(TEST_BIN) $(ASAN_DIR)/hyquant $(ASAN_TEST_BIN)
-	@tests/run.sh $(BUILD) ./hyquant $(ASAN_DIR) $(ASAN_DIR)/hyquant
+	@HQ_SANITIZED_DIR=$(ASAN_DIR) tests/run.sh $(BUILD) ./hyquant $(ASAN_DIR) $(ASAN_DIR)/hyquant
 
 demo: hyquant
 	@tools/demo.sh
