@@ -16,7 +16,7 @@ static void ci_copy_dir(const char *src, const char *dst) {
     struct dirent *de;
     while ((de = readdir(dd))) {
         if (de->d_name[0] == '.' || strstr(de->d_name, ".index.json")) continue;
-        char a[512], b[512];
+        char a[1024], b[1024];
         snprintf(a, sizeof a, "%s/%s", src, de->d_name);
         snprintf(b, sizeof b, "%s/%s", dst, de->d_name);
         FILE *in = fopen(a, "rb"), *out = fopen(b, "wb");

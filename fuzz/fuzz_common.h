@@ -106,7 +106,7 @@ static inline void fz_rm_flat_dir(const char *dir) {
         struct dirent *de;
         while ((de = readdir(dd))) {
             if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-            char p[512];
+            char p[1024];
             snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
             unlink(p);
         }
