@@ -250,17 +250,27 @@ hq_status hq_out_open(hq_out *o, const char *path, char *err) {
         return hq_fail(err, HQ_ERR_NOMEM, "%s: out of memory", path);
     }
     snprintf(o->tmp_path, n + 16, "%s.tmp.XXXXXX", path);
-    memcpy(g_tmp_paths[slot], o->tmp_path, n + 16);
+    /* The temp file must be registered for signal cleanup the moment it
+     * exists: block the cleanup signals from mkstemp until it is. */
+    sigset_t block, saved;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    sigprocmask(SIG_BLOCK, &block, &saved);
     int fd = mkstemp(o->tmp_path);
+    int e = errno;
+    if (fd >= 0) {
+        memcpy(g_tmp_paths[slot], o->tmp_path, n + 16);
+        g_tmp_used[slot] = 1;
+    }
+    sigprocmask(SIG_SETMASK, &saved, NULL);
     if (fd < 0) {
-        int e = errno;
         hq_free(o->path);
         hq_free(o->tmp_path);
         memset(o, 0, sizeof *o);
         return hq_fail(err, HQ_ERR_IO, "%s: cannot create temporary file: %s", path, strerror(e));
     }
-    memcpy(g_tmp_paths[slot], o->tmp_path, n + 16);
-    g_tmp_used[slot] = 1;
     o->slot = slot;
     fchmod(fd, 0644);
     o->fp = fdopen(fd, "wb");
