@@ -131,4 +131,19 @@ static inline char *fz_cstr(const uint8_t *d, size_t n) {
     s[n] = 0;
     return s;
 }
+/* Puts the input in an anonymous in-memory file for readers that take a
+ * path; returns its fd (the caller closes it) and writes its /proc path, or
+ * returns -1 when the file cannot be made. */
+#include <sys/mman.h>
+static inline int fz_memfd(const char *name, const uint8_t *d, size_t n, char *path, size_t cap) {
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0) return -1;
+    if (n && write(fd, d, n) != (ssize_t)n) {
+        close(fd);
+        return -1;
+    }
+    snprintf(path, cap, "/proc/self/fd/%d", fd);
+    return fd;
+}
+
 #endif

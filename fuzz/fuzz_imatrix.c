@@ -28,14 +28,9 @@ static bool im_same(const q_imatrix *a, const q_imatrix *b) {
 }
 
 int fuzz_imatrix(const uint8_t *d, size_t n) {
-    int fd = memfd_create("fuzz_imatrix", MFD_CLOEXEC);
-    if (fd < 0) return 0;
-    if (n && write(fd, d, n) != (ssize_t)n) {
-        close(fd);
-        return 0;
-    }
     char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int fd = fz_memfd("fuzz_imatrix", d, n, path, sizeof path);
+    if (fd < 0) return 0;
     char err[HQ_ERR_LEN] = "";
     q_imatrix *im = NULL;
     hq_status st = q_imatrix_load(path, &im, err);

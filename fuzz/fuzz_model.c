@@ -11,14 +11,9 @@
 
 int fuzz_model(const uint8_t *d, size_t n) {
     rt_set_threads(1);
-    int fd = memfd_create("fuzz_model", MFD_CLOEXEC);
-    if (fd < 0) return 0;
-    if (n && write(fd, d, n) != (ssize_t)n) {
-        close(fd);
-        return 0;
-    }
     char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int fd = fz_memfd("fuzz_model", d, n, path, sizeof path);
+    if (fd < 0) return 0;
     char err[HQ_ERR_LEN] = "";
     rt_model *m = NULL;
     hq_status st = rt_model_load(path, &m, err);
