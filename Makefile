@@ -7,9 +7,20 @@ NVCC    ?= nvcc
 BUILD   := build
 PY      ?= python3
 
-# ---- Debian packages the build needs: installed when root, else the exact line
+# ---- Debian packages the build needs: installed when root, else the exact line.
+# DEPS_PREFIX=dir: take cJSON and zlib from Debian packages unpacked there
+# (dpkg -x) instead — for machines with no package registry (tools/gpu_check.sh).
 DEB_PKGS := libcjson-dev zlib1g-dev pkg-config
-DEB_MISSING := $(shell for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)
+ifneq ($(DEPS_PREFIX),)
+  DEPS_LIB := $(abspath $(DEPS_PREFIX))/usr/lib/x86_64-linux-gnu
+  DEB_MISSING :=
+  CJSON_CFLAGS := -I$(abspath $(DEPS_PREFIX))/usr/include/cjson -I$(abspath $(DEPS_PREFIX))/usr/include
+  CJSON_LIBS := -L$(DEPS_LIB) -Wl,-rpath,$(DEPS_LIB) -lcjson
+  ZLIB_LIBS := $(DEPS_LIB)/libz.a
+  $(info [deps] cJSON and zlib from $(DEPS_PREFIX))
+else
+  DEB_MISSING := $(shell for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)
+endif
 ifneq ($(strip $(DEB_MISSING)),)
   ifeq ($(shell id -u),0)
     $(info [deps] installing missing Debian packages: $(DEB_MISSING))
@@ -22,9 +33,11 @@ ifneq ($(strip $(DEB_MISSING)),)
   endif
 endif
 
-CJSON_CFLAGS := $(shell pkg-config --cflags libcjson 2>/dev/null)
-CJSON_LIBS   := $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)
-ZLIB_LIBS    := $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
+ifeq ($(DEPS_PREFIX),)
+  CJSON_CFLAGS := $(shell pkg-config --cflags libcjson 2>/dev/null)
+  CJSON_LIBS   := $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)
+  ZLIB_LIBS    := $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
+endif
 
 # ---- probes, each printing what it found
 ifeq ($(NO_OMP),1)

@@ -3,22 +3,29 @@
  *   j > t − window when window > 0; with keep_window, only the keep_window
  *   allowed keys with the largest β, ties to the lower index);
  *   out_{t,h} = softmax(s)·v.
- * Flash-style: one warp per (token, head) walks its keys in tiles of 32 —
- * lane = key for the scores (q staged in shared memory), then an online
- * softmax update (running max and sum, rescaling the accumulator), then lane
- * = output dimension for Σ p_j v_j (p staged in shared memory). fp32 (the
- * _ref uses double). The keep-window threshold is found first by
- * k_attn_keep (one warp per (token, β row)): a 32-step bisection on the order-preserving
- * bit pattern of β gives the keep_window-th largest value, and a bisection on
- * the key index gives the last kept tie.
+ * Flash-decoding style: one block of ATT_SPLIT warps per (token, head); warp
+ * w walks every ATT_SPLIT-th tile of 32 keys — lane = key for the scores (q
+ * staged in shared memory), an online softmax update (running max and sum,
+ * rescaling the accumulator), then lane = output dimension for Σ p_j v_j (p
+ * staged in shared memory) — and the block merges the warps' (max, sum,
+ * accumulator) triples at the end:
+ *   M = max_w m_w,  out = Σ_w e^{m_w−M}·acc_w / Σ_w e^{m_w−M}·l_w.
+ * Splitting the keys keeps a decode step (one token, few heads) from running
+ * on a handful of warps. fp32 (the _ref uses double). The keep-window
+ * threshold is found first by k_attn_keep (one warp per (token, β row)): a
+ * 32-step bisection on the order-preserving bit pattern of β gives the
+ * keep_window-th largest value, and a bisection on the key index gives the
+ * last kept tie. With dpos the first position is read from device memory.
  * Limits: P <= 128, KV divides H, M ∈ {H, KV}, cap < 2^31. */
 #include "cu_kern.h"
 
-#define ATT_WARPS 4
+#define ATT_WARPS 4 /* k_attn_keep: rows per block */
+#define ATT_SPLIT 4 /* k_attn: warps per (token, head) */
 #define ATT_PMAX 128
 
 typedef struct {
     int64_t H, KV, P, M, cap, window, keep_window, pos0, n;
+    const int64_t *dpos;
     float scale;
     const float *q, *kc, *vc, *beta;
     float *out;
@@ -45,7 +52,7 @@ HQ_KERNEL(k_attn_keep, k_attn_args) {
     int lane = (int)threadIdx.x & 31;
     int64_t row = (int64_t)blockIdx.x * ATT_WARPS + (threadIdx.x >> 5);
     if (row >= a.n * a.M) return; /* warp-uniform */
-    int64_t t = row / a.M, m = row % a.M, tpos = a.pos0 + t, lo = att_lo(&a, tpos);
+    int64_t t = row / a.M, m = row % a.M, tpos = (a.dpos ? *a.dpos : a.pos0) + t, lo = att_lo(&a, tpos);
     int64_t cnt = tpos - lo + 1, kw = a.keep_window;
     const float *bm = a.beta + m * a.cap;
     if (kw <= 0 || cnt <= kw) {
@@ -76,29 +83,31 @@ HQ_KERNEL(k_attn_keep, k_attn_args) {
 }
 
 HQ_KERNEL(k_attn, k_attn_args) {
-    HQ_SHARED(float, qsh, ATT_WARPS * ATT_PMAX);
-    HQ_SHARED(float, psh, ATT_WARPS * 32);
+    HQ_SHARED(float, qsh, ATT_PMAX);
+    HQ_SHARED(float, psh, ATT_SPLIT * 32);
+    HQ_SHARED(float, accsh, ATT_SPLIT * ATT_PMAX);
+    HQ_SHARED(float, msh, ATT_SPLIT * 2); /* per warp: running max, sum */
     int lane = (int)threadIdx.x & 31, w = (int)threadIdx.x >> 5;
-    int64_t item = (int64_t)blockIdx.x * ATT_WARPS + w;
-    if (item >= a.n * a.H) return; /* warp-uniform; this kernel has no block barrier */
+    int64_t item = blockIdx.x;
+    if (item >= a.n * a.H) return; /* block-uniform */
     int64_t t = item / a.H, h = item % a.H, g = h / (a.H / a.KV), m = a.M == a.H ? h : g;
-    int64_t tpos = a.pos0 + t, lo = att_lo(&a, tpos), P = a.P;
+    int64_t tpos = (a.dpos ? *a.dpos : a.pos0) + t, lo = att_lo(&a, tpos), P = a.P;
     float thr = a.thr ? a.thr[t * a.M + m] : -INFINITY;
     int64_t jcut = a.jcut ? a.jcut[t * a.M + m] : 2147483647;
     const float *bm = a.beta + m * a.cap, *kg = a.kc + g * a.cap * P, *vg = a.vc + g * a.cap * P;
-    float *qw = qsh + w * ATT_PMAX, *pw = psh + w * 32;
-    for (int64_t p = lane; p < P; p += 32) qw[p] = a.q[item * P + p];
-    __syncwarp(CU_FULL);
+    float *pw = psh + w * 32;
+    for (int64_t p = threadIdx.x; p < P; p += blockDim.x) qsh[p] = a.q[item * P + p];
+    __syncthreads();
     float mrun = -INFINITY, l = 0.0f, acc[ATT_PMAX / 32];
     HQ_UNROLL
     for (int i = 0; i < ATT_PMAX / 32; i++) acc[i] = 0.0f;
-    for (int64_t j0 = lo; j0 <= tpos; j0 += 32) {
+    for (int64_t j0 = lo + 32 * w; j0 <= tpos; j0 += 32 * ATT_SPLIT) { /* warp-uniform */
         int64_t j = j0 + lane;
         float s = -INFINITY;
         if (j <= tpos && (bm[j] > thr || (bm[j] == thr && j <= jcut))) {
             const float *kj = kg + j * P;
             float d = 0.0f;
-            for (int64_t p = 0; p < P; p++) d += qw[p] * kj[p];
+            for (int64_t p = 0; p < P; p++) d += qsh[p] * kj[p];
             s = d * a.scale + bm[j];
         }
         float mnew = fmaxf(mrun, cu_warp_max(s));
@@ -120,11 +129,22 @@ HQ_KERNEL(k_attn, k_attn_args) {
         __syncwarp(CU_FULL); /* pw is rewritten by the next tile */
         mrun = mnew;
     }
-    float inv = 1.0f / l;
     HQ_UNROLL
     for (int i = 0; i < ATT_PMAX / 32; i++) {
         int64_t p = lane + 32 * i;
-        if (p < P) a.out[item * P + p] = acc[i] * inv;
+        if (p < P) accsh[w * ATT_PMAX + p] = acc[i];
+    }
+    if (lane == 0) msh[2 * w] = mrun, msh[2 * w + 1] = l;
+    __syncthreads();
+    float M = -INFINITY, L = 0.0f;
+    for (int ww = 0; ww < ATT_SPLIT; ww++) M = fmaxf(M, msh[2 * ww]);
+    for (int ww = 0; ww < ATT_SPLIT; ww++)
+        if (msh[2 * ww] != -INFINITY) L += msh[2 * ww + 1] * expf(msh[2 * ww] - M);
+    for (int64_t p = threadIdx.x; p < P; p += blockDim.x) {
+        float v = 0.0f;
+        for (int ww = 0; ww < ATT_SPLIT; ww++)
+            if (msh[2 * ww] != -INFINITY) v += accsh[ww * ATT_PMAX + p] * expf(msh[2 * ww] - M);
+        a.out[item * P + p] = v / L;
     }
 }
 
@@ -138,10 +158,12 @@ CU_API uint64_t CU_SYM(cu_attn_scratch)(const cu_attn_params *ap, int64_t n) {
 }
 
 CU_API int CU_SYM(cu_attn)(const cu_attn_params *ap, const float *q, const float *kc, const float *vc,
-                           const float *beta, int64_t pos0, int64_t n, float *out, void *scratch) {
+                           const float *beta, int64_t pos0, const int64_t *dpos, int64_t n, float *out,
+                           void *scratch) {
     if (n <= 0) return 0;
-    if (!CU_SYM(cu_attn_supported)(ap) || pos0 < 0 || pos0 + n > ap->cap) return -1;
-    k_attn_args a = {ap->H, ap->KV, ap->P, ap->M, ap->cap, ap->window, ap->keep_window, pos0, n, ap->scale,
+    if (!CU_SYM(cu_attn_supported)(ap) || (!dpos && (pos0 < 0 || pos0 + n > ap->cap)) || n * ap->H > 2147483647)
+        return -1;
+    k_attn_args a = {ap->H, ap->KV, ap->P, ap->M, ap->cap, ap->window, ap->keep_window, pos0, n, dpos, ap->scale,
                      q, kc, vc, beta, out, NULL, NULL};
     if (ap->keep_window > 0) {
         if (!scratch) return -1;
@@ -151,6 +173,5 @@ CU_API int CU_SYM(cu_attn)(const cu_attn_params *ap, const float *q, const float
                   hq_dim3(32 * ATT_WARPS, 1, 1), a) != 0)
             return -1;
     }
-    return CU_GO(k_attn, k_attn_args, hq_dim3(cu_blocks(n * ap->H, ATT_WARPS), 1, 1), hq_dim3(32 * ATT_WARPS, 1, 1),
-                 a);
+    return CU_GO(k_attn, k_attn_args, hq_dim3((unsigned)(n * ap->H), 1, 1), hq_dim3(32 * ATT_SPLIT, 1, 1), a);
 }

@@ -12,6 +12,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -30,12 +31,22 @@ typedef struct cu_model {
     cu_layer *layers;
     struct { const void *host; void *dev; } *up; /* uploaded buffers (weights deduplicated by host pointer) */
     int64_t n_up, cap_up;
-    /* device mirror of one rt_state */
-    const rt_state *s;
+    /* device mirror of one rt_state (s->dev_mirror points back here) */
+    rt_state *s;
     int64_t s_pos, s_cap;
     float **kc, **vc, **beta, **ssm;
+    uint64_t state_gen; /* bumped whenever the cache buffers are reallocated */
     void *arena;
     uint64_t arena_cap;
+    /* decode graph: one token's forward captured once and replayed with the
+     * token and position written into page-locked memory (cu_forward) */
+    int32_t *tok_host;
+    int64_t *pos_host, *pos_dev;
+    float *lg_host;
+    void *graph;
+    void *graph_arena;
+    uint64_t graph_gen;
+    bool graph_off; /* capture failed, or HQ_CUDA_GRAPH=0: eager decode */
     struct cu_model *next;
 } cu_model;
 
@@ -92,7 +103,13 @@ static float *up_v(up_ctx *u, const float *v, int64_t n) {
     return d;
 }
 
+static void drop_graph(cu_model *c) {
+    if (c->graph) c->T->graph_free(c->graph);
+    c->graph = NULL;
+}
+
 static void free_state(cu_model *c) {
+    drop_graph(c);
     if (!c->kc) return;
     for (int64_t i = 0; i < c->m->L; i++) {
         c->T->free(c->kc[i]);
@@ -102,13 +119,35 @@ static void free_state(cu_model *c) {
     }
     hq_free(c->kc), hq_free(c->vc), hq_free(c->beta), hq_free(c->ssm);
     c->kc = c->vc = c->beta = c->ssm = NULL;
+    if (c->s) c->s->dev_mirror = NULL, c->s->dev_newer = false;
     c->s = NULL;
 }
 
+static int state_sync_out(cu_model *c, rt_state *s, int64_t pos0, int64_t n);
+
+/* the mirrored state's device rows back to the host (before the mirror is
+ * reused for another state or released) */
+static int pull_mirror(cu_model *c) {
+    rt_state *s = c->s;
+    if (!s || !s->dev_newer) return 0;
+    if (state_sync_out(c, s, 0, s->pos) == 0) {
+        s->dev_newer = false;
+        return 0;
+    }
+    s->dev_mirror = NULL; /* dev_newer stays: the rows are lost and the sequence is refused until reset */
+    c->s = NULL;
+    return -1;
+}
+
 static void destroy(cu_model *c) {
+    pull_mirror(c);
     free_state(c);
     for (int64_t i = 0; i < c->n_up; i++) c->T->free(c->up[i].dev);
     c->T->free(c->arena);
+    c->T->free(c->pos_dev);
+    c->T->host_free(c->tok_host);
+    c->T->host_free(c->pos_host);
+    c->T->host_free(c->lg_host);
     hq_free(c->up);
     hq_free(c->layers);
     hq_free(c);
@@ -256,12 +295,21 @@ hq_status cu_cmd_backend(const char *cmd, rt_model *m, const char *name, char *e
 }
 
 /* ---------------- state mirror ---------------- */
-static int state_sync_in(cu_model *c, const rt_state *s) {
+/* makes the device mirror hold s: 0, -1 (device memory / copy failed) or
+ * -2 (s's newest rows were on a device and are lost) */
+static int state_sync_in(cu_model *c, rt_state *s) {
     const rt_model *m = c->m;
     const cu_ops *T = c->T;
     if (c->s == s && c->s_pos == s->pos && c->s_cap == s->cap) return 0;
+    if (s->dev_newer && c->s != s) return -2;
+    if (c->s != s) { /* the mirror moves to s: the previous state's device rows go home first */
+        if (pull_mirror(c) != 0) return -1;
+        if (c->s) c->s->dev_mirror = NULL;
+        c->s = NULL;
+    }
     if (c->s_cap != s->cap) free_state(c);
     if (!c->kc) {
+        c->state_gen++;
         c->kc = hq_calloc((size_t)m->L, sizeof(float *));
         c->vc = hq_calloc((size_t)m->L, sizeof(float *));
         c->beta = hq_calloc((size_t)m->L, sizeof(float *));
@@ -299,6 +347,7 @@ static int state_sync_in(cu_model *c, const rt_state *s) {
         }
     }
     c->s = s;
+    s->dev_mirror = c;
     c->s_pos = s->pos;
     return 0;
 }
@@ -332,6 +381,7 @@ typedef struct {
     uint8_t *base;
     uint64_t used, cap;
     void *opscr; /* op scratch (matmul activations, attention thresholds, sims, gates) */
+    const int64_t *dpos; /* the position on the device (graph form) or NULL: pos0 by value */
     char *err;
     const char *fail;
 } fw;
@@ -386,13 +436,14 @@ static int mixer_attn(fw *f, int64_t li, const float *xn, float *out, int64_t n,
         return -1;
     if (cl->q_norm) GO(T->rmsnorm(q, cl->q_norm, q, n * H, P, m->eps), "q_norm");
     if (cl->k_norm) GO(T->rmsnorm(k, cl->k_norm, k, n * KV, P, m->eps), "k_norm");
-    GO(T->rope(q, n, H, P, pos0, base), "rope q");
-    GO(T->rope(k, n, KV, P, pos0, base), "rope k");
+    GO(T->rope(q, n, H, P, pos0, f->dpos, base), "rope q");
+    GO(T->rope(k, n, KV, P, pos0, f->dpos, base), "rope k");
     if (mm(f, &ly->dt, &cl->dt, v, dt, n, cl->b_dt)) return -1; /* β from the raw v_proj output */
-    GO(T->kv_append(f->c->kc[li], f->c->vc[li], f->c->beta[li], k, v, dt, cl->attn_a, n, KV, P, ly->M, cap, pos0),
+    GO(T->kv_append(f->c->kc[li], f->c->vc[li], f->c->beta[li], k, v, dt, cl->attn_a, n, KV, P, ly->M, cap, pos0,
+                    f->dpos),
        "kv append");
     cu_attn_params ap = {H, KV, P, ly->M, cap, m->window, m->keep_topk ? m->keep_window : 0, 1.0f / sqrtf((float)P)};
-    GO(T->attn(&ap, q, f->c->kc[li], f->c->vc[li], f->c->beta[li], pos0, n, o, f->opscr), "attention");
+    GO(T->attn(&ap, q, f->c->kc[li], f->c->vc[li], f->c->beta[li], pos0, f->dpos, n, o, f->opscr), "attention");
     return mm(f, &ly->o, &cl->o, o, out, n, cl->bo);
 }
 
@@ -408,8 +459,8 @@ static int mixer_ssd(fw *f, int64_t li, const float *xn, float *out, int64_t n, 
         mm(f, &ly->sc, &cl->sc, xn, c, n, cl->b_sc) || mm(f, &ly->sdt, &cl->sdt, xn, dt, n, cl->b_sdt))
         return -1;
     GO(T->softplus_bias(dt, cl->ssm_dt_bias, n, H), "ssd dt"); /* Δ = softplus(W_dt x̂ (+ dt_bias)) */
-    GO(T->rope(c, n, H, P, pos0, base), "rope C");
-    GO(T->rope(b, n, H, P, pos0, base), "rope B");
+    GO(T->rope(c, n, H, P, pos0, f->dpos, base), "rope C");
+    GO(T->rope(b, n, H, P, pos0, f->dpos, base), "rope B");
     cu_ssd_dims dm = {H, P, H, P};
     GO(T->ssd_scan(&dm, n, x, b, c, dt, cl->ssm_a, cl->ssm_d, f->c->ssm[li], y), "ssd scan");
     return mm(f, &ly->sout, &cl->sout, y, out, n, cl->b_sout);
@@ -500,16 +551,130 @@ static uint64_t arena_bytes(const cu_model *c, int64_t n, int64_t cap, uint64_t 
     return (uint64_t)(3 * n * d + (mix > ff ? mix : ff) + n * m->V) * 4u + (uint64_t)n * 4u + op + 64u * 256u;
 }
 
+/* The layers and the output head on the device: token ids at dtok, logits
+ * rows r0.. into lg (device) — the part of a forward a graph captures. */
+static int forward_body(fw *f, const int32_t *dtok, int64_t n, int64_t pos0, float base, float *h, float *xn,
+                        float *br, float *lg, int64_t r0) {
+    rt_model *m = f->m;
+    cu_model *c = f->c;
+    const cu_ops *T = f->T;
+    int64_t d = m->d;
+    uint64_t mark = f->used;
+    int rc = T->embed(&c->tok_embd, dtok, n, h);
+    if (rc != 0) f->fail = "embedding";
+    for (int64_t li = 0; li < m->L && rc == 0; li++) {
+        const rt_layer *ly = &m->layers[li];
+        const cu_layer *cl = &c->layers[li];
+        f->used = mark;
+        if ((rc = T->rmsnorm(h, cl->attn_norm, xn, n, d, m->eps)) != 0) {
+            f->fail = "rmsnorm";
+            break;
+        }
+        rc = ly->mixer == RT_MIX_ATTN ? mixer_attn(f, li, xn, br, n, pos0, base) : mixer_ssd(f, li, xn, br, n, pos0, base);
+        if (rc == 0 && (rc = T->residual(h, cl->attn_res, br, n, d)) != 0) f->fail = "residual";
+        if (rc == 0) rc = hidden_hook(f, li, "mixer", h, n);
+        if (rc != 0) break;
+        f->used = mark;
+        if ((rc = T->rmsnorm(h, cl->ffn_norm, xn, n, d, m->eps)) != 0) {
+            f->fail = "rmsnorm";
+            break;
+        }
+        rc = ffn(f, li, xn, br, n);
+        if (rc == 0 && (rc = T->residual(h, cl->ffn_res, br, n, d)) != 0) f->fail = "residual";
+        if (rc == 0) rc = hidden_hook(f, li, "ffn", h, n);
+    }
+    if (rc == 0 && lg) {
+        int64_t nr = n - r0;
+        if ((rc = T->rmsnorm(h + r0 * d, c->out_norm, xn, nr, d, m->eps)) != 0) f->fail = "output norm";
+        if (rc == 0) rc = mm(f, &m->output, &c->output, xn, lg, nr, NULL);
+    }
+    return rc;
+}
+
+/* Decode steps run as one CUDA graph: the first captures the step with the
+ * token and position read from page-locked host memory by copies inside the
+ * graph, later ones write those two numbers and replay it. Valid while the
+ * arena and the cache buffers stay where they were (graph_arena, graph_gen).
+ * Not for hooks (host copies), dynamic RoPE (the base changes with the
+ * position) or HQ_CUDA_GRAPH=0. On the emulator graph_begin fails and the
+ * same graph-form step runs eagerly, so the device-position path is tested. */
+static bool graph_form(const cu_model *c, const rt_model *m, int64_t n, int64_t r0, const float *logits) {
+    if (c->graph_off || n != 1 || r0 != 0 || !logits || m->has_hooks || m->rope_dynamic) return false;
+    const char *e = getenv("HQ_CUDA_GRAPH");
+    return !(e && !strcmp(e, "0"));
+}
+
+static int decode_step(fw *f, const int32_t *token, int64_t pos0, float base, float *logits) {
+    cu_model *c = f->c;
+    const cu_ops *T = f->T;
+    int64_t V = f->m->V, d = f->m->d;
+    if (!c->tok_host) {
+        c->tok_host = T->host_alloc(4);
+        c->pos_host = T->host_alloc(8);
+        c->lg_host = T->host_alloc((uint64_t)V * 4u);
+        c->pos_dev = T->alloc(8);
+        if (!c->tok_host || !c->pos_host || !c->lg_host || !c->pos_dev) {
+            f->fail = "decode buffers";
+            return -1;
+        }
+    }
+    *c->tok_host = *token;
+    *c->pos_host = pos0;
+    if (c->graph && (c->graph_arena != c->arena || c->graph_gen != c->state_gen)) drop_graph(c);
+    if (!c->graph) {
+        int32_t *dtok = take(f, 4u);
+        float *h = takef(f, d), *xn = takef(f, d), *br = takef(f, d), *lg = takef(f, V);
+        bool capturing = T->graph_begin() == 0;
+        f->dpos = c->pos_dev;
+        int rc = T->h2d_async(dtok, c->tok_host, 4u);
+        if (rc == 0) rc = T->h2d_async(c->pos_dev, c->pos_host, 8u);
+        if (rc == 0) rc = forward_body(f, dtok, 1, pos0, base, h, xn, br, lg, 0);
+        if (rc == 0) rc = T->d2h_async(c->lg_host, lg, (uint64_t)V * 4u);
+        if (!capturing) { /* emulator (or no stream): the step ran eagerly */
+            char msg[256] = "";
+            if (rc == 0 && T->sync(msg, sizeof msg) != 0) rc = -1;
+            if (rc == 0) memcpy(logits, c->lg_host, (size_t)V * 4u);
+            return rc;
+        }
+        void *g = NULL;
+        if (T->graph_end(&g) != 0 || rc != 0) {
+            /* this step again without a graph; decode stays eager from now on */
+            c->graph_off = true;
+            f->dpos = NULL;
+            return 1;
+        }
+        c->graph = g;
+        c->graph_arena = c->arena;
+        c->graph_gen = c->state_gen;
+    }
+    if (T->graph_launch(c->graph) != 0) {
+        f->fail = "graph launch";
+        return -1;
+    }
+    char msg[256] = "";
+    if (T->sync(msg, sizeof msg) != 0) {
+        f->fail = "decode graph";
+        return -1;
+    }
+    memcpy(logits, c->lg_host, (size_t)V * 4u);
+    return 0;
+}
+
 hq_status cu_forward(rt_model *m, rt_state *s, const int32_t *tokens, int64_t n, float *logits, int64_t r0,
                      char *err) {
     cu_model *c = find(m);
     if (!c) return hq_fail(err, HQ_ERR_INTERNAL, "cuda: model has no device copy");
     const cu_ops *T = c->T;
-    if (state_sync_in(c, s) != 0)
+    int sr = state_sync_in(c, s);
+    if (sr == -2)
+        return hq_fail(err, HQ_ERR_INTERNAL, "cuda (%s): this sequence's state was lost with a failed device step; "
+                       "reset it", T->name);
+    if (sr != 0)
         return hq_fail(err, HQ_ERR_NOMEM, "cuda (%s): out of device memory for the state of %lld tokens", T->name,
                        (long long)s->cap);
     uint64_t op = 0, need = arena_bytes(c, n, s->cap, &op);
     if (need > c->arena_cap) {
+        drop_graph(c);
         T->free(c->arena);
         c->arena = T->alloc(need);
         c->arena_cap = c->arena ? need : 0;
@@ -517,60 +682,51 @@ hq_status cu_forward(rt_model *m, rt_state *s, const int32_t *tokens, int64_t n,
             return hq_fail(err, HQ_ERR_NOMEM, "cuda (%s): out of device memory for %lld tokens (%llu bytes of scratch)",
                            T->name, (long long)n, (unsigned long long)need);
     }
-    fw f = {c, T, m, c->arena, 0, c->arena_cap, NULL, err, NULL};
+    fw f = {c, T, m, c->arena, 0, c->arena_cap, NULL, NULL, err, NULL};
     int64_t d = m->d, pos0 = s->pos;
     float base = m->rope_dynamic ? rt_rope_base(m->rope_theta, m->rope_factor, m->ctx_len, m->P, pos0 + n - 1)
                                  : m->rope_theta;
     f.opscr = take(&f, op);
-    int32_t *dtok = take(&f, (uint64_t)n * 4u);
-    float *h = takef(&f, n * d), *xn = takef(&f, n * d), *br = takef(&f, n * d), *lg = takef(&f, (n - r0) * m->V);
-    uint64_t mark = f.used;
-    int rc = T->h2d(dtok, tokens, (uint64_t)n * 4u);
-    if (rc == 0 && (rc = T->embed(&c->tok_embd, dtok, n, h)) != 0) f.fail = "embedding";
-    for (int64_t li = 0; li < m->L && rc == 0; li++) {
-        const rt_layer *ly = &m->layers[li];
-        const cu_layer *cl = &c->layers[li];
-        f.used = mark;
-        /* the op scratch sits after this layer's buffers: carve it last */
-        if ((rc = T->rmsnorm(h, cl->attn_norm, xn, n, d, m->eps)) != 0) {
-            f.fail = "rmsnorm";
-            break;
-        }
-        rc = ly->mixer == RT_MIX_ATTN ? mixer_attn(&f, li, xn, br, n, pos0, base) : mixer_ssd(&f, li, xn, br, n, pos0, base);
-        if (rc == 0 && (rc = T->residual(h, cl->attn_res, br, n, d)) != 0) f.fail = "residual";
-        if (rc == 0) rc = hidden_hook(&f, li, "mixer", h, n);
-        if (rc != 0) break;
-        f.used = mark;
-        if ((rc = T->rmsnorm(h, cl->ffn_norm, xn, n, d, m->eps)) != 0) {
-            f.fail = "rmsnorm";
-            break;
-        }
-        rc = ffn(&f, li, xn, br, n);
-        if (rc == 0 && (rc = T->residual(h, cl->ffn_res, br, n, d)) != 0) f.fail = "residual";
-        if (rc == 0) rc = hidden_hook(&f, li, "ffn", h, n);
-    }
-    if (rc == 0 && logits) {
-        int64_t nr = n - r0;
-        if ((rc = T->rmsnorm(h + r0 * d, c->out_norm, xn, nr, d, m->eps)) != 0) f.fail = "output norm";
-        if (rc == 0) rc = mm(&f, &m->output, &c->output, xn, lg, nr, NULL);
-        if (rc == 0 && (rc = T->d2h(logits, lg, (uint64_t)(nr * m->V) * 4u)) != 0) f.fail = "logits copy";
+    int rc = 1;
+    if (graph_form(c, m, n, r0, logits)) rc = decode_step(&f, tokens, pos0, base, logits);
+    if (rc == 1) { /* eager: every op launched from here */
+        f.used = 0;
+        f.opscr = take(&f, op);
+        int32_t *dtok = take(&f, (uint64_t)n * 4u);
+        float *h = takef(&f, n * d), *xn = takef(&f, n * d), *br = takef(&f, n * d);
+        float *lg = logits ? takef(&f, (n - r0) * m->V) : NULL;
+        rc = T->h2d(dtok, tokens, (uint64_t)n * 4u);
+        if (rc == 0) rc = forward_body(&f, dtok, n, pos0, base, h, xn, br, lg, r0);
+        if (rc == 0 && lg && (rc = T->d2h(logits, lg, (uint64_t)((n - r0) * m->V) * 4u)) != 0) f.fail = "logits copy";
     }
     char msg[256] = "";
-    if (T->sync(msg, sizeof msg) != 0) {
-        c->s = NULL; /* device state unknown: re-upload next time */
-        return hq_fail(err, HQ_ERR_INTERNAL, "cuda (%s): %s%s%s", T->name, msg, f.fail ? " in " : "",
-                       f.fail ? f.fail : "");
-    }
-    if (rc != 0) {
-        c->s = NULL;
+    if (T->sync(msg, sizeof msg) != 0 || rc != 0) {
+        c->s = NULL; /* device state unknown: the sequence must be reset (or was host-newest: re-uploaded) */
+        s->dev_mirror = NULL;
+        if (msg[0])
+            return hq_fail(err, HQ_ERR_INTERNAL, "cuda (%s): %s%s%s", T->name, msg, f.fail ? " in " : "",
+                           f.fail ? f.fail : "");
         return hq_fail(err, HQ_ERR_INTERNAL, "cuda (%s): %s failed (kernel launch or scratch)", T->name,
                        f.fail ? f.fail : "forward");
     }
-    if (state_sync_out(c, s, pos0, n) != 0) {
-        c->s = NULL;
-        return hq_fail(err, HQ_ERR_INTERNAL, "cuda (%s): copying the state back failed", T->name);
-    }
     s->pos += n;
+    s->dev_newer = true; /* the new rows stay on the device until the host needs them */
     c->s_pos = s->pos;
     return HQ_OK;
+}
+
+hq_status cu_state_pull(rt_state *s, char *err) {
+    cu_model *c = s->dev_mirror;
+    if (!s->dev_newer) return HQ_OK;
+    if (!c || c->s != s || pull_mirror(c) != 0)
+        return hq_fail(err, HQ_ERR_INTERNAL, "cuda (%s): copying the sequence state back from the device failed",
+                       c ? c->T->name : "?");
+    return HQ_OK;
+}
+
+void cu_state_forget(rt_state *s) {
+    cu_model *c = s->dev_mirror;
+    if (c && c->s == s) c->s = NULL;
+    s->dev_mirror = NULL;
+    s->dev_newer = false;
 }

@@ -17,9 +17,15 @@
  * routing and experts, residuals, lm_head); the host only receives logits
  * and the new cache rows.
  *
- * State: the device keeps a mirror of each rt_state; after every forward the
- * new KV/β rows and the SSD states are copied back into the rt_state, so the
- * host state stays authoritative (a state touched elsewhere is re-uploaded).
+ * State: the device keeps a mirror of one rt_state per model. After a
+ * device forward the new KV/β rows and SSD states stay on the device
+ * (s->dev_newer); they come back to the host only when something needs them
+ * there: a CPU forward on that state (cu_state_pull), the mirror moving to
+ * another state, or the backend being released. A reset or freed state is
+ * forgotten (cu_state_forget). Copying the caches back after every token
+ * cost more than the decode step itself on a GPU.
+ * Decode (one token, logits wanted, no hooks) runs as a CUDA graph captured
+ * on the first step and replayed (HQ_CUDA_GRAPH=0 turns that off).
  * Hooks (calibrate/verify) work: their inputs are copied to the host. */
 #ifndef HQ_CU_BACKEND_H
 #define HQ_CU_BACKEND_H
@@ -39,4 +45,9 @@ void cu_backend_release(rt_model *m);
  * arguments already validated): logits rows r0..n−1, s->pos advanced. */
 hq_status cu_forward(rt_model *m, rt_state *s, const int32_t *tokens, int64_t n, float *logits, int64_t r0,
                      char *err);
+/* Copies s's device-only rows back to its host arrays (runtime/forward.c,
+ * before a CPU forward on a state that last ran on the device). */
+hq_status cu_state_pull(rt_state *s, char *err);
+/* s was reset or is being freed: its device mirror no longer stands for it. */
+void cu_state_forget(rt_state *s);
 #endif

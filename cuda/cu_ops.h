@@ -55,12 +55,28 @@ typedef struct cu_ops {
     int (*zero)(void *p, uint64_t bytes);
     /* waits for the device; 0, or -1 with a one-line message in err */
     int (*sync)(char *err, int err_len);
+    /* ---- the decode step as a CUDA graph (GPU only; the emulator's
+     * graph_begin returns -1 and the backend runs the same ops eagerly).
+     * host_alloc: page-locked host memory (plain memory on the emulator);
+     * h2d_async/d2h_async: copies ordered with the kernels on the backend's
+     * stream, capturable when the host side is host_alloc memory. */
+    void *(*host_alloc)(uint64_t bytes);
+    void (*host_free)(void *p);
+    int (*h2d_async)(void *dst, const void *src, uint64_t bytes);
+    int (*d2h_async)(void *dst, const void *src, uint64_t bytes);
+    int (*graph_begin)(void);              /* start capturing the stream's work */
+    int (*graph_end)(void **exec);         /* stop, instantiate; *exec or -1 */
+    int (*graph_launch)(void *exec);
+    void (*graph_free)(void *exec);
 
     /* ---- rmsnorm.cu: y = w ⊙ x / sqrt(mean(x²) + eps), rows of d (x may alias y) */
     int (*rmsnorm)(const float *x, const float *w, float *y, int64_t rows, int64_t d, float eps);
     int (*rmsnorm_supported)(int64_t d);
+    /* Position arguments: pos0, or when dpos != NULL the int64 at device
+     * address dpos, read when the kernel runs (a captured decode graph is
+     * replayed at each new position; the caller checks the range). */
     /* ---- rope.cu: in place on x [n_tok, n_heads, P], positions pos0.. */
-    int (*rope)(float *x, int64_t n_tok, int64_t n_heads, int64_t P, int64_t pos0, float base);
+    int (*rope)(float *x, int64_t n_tok, int64_t n_heads, int64_t P, int64_t pos0, const int64_t *dpos, float base);
     int (*rope_supported)(int64_t P);
     /* ---- matmul_f.cu / matmul_q.cu: y[t][o] = Σ_i x[t][i]·W[o][i] (+ bias[o])
      * scratch: matmul_scratch(w, n_tok) bytes (0 for float types) */
@@ -78,7 +94,8 @@ typedef struct cu_ops {
     /* attention cache append for tokens at pos0..: kc/vc [KV, cap, P] ← k/v [n, KV, P];
      * beta [M, cap] ← exp(A[m]·softplus(dt[t][m])) */
     int (*kv_append)(float *kc, float *vc, float *beta, const float *k, const float *v, const float *dt,
-                     const float *A, int64_t n, int64_t KV, int64_t P, int64_t M, int64_t cap, int64_t pos0);
+                     const float *A, int64_t n, int64_t KV, int64_t P, int64_t M, int64_t cap, int64_t pos0,
+                     const int64_t *dpos);
     /* ---- embed.cu: out[t] = row tokens[t] of w as fp32 (tokens: device int32) */
     int (*embed)(const cu_wt *w, const int32_t *tokens, int64_t n, float *out);
     /* ---- ssd.cu: the recurrence over n tokens, state [H, P, N] in/out */
@@ -88,7 +105,7 @@ typedef struct cu_ops {
     /* ---- attn.cu: DMAttn with β over the caches (rt_attn semantics);
      * scratch: attn_scratch(ap, n) bytes (the keep-window thresholds) */
     int (*attn)(const cu_attn_params *ap, const float *q, const float *kc, const float *vc, const float *beta,
-                int64_t pos0, int64_t n, float *out, void *scratch);
+                int64_t pos0, const int64_t *dpos, int64_t n, float *out, void *scratch);
     uint64_t (*attn_scratch)(const cu_attn_params *ap, int64_t n);
     int (*attn_supported)(const cu_attn_params *ap);
     /* ---- cdmoe.cu ---- */

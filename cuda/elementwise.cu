@@ -56,27 +56,28 @@ typedef struct {
     float *kc, *vc, *beta;
     const float *k, *v, *dt, *A;
     int64_t n, KV, P, M, cap, pos0;
+    const int64_t *dpos; /* run-time position (graphs) or NULL: pos0 */
 } k_kv_args;
 /* thread i < n·KV·P copies one k and one v element; i < n·M also writes β */
 HQ_KERNEL(k_kv_append, k_kv_args) {
-    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, pos0 = a.dpos ? *a.dpos : a.pos0;
     if (i < a.n * a.KV * a.P) {
         int64_t p = i % a.P, g = (i / a.P) % a.KV, t = i / (a.P * a.KV);
-        int64_t dst = (g * a.cap + a.pos0 + t) * a.P + p;
+        int64_t dst = (g * a.cap + pos0 + t) * a.P + p;
         a.kc[dst] = a.k[i];
         a.vc[dst] = a.v[i];
     }
     if (i < a.n * a.M) {
         int64_t m = i % a.M, t = i / a.M;
-        a.beta[m * a.cap + a.pos0 + t] = expf(a.A[m] * cu_softplus(a.dt[i]));
+        a.beta[m * a.cap + pos0 + t] = expf(a.A[m] * cu_softplus(a.dt[i]));
     }
 }
 CU_API int CU_SYM(cu_kv_append)(float *kc, float *vc, float *beta, const float *k, const float *v, const float *dt,
                                 const float *A, int64_t n, int64_t KV, int64_t P, int64_t M, int64_t cap,
-                                int64_t pos0) {
+                                int64_t pos0, const int64_t *dpos) {
     if (n <= 0) return 0;
-    if (pos0 < 0 || pos0 + n > cap) return -1;
-    k_kv_args a = {kc, vc, beta, k, v, dt, A, n, KV, P, M, cap, pos0};
+    if (!dpos && (pos0 < 0 || pos0 + n > cap)) return -1;
+    k_kv_args a = {kc, vc, beta, k, v, dt, A, n, KV, P, M, cap, pos0, dpos};
     int64_t items = n * KV * P > n * M ? n * KV * P : n * M;
     return CU_GO(k_kv_append, k_kv_args, hq_dim3(cu_blocks(items, 256), 1, 1), hq_dim3(256, 1, 1), a);
 }

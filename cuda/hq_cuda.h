@@ -40,7 +40,10 @@
 #define HQ_DEVICE __device__ __forceinline__
 #define HQ_KERNEL(name, T) __global__ void name(const T a)
 #define HQ_SHARED(type, name, count) __shared__ type name[count]
-#define HQ_LAUNCH(name, T, grid, block, args) name<<<(grid), (block)>>>(args)
+/* every launch goes to the backend's stream (cuda/table.cu), so a decode
+ * step can be captured into a CUDA graph */
+extern "C" cudaStream_t hq_cu_stream(void);
+#define HQ_LAUNCH(name, T, grid, block, args) name<<<(grid), (block), 0, hq_cu_stream()>>>(args)
 static inline dim3 hq_dim3(unsigned x, unsigned y, unsigned z) { return dim3(x, y, z); }
 #define HQ_RESTRICT __restrict__
 #define hq_popc(x) __popc(x)

@@ -2,13 +2,15 @@
  *   θ_j = pos · (1 / base^(2j/P)) in fp32,
  *   x'_j = x_j cos θ_j − x_{j+P/2} sin θ_j, x'_{j+P/2} = x_{j+P/2} cos θ_j + x_j sin θ_j
  * One thread per (token, head, j < P/2); positions pos0 + t. Limits: P even,
- * 2 <= P <= 1024 (as the runtime). powf and the sin/cos are accurate device
+ * 2 <= P <= 1024 (as the runtime). With dpos the first position is read
+ * from device memory at run time (a captured decode graph replays it). powf and the sin/cos are accurate device
  * versions (not the __ intrinsics), so they agree with glibc to about an ulp. */
 #include "cu_kern.h"
 
 typedef struct {
     float *x;
     int64_t n_tok, H, P, pos0;
+    const int64_t *dpos;
     float base;
 } k_rope_args;
 
@@ -18,7 +20,7 @@ HQ_KERNEL(k_rope, k_rope_args) {
     int64_t j = i % half, th = i / half, t = th / a.H;
     float expo = (float)(2 * j) / (float)a.P;
     float inv = 1.0f / powf(a.base, expo);
-    float ang = (float)(a.pos0 + t) * inv;
+    float ang = (float)((a.dpos ? *a.dpos : a.pos0) + t) * inv;
     float cs, sn;
 #ifdef __CUDACC__
     /* cosf/sinf carry a Payne-Hanek slow path that needs local memory;
@@ -39,10 +41,11 @@ HQ_KERNEL(k_rope, k_rope_args) {
 
 CU_API int CU_SYM(cu_rope_supported)(int64_t P) { return P >= 2 && P <= 1024 && P % 2 == 0; }
 
-CU_API int CU_SYM(cu_rope)(float *x, int64_t n_tok, int64_t n_heads, int64_t P, int64_t pos0, float base) {
+CU_API int CU_SYM(cu_rope)(float *x, int64_t n_tok, int64_t n_heads, int64_t P, int64_t pos0,
+                           const int64_t *dpos, float base) {
     if (n_tok <= 0 || n_heads <= 0) return 0;
     if (!CU_SYM(cu_rope_supported)(P)) return -1;
-    k_rope_args a = {x, n_tok, n_heads, P, pos0, base};
+    k_rope_args a = {x, n_tok, n_heads, P, pos0, dpos, base};
     return CU_GO(k_rope, k_rope_args, hq_dim3(cu_blocks(n_tok * n_heads * (P / 2), 128), 1, 1),
                  hq_dim3(128, 1, 1), a);
 }

@@ -6,6 +6,14 @@
 
 #ifdef __CUDACC__
 #include <stdio.h>
+/* One non-blocking stream for every kernel and copy of the backend: the
+ * legacy default stream cannot be captured into a graph. Created on first
+ * use (the CUDA runtime is not touched before a model selects "cuda"). */
+static cudaStream_t tb_stream;
+extern "C" cudaStream_t hq_cu_stream(void) {
+    if (!tb_stream && cudaStreamCreateWithFlags(&tb_stream, cudaStreamNonBlocking) != cudaSuccess) tb_stream = 0;
+    return tb_stream;
+}
 static void *tb_alloc(uint64_t n) {
     void *p = NULL;
     return cudaMalloc(&p, n ? n : 1) == cudaSuccess ? p : NULL;
@@ -13,16 +21,55 @@ static void *tb_alloc(uint64_t n) {
 static void tb_free(void *p) {
     if (p) cudaFree(p);
 }
-static int tb_h2d(void *d, const void *s, uint64_t n) {
-    return cudaMemcpy(d, s, n, cudaMemcpyHostToDevice) == cudaSuccess ? 0 : -1;
+/* synchronous copies: ordered after the stream's kernels, finished on return */
+static int tb_copy(void *d, const void *s, uint64_t n, cudaMemcpyKind k) {
+    cudaStream_t st = hq_cu_stream();
+    if (cudaMemcpyAsync(d, s, n, k, st) != cudaSuccess) return -1;
+    return cudaStreamSynchronize(st) == cudaSuccess ? 0 : -1;
 }
-static int tb_d2h(void *d, const void *s, uint64_t n) {
-    return cudaMemcpy(d, s, n, cudaMemcpyDeviceToHost) == cudaSuccess ? 0 : -1;
-}
+static int tb_h2d(void *d, const void *s, uint64_t n) { return tb_copy(d, s, n, cudaMemcpyHostToDevice); }
+static int tb_d2h(void *d, const void *s, uint64_t n) { return tb_copy(d, s, n, cudaMemcpyDeviceToHost); }
 static int tb_d2d(void *d, const void *s, uint64_t n) {
-    return cudaMemcpy(d, s, n, cudaMemcpyDeviceToDevice) == cudaSuccess ? 0 : -1;
+    return cudaMemcpyAsync(d, s, n, cudaMemcpyDeviceToDevice, hq_cu_stream()) == cudaSuccess ? 0 : -1;
 }
-static int tb_zero(void *p, uint64_t n) { return cudaMemset(p, 0, n) == cudaSuccess ? 0 : -1; }
+static int tb_zero(void *p, uint64_t n) { return cudaMemsetAsync(p, 0, n, hq_cu_stream()) == cudaSuccess ? 0 : -1; }
+static void *tb_host_alloc(uint64_t n) {
+    void *p = NULL;
+    return cudaMallocHost(&p, n ? n : 1) == cudaSuccess ? p : NULL;
+}
+static void tb_host_free(void *p) {
+    if (p) cudaFreeHost(p);
+}
+static int tb_h2d_async(void *d, const void *s, uint64_t n) {
+    return cudaMemcpyAsync(d, s, n, cudaMemcpyHostToDevice, hq_cu_stream()) == cudaSuccess ? 0 : -1;
+}
+static int tb_d2h_async(void *d, const void *s, uint64_t n) {
+    return cudaMemcpyAsync(d, s, n, cudaMemcpyDeviceToHost, hq_cu_stream()) == cudaSuccess ? 0 : -1;
+}
+static int tb_graph_begin(void) {
+    cudaStream_t st = hq_cu_stream();
+    return st && cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal) == cudaSuccess ? 0 : -1;
+}
+static int tb_graph_end(void **exec) {
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t e = NULL;
+    *exec = NULL;
+    cudaError_t r = cudaStreamEndCapture(hq_cu_stream(), &g);
+    if (r == cudaSuccess) r = cudaGraphInstantiate(&e, g, 0);
+    if (g) cudaGraphDestroy(g);
+    if (r != cudaSuccess) {
+        cudaGetLastError(); /* a failed capture is not a sticky error: clear it */
+        return -1;
+    }
+    *exec = (void *)e;
+    return 0;
+}
+static int tb_graph_launch(void *exec) {
+    return cudaGraphLaunch((cudaGraphExec_t)exec, hq_cu_stream()) == cudaSuccess ? 0 : -1;
+}
+static void tb_graph_free(void *exec) {
+    if (exec) cudaGraphExecDestroy((cudaGraphExec_t)exec);
+}
 CU_API int cu_gpu_info(char *name, int name_len, double *peak_gbs) {
     cudaDeviceProp p;
     int dev = 0, clk = 0, bus = 0;
@@ -43,7 +90,7 @@ CU_API int cu_gpu_devices(char *msg, int msg_len) {
     return -1;
 }
 static int tb_sync(char *err, int err_len) {
-    cudaError_t e = cudaDeviceSynchronize();
+    cudaError_t e = cudaStreamSynchronize(hq_cu_stream());
     if (e == cudaSuccess) e = cudaGetLastError();
     if (e == cudaSuccess) return 0;
     if (err && err_len > 0) snprintf(err, (size_t)err_len, "CUDA error %d: %s", (int)e, cudaGetErrorString(e));
@@ -59,12 +106,21 @@ static int tb_d2h(void *d, const void *s, uint64_t n) { memcpy(d, s, (size_t)n);
 static int tb_d2d(void *d, const void *s, uint64_t n) { memmove(d, s, (size_t)n); return 0; }
 static int tb_zero(void *p, uint64_t n) { memset(p, 0, (size_t)n); return 0; }
 static int tb_sync(char *err, int err_len) { (void)err; (void)err_len; return 0; }
+static void *tb_host_alloc(uint64_t n) { return hq_malloc((size_t)(n ? n : 1)); }
+static void tb_host_free(void *p) { hq_free(p); }
+static int tb_graph_begin(void) { return -1; } /* no graphs: the backend runs the ops eagerly */
+static int tb_graph_end(void **exec) { *exec = NULL; return -1; }
+static int tb_graph_launch(void *exec) { (void)exec; return -1; }
+static void tb_graph_free(void *exec) { (void)exec; }
+#define tb_h2d_async tb_h2d
+#define tb_d2h_async tb_d2h
 #endif
 
 /* wrappers defined by the op files (separate translation units under nvcc) */
 CU_API int CU_SYM(cu_rmsnorm)(const float *x, const float *w, float *y, int64_t rows, int64_t d, float eps);
 CU_API int CU_SYM(cu_rmsnorm_supported)(int64_t d);
-CU_API int CU_SYM(cu_rope)(float *x, int64_t n_tok, int64_t n_heads, int64_t P, int64_t pos0, float base);
+CU_API int CU_SYM(cu_rope)(float *x, int64_t n_tok, int64_t n_heads, int64_t P, int64_t pos0, const int64_t *dpos,
+                           float base);
 CU_API int CU_SYM(cu_rope_supported)(int64_t P);
 CU_API int CU_SYM(cu_matmul_f)(const cu_wt *w, const float *x, float *y, int64_t n_tok, const float *bias);
 CU_API int CU_SYM(cu_matmul_f_supported)(uint32_t type, int64_t n_in);
@@ -77,13 +133,14 @@ CU_API int CU_SYM(cu_softplus_bias)(float *dt, const float *bias, int64_t n, int
 CU_API int CU_SYM(cu_residual)(float *h, const float *r, const float *br, int64_t n, int64_t d);
 CU_API int CU_SYM(cu_kv_append)(float *kc, float *vc, float *beta, const float *k, const float *v, const float *dt,
                                 const float *A, int64_t n, int64_t KV, int64_t P, int64_t M, int64_t cap,
-                                int64_t pos0);
+                                int64_t pos0, const int64_t *dpos);
 CU_API int CU_SYM(cu_embed)(const cu_wt *w, const int32_t *tokens, int64_t n, float *out);
 CU_API int CU_SYM(cu_ssd_scan)(const cu_ssd_dims *dm, int64_t n, const float *x, const float *b, const float *c,
                                const float *dt, const float *A, const float *D, float *state, float *y);
 CU_API int CU_SYM(cu_ssd_supported)(const cu_ssd_dims *dm);
 CU_API int CU_SYM(cu_attn)(const cu_attn_params *ap, const float *q, const float *kc, const float *vc,
-                           const float *beta, int64_t pos0, int64_t n, float *out, void *scratch);
+                           const float *beta, int64_t pos0, const int64_t *dpos, int64_t n, float *out,
+                           void *scratch);
 CU_API uint64_t CU_SYM(cu_attn_scratch)(const cu_attn_params *ap, int64_t n);
 CU_API int CU_SYM(cu_attn_supported)(const cu_attn_params *ap);
 CU_API int CU_SYM(cu_route_router)(const float *logits, int64_t n, int64_t Kk, int64_t k, int32_t *ids, float *w);
@@ -118,6 +175,8 @@ static const cu_ops tb_table = {
     "emu",
 #endif
     tb_alloc, tb_free, tb_h2d, tb_d2h, tb_d2d, tb_zero, tb_sync,
+    tb_host_alloc, tb_host_free, tb_h2d_async, tb_d2h_async, tb_graph_begin, tb_graph_end, tb_graph_launch,
+    tb_graph_free,
     CU_SYM(cu_rmsnorm), CU_SYM(cu_rmsnorm_supported),
     CU_SYM(cu_rope), CU_SYM(cu_rope_supported),
     tb_matmul, tb_matmul_scratch, tb_matmul_supported, CU_SYM(cu_quant_act),

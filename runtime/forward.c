@@ -177,6 +177,10 @@ static hq_status forward_impl(rt_model *m, rt_state *s, const int32_t *tokens, i
             return hq_fail(err, HQ_ERR_ARG, "forward: token id %d at %lld outside the vocabulary [0, %lld)", tokens[t],
                            (long long)t, (long long)m->V);
     if (m->backend == RT_BACKEND_CUDA) return cu_forward(m, s, tokens, n, logits, r0, err); /* cuda/backend.c */
+    if (s->dev_newer) { /* the sequence ran on the device: its caches come back first */
+        hq_status pst = cu_state_pull(s, err);
+        if (pst != HQ_OK) return pst;
+    }
     int64_t need = arena_floats(m, n, s->cap);
     arena ar = {hq_malloc_array((size_t)need, sizeof(float)), 0, need};
     int64_t *pos = hq_malloc_array((size_t)n, sizeof(int64_t));

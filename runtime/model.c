@@ -483,6 +483,7 @@ oom:
 }
 
 void rt_state_reset(rt_state *s) {
+    cu_state_forget(s); /* the zeroed host state is the newest again */
     s->pos = 0;
     for (int64_t i = 0; i < s->m->L; i++)
         if (s->ssm[i]) memset(s->ssm[i], 0, (size_t)(s->m->H * s->m->P * s->m->P) * sizeof(float));
@@ -490,6 +491,7 @@ void rt_state_reset(rt_state *s) {
 
 void rt_state_free(rt_state *s) {
     if (!s) return;
+    cu_state_forget(s);
     for (int64_t i = 0; i < s->m->L; i++) {
         if (s->kc) hq_free(s->kc[i]);
         if (s->vc) hq_free(s->vc[i]);

@@ -73,5 +73,10 @@ struct rt_state {
     float **kc, **vc;            /* per attn layer: (KV, cap, P) */
     float **beta;                /* per attn layer: (M, cap) */
     float **ssm;                 /* per SSD layer: (H, P, N) */
+    /* the CUDA backend's device mirror of this state (cuda/backend.c), or
+     * NULL; dev_newer: the mirror holds rows the host arrays lack
+     * (cu_state_pull copies them back when the CPU needs them) */
+    void *dev_mirror;
+    bool dev_newer;
 };
 #endif

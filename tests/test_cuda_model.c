@@ -78,13 +78,22 @@ static void run_model(const char *gguf, const char *label, const char *backend, 
     if (decode) {
         rt_state_reset(s);
         int64_t half = n_tok / 2;
+        rt_state *other = NULL;
+        CHECK(rt_state_new(m, 8, &other, err) == HQ_OK, "%s: state 3: %s", label, err);
         st = rt_forward(m, s, toks, half, dec, err);
-        for (int64_t t = half; t < n_tok && st == HQ_OK; t++) st = rt_forward(m, s, toks + t, 1, dec + t * V, err);
+        for (int64_t t = half; t < n_tok && st == HQ_OK; t++) {
+            /* midway, another sequence takes the device mirror: s's device-only
+             * rows go back to the host and are uploaded again for the next step */
+            if (t == half + 1 && other) st = rt_forward(m, other, toks + 1, 3, NULL, err);
+            if (st == HQ_OK) st = rt_forward(m, s, toks + t, 1, dec + t * V, err);
+        }
+        rt_state_free(other);
         r2 = max_rel(dec, ref, n_tok * V, &nan);
         CHECK(st == HQ_OK && !nan && r2 <= 1e-4, "%s [%s]: prefill+decode max rel %.3g (%s)", label,
               cu_backend_name(m), r2, st == HQ_OK ? "ok" : err);
     }
-    /* the host state stays authoritative: continue the same sequence on the CPU */
+    /* device decode, then the same sequence continued on the CPU: releasing
+     * the device copy brings the state's device-only rows back to the host */
     if (st == HQ_OK && n_tok > 2 && decode) {
         float *cpu_next = malloc((size_t)V * 4), *gpu_next = malloc((size_t)V * 4);
         int32_t nx = toks[1];
@@ -96,6 +105,12 @@ static void run_model(const char *gguf, const char *label, const char *backend, 
         if (st == HQ_OK) st = rt_forward(m, s2, &nx, 1, cpu_next, err);
         double r3 = max_rel(gpu_next, cpu_next, V, &nan);
         CHECK(st == HQ_OK && r3 <= 1e-4, "%s: next token after device decode vs CPU: %.3g", label, r3);
+        int32_t ny = toks[2];
+        hq_status st1 = rt_forward(m, s, &ny, 1, gpu_next, err); /* CPU, on the state the device advanced */
+        hq_status st2 = rt_forward(m, s2, &ny, 1, cpu_next, err);
+        double r4 = max_rel(gpu_next, cpu_next, V, &nan);
+        CHECK(st1 == HQ_OK && st2 == HQ_OK && !nan && r4 <= 1e-4,
+              "%s: CPU step on the device-advanced state vs all-CPU: %.3g", label, r4);
         rt_state_free(s2);
         free(cpu_next), free(gpu_next);
     }

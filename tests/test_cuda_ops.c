@@ -114,7 +114,7 @@ static void t_rope(void) {
         for (int o = 0; o < n_orders; o++) {
             set_order(o);
             float *dx = dev_f(x, N);
-            CHECK(T->rope(dx, n, H, P, p0, base) == 0, "%s: launch", what);
+            CHECK(T->rope(dx, n, H, P, p0, NULL, base) == 0, "%s: launch", what);
             get(got, dx, (uint64_t)N * 4);
             expect(what, o, got, ref, N, 1e-11, first); /* device sin/cos/pow within ~1 ulp */
             T->free(dx);
@@ -377,7 +377,7 @@ static void one_attn(int64_t H, int64_t KV, int64_t P, int64_t M, int64_t pos0, 
         float *dbeta = dev_f(beta, M * cap), *dout = T->alloc((uint64_t)(n * H * P) * 4);
         uint64_t sb = T->attn_scratch(&cp, n);
         void *scr = sb ? T->alloc(sb) : NULL;
-        CHECK(T->attn(&cp, dq, dk, dv, dbeta, pos0, n, dout, scr) == 0, "%s launch", what);
+        CHECK(T->attn(&cp, dq, dk, dv, dbeta, pos0, NULL, n, dout, scr) == 0, "%s launch", what);
         get(got, dout, (uint64_t)(n * H * P) * 4);
         expect(what, o, got, ref, n * H * P, lim, first);
         T->free(dq), T->free(dk), T->free(dv), T->free(dbeta), T->free(dout), T->free(scr);
