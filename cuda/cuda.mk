@@ -14,7 +14,9 @@
 CU_SRC  := $(sort $(wildcard cuda/*.cu))
 CU_GPU_DIR := $(BUILD)/cuda/gpu
 NVCC_FLAGS ?= -O2
-NVCC_ARCH  := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+# NVCC_ARCH can be narrowed from the environment or the command line (the
+# device check builds sm_90 only: NVCC_ARCH="-gencode arch=compute_90,code=sm_90")
+NVCC_ARCH  ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
 NVCC_WARN  := -Werror all-warnings -Xptxas -v,-warn-spills,-warn-lmem-usage,-Werror
 CU_TESTS   := $(BUILD)/tests/test_cuda_emu $(BUILD)/tests/test_cuda_ops $(BUILD)/tests/test_cuda_model
 
@@ -31,9 +33,14 @@ ifneq ($(HAVE_NVCC),)
   # $(LIB_OBJ) $(LDLIBS), so they get the objects through LDLIBS
   hyquant: $(CU_OBJ)
   hyquant: LDLIBS += $(CU_LIBS)
-  $(TEST_BIN): $(CU_OBJ)
-  $(TEST_BIN): LDLIBS += $(CU_OBJ) $(CU_LIBS)
+  $(TEST_BIN) $(BUILD)/bench_gpu: $(CU_OBJ)
+  $(TEST_BIN) $(BUILD)/bench_gpu: LDLIBS += $(CU_OBJ) $(CU_LIBS)
 endif
+
+# bench/bench_gpu.c, linked like a test (bench/bench_gpu.sh, tools/gpu_check.sh)
+$(BUILD)/bench_gpu: bench/bench_gpu.c $(LIB_OBJ) $(STUB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(STUB_OBJ) $(LDLIBS)
 
 test-cuda: $(CU_TESTS)
 	@fail=0; for t in $(CU_TESTS); do echo "== $$t"; $$t || fail=1; done; exit $$fail

@@ -134,8 +134,8 @@ static int quantize(const char *in, const char *out, const char *type) {
 }
 
 int main(void) {
-    const char *san = getenv("HQ_SANITIZED");
-    bool small = san && *san == '1';
+    const char *san = getenv("HQ_SANITIZED"), *go = getenv("HQ_TEST_GPU_ONLY");
+    bool small = san && *san == '1', emu = !(go && *go == '1'); /* the device check skips the emulator half */
     snprintf(g_tmp, sizeof g_tmp, "/tmp/hq_cuda_model_%d", (int)getpid());
     mkdir(g_tmp, 0700);
     static const char *const fx[] = {"cheems-tiny-random", "doge-moe", "doge-dense"};
@@ -163,7 +163,7 @@ int main(void) {
         CHECK(st == HQ_OK, "%s: convert: %s", fx[i], err);
         if (st != HQ_OK) continue;
         int64_t n_tok = small ? 4 : 10;
-        run_model(gguf, fx[i], "cuda-emu", n_tok, i == 0 || !small);
+        if (emu) run_model(gguf, fx[i], "cuda-emu", n_tok, i == 0 || !small);
         if (gpu) run_model(gguf, fx[i], "cuda", 64, true);
         if (i == 0) { /* "cuda" without a device keeps the model on the CPU, with the note */
             char note[300] = "";
@@ -176,9 +176,10 @@ int main(void) {
                 rt_model_free(m);
             }
         }
-        if (!small && i < 2) { /* one block type per MoE fixture keeps the emulated time short */
-            static const char *const qt[] = {"Q8_0", "Q4_0"};
-            for (size_t q = i; q < i + 1; q++) {
+        if (!small && i < 2) { /* one block type per MoE fixture keeps the emulated time short; every type on a GPU */
+            static const char *const qt[] = {"Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "Q4_K_M", "Q6_K"};
+            size_t nq = sizeof qt / sizeof qt[0];
+            for (size_t q = gpu ? 0 : i; q < (gpu ? nq : i + 1); q++) {
                 char qpath[600], label[64];
                 snprintf(qpath, sizeof qpath, "%s/%s-%s.gguf", g_tmp, fx[i], qt[q]);
                 snprintf(label, sizeof label, "%s %s", fx[i], qt[q]);
@@ -186,7 +187,7 @@ int main(void) {
                     CHECK(0, "%s: hyquant quantize failed", label);
                     continue;
                 }
-                run_model(qpath, label, "cuda-emu", 8, false);
+                if (emu && q == i) run_model(qpath, label, "cuda-emu", 8, false);
                 if (gpu) run_model(qpath, label, "cuda", 64, true);
                 unlink(qpath);
             }
