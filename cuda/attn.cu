@@ -3,8 +3,8 @@
  *   j > t − window when window > 0; with keep_window, only the keep_window
  *   allowed keys with the largest β, ties to the lower index);
  *   out_{t,h} = softmax(s)·v.
- * Flash-decoding style: one block of ATT_SPLIT warps per (token, head); warp
- * w walks every ATT_SPLIT-th tile of 32 keys — lane = key for the scores (q
+ * Flash-decoding style: one block of nw warps per (token, head) (16 for a
+ * single token, else 4); warp w walks every nw-th tile of 32 keys — lane = key for the scores (q
  * staged in shared memory), an online softmax update (running max and sum,
  * rescaling the accumulator), then lane = output dimension for Σ p_j v_j (p
  * staged in shared memory) — and the block merges the warps' (max, sum,
@@ -20,7 +20,7 @@
 #include "cu_kern.h"
 
 #define ATT_WARPS 4 /* k_attn_keep: rows per block */
-#define ATT_SPLIT 4 /* k_attn: warps per (token, head) */
+#define ATT_SPLIT 16 /* k_attn: most warps per (token, head): 16 for one token (decode), 4 otherwise */
 #define ATT_PMAX 128
 
 typedef struct {
@@ -87,7 +87,7 @@ HQ_KERNEL(k_attn, k_attn_args) {
     HQ_SHARED(float, psh, ATT_SPLIT * 32);
     HQ_SHARED(float, accsh, ATT_SPLIT * ATT_PMAX);
     HQ_SHARED(float, msh, ATT_SPLIT * 2); /* per warp: running max, sum */
-    int lane = (int)threadIdx.x & 31, w = (int)threadIdx.x >> 5;
+    int lane = (int)threadIdx.x & 31, w = (int)threadIdx.x >> 5, nw = (int)blockDim.x >> 5;
     int64_t item = blockIdx.x;
     if (item >= a.n * a.H) return; /* block-uniform */
     int64_t t = item / a.H, h = item % a.H, g = h / (a.H / a.KV), m = a.M == a.H ? h : g;
@@ -101,13 +101,21 @@ HQ_KERNEL(k_attn, k_attn_args) {
     float mrun = -INFINITY, l = 0.0f, acc[ATT_PMAX / 32];
     HQ_UNROLL
     for (int i = 0; i < ATT_PMAX / 32; i++) acc[i] = 0.0f;
-    for (int64_t j0 = lo + 32 * w; j0 <= tpos; j0 += 32 * ATT_SPLIT) { /* warp-uniform */
+    for (int64_t j0 = lo + 32 * w; j0 <= tpos; j0 += 32 * nw) { /* warp-uniform */
         int64_t j = j0 + lane;
         float s = -INFINITY;
         if (j <= tpos && (bm[j] > thr || (bm[j] == thr && j <= jcut))) {
             const float *kj = kg + j * P;
             float d = 0.0f;
-            for (int64_t p = 0; p < P; p++) d += qsh[p] * kj[p];
+            if ((P & 3) == 0) { /* 16-byte loads of the key row (caches are 256-byte aligned, rows 4·P bytes) */
+                const float4 *k4 = (const float4 *)(const void *)kj;
+                for (int64_t p4 = 0; p4 < P / 4; p4++) {
+                    float4 kv = k4[p4];
+                    d += qsh[4 * p4] * kv.x + qsh[4 * p4 + 1] * kv.y + qsh[4 * p4 + 2] * kv.z + qsh[4 * p4 + 3] * kv.w;
+                }
+            } else {
+                for (int64_t p = 0; p < P; p++) d += qsh[p] * kj[p];
+            }
             s = d * a.scale + bm[j];
         }
         float mnew = fmaxf(mrun, cu_warp_max(s));
@@ -137,12 +145,12 @@ HQ_KERNEL(k_attn, k_attn_args) {
     if (lane == 0) msh[2 * w] = mrun, msh[2 * w + 1] = l;
     __syncthreads();
     float M = -INFINITY, L = 0.0f;
-    for (int ww = 0; ww < ATT_SPLIT; ww++) M = fmaxf(M, msh[2 * ww]);
-    for (int ww = 0; ww < ATT_SPLIT; ww++)
+    for (int ww = 0; ww < nw; ww++) M = fmaxf(M, msh[2 * ww]);
+    for (int ww = 0; ww < nw; ww++)
         if (msh[2 * ww] != -INFINITY) L += msh[2 * ww + 1] * expf(msh[2 * ww] - M);
     for (int64_t p = threadIdx.x; p < P; p += blockDim.x) {
         float v = 0.0f;
-        for (int ww = 0; ww < ATT_SPLIT; ww++)
+        for (int ww = 0; ww < nw; ww++)
             if (msh[2 * ww] != -INFINITY) v += accsh[ww * ATT_PMAX + p] * expf(msh[2 * ww] - M);
         a.out[item * P + p] = v / L;
     }
@@ -173,5 +181,8 @@ CU_API int CU_SYM(cu_attn)(const cu_attn_params *ap, const float *q, const float
                   hq_dim3(32 * ATT_WARPS, 1, 1), a) != 0)
             return -1;
     }
-    return CU_GO(k_attn, k_attn_args, hq_dim3((unsigned)(n * ap->H), 1, 1), hq_dim3(32 * ATT_SPLIT, 1, 1), a);
+    /* one token (decode): few (token, head) blocks, so each gets 16 warps; a
+     * prefill has n·H blocks to fill the device with 4 */
+    unsigned warps = n == 1 ? ATT_SPLIT : 4;
+    return CU_GO(k_attn, k_attn_args, hq_dim3((unsigned)(n * ap->H), 1, 1), hq_dim3(32 * warps, 1, 1), a);
 }

@@ -118,13 +118,12 @@ HQ_DEVICE void cu_scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
     }
 }
 
+/* ggml kvalues_iq4nl {-127,-104,-83,-65,-49,-35,-22,-10,1,13,25,38,53,69,89,113}
+ * as int8 bytes of two 64-bit constants: a shift, no branches or memory
+ * (the nested-ternary lookup ran IQ4_NL at 250 GB/s on an H200) */
 HQ_DEVICE int cu_iq4nl(int i) {
-    /* ggml kvalues_iq4nl */
-    const int v0 = i < 8 ? (i < 4 ? (i < 2 ? (i ? -104 : -127) : (i == 2 ? -83 : -65))
-                                  : (i < 6 ? (i == 4 ? -49 : -35) : (i == 6 ? -22 : -10)))
-                         : (i < 12 ? (i < 10 ? (i == 8 ? 1 : 13) : (i == 10 ? 25 : 38))
-                                   : (i < 14 ? (i == 12 ? 53 : 69) : (i == 14 ? 89 : 113)));
-    return v0;
+    const uint64_t lo = 0xF6EADDCFBFAD9881ull, hi = 0x7159453526190D01ull;
+    return (int)(int8_t)(uint8_t)((i < 8 ? lo : hi) >> (8 * (i & 7)));
 }
 
 /* Element i of a weight row of storage type `type` (ggml id), as fp32, with

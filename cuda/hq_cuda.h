@@ -23,6 +23,7 @@
  *  - the scheduling order of threads between barriers can be forward,
  *    reversed or seeded-random (cu_emu_set_order) to expose missing syncs.
  * Kernels must not rely on warp lock-step without __syncwarp / *_sync ops.
+ * Vector types uint4/float4 (16-byte aligned loads) exist in both builds.
  * Supported warp ops: __shfl_sync, __shfl_down_sync, __shfl_up_sync,
  * __shfl_xor_sync (32-bit int/unsigned/float), __ballot_sync, __syncwarp.
  * Atomics: atomicAdd (float, int, unsigned), atomicMax/atomicMin (int),
@@ -56,6 +57,9 @@ static inline dim3 hq_dim3(unsigned x, unsigned y, unsigned z) { return dim3(x, 
 
 typedef struct { unsigned x, y, z; } dim3;
 typedef struct { unsigned x, y, z; } uint3;
+/* CUDA's 16-byte vector types (loads through them must be 16-byte aligned) */
+typedef struct { unsigned x, y, z, w; } __attribute__((aligned(16))) uint4;
+typedef struct { float x, y, z, w; } __attribute__((aligned(16))) float4;
 static inline dim3 hq_dim3(unsigned x, unsigned y, unsigned z) { dim3 d = {x, y, z}; return d; }
 
 typedef void (*cu_emu_kernel_fn)(const void *args);
@@ -141,6 +145,11 @@ unsigned long long cu_emu_switches(void);
 #endif /* __CUDACC__ */
 
 /* ---- helpers usable from kernels in both builds ---- */
+#ifdef __CUDACC__
+#include <cuda_fp16.h>
+/* the hardware conversion (exact, like the emulator's bit manipulation) */
+HQ_DEVICE float hq_dev_f16_to_f32(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+#else
 HQ_DEVICE float hq_dev_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, u;
     if (exp == 0x1f) u = sign | 0x7f800000u | (man << 13);
@@ -152,6 +161,7 @@ HQ_DEVICE float hq_dev_f16_to_f32(uint16_t h) {
     c.u = u;
     return c.f;
 }
+#endif
 HQ_DEVICE float hq_dev_bf16_to_f32(uint16_t h) {
     union { uint32_t u; float f; } c;
     c.u = (uint32_t)h << 16;

@@ -3,8 +3,9 @@
  *   x'_j = x_j cos θ_j − x_{j+P/2} sin θ_j, x'_{j+P/2} = x_{j+P/2} cos θ_j + x_j sin θ_j
  * One thread per (token, head, j < P/2); positions pos0 + t. Limits: P even,
  * 2 <= P <= 1024 (as the runtime). With dpos the first position is read
- * from device memory at run time (a captured decode graph replays it). powf and the sin/cos are accurate device
- * versions (not the __ intrinsics), so they agree with glibc to about an ulp. */
+ * from device memory at run time (a captured decode graph replays it). On
+ * the device pow, sin and cos are taken in double and rounded once, so they
+ * agree with glibc's powf/sinf/cosf to the last bit nearly always. */
 #include "cu_kern.h"
 
 typedef struct {
@@ -19,7 +20,15 @@ HQ_KERNEL(k_rope, k_rope_args) {
     if (i >= a.n_tok * a.H * half) return;
     int64_t j = i % half, th = i / half, t = th / a.H;
     float expo = (float)(2 * j) / (float)a.P;
+#ifdef __CUDACC__
+    /* CUDA's powf is off by up to 2 ulp, and at position 70000 one ulp of
+     * inv_freq moves the angle by 4e-3 rad (seen on an H200): pow in double,
+     * rounded once, equals glibc's powf (< 1 ulp, nearly always correctly
+     * rounded) */
+    float inv = 1.0f / (float)pow((double)a.base, (double)expo);
+#else
     float inv = 1.0f / powf(a.base, expo);
+#endif
     float ang = (float)((a.dpos ? *a.dpos : a.pos0) + t) * inv;
     float cs, sn;
 #ifdef __CUDACC__

@@ -5,7 +5,14 @@
  * quantized to Q8_0 / Q4_0 with `hyquant quantize`:
  *   - prefill logits: max |Δlogit| / max |logit| <= 1e-4 (CPU and CUDA both
  *     fp32 with different summation orders; the SSD prefill uses the
- *     recurrence on the device and the chunked form on the CPU);
+ *     recurrence on the device and the chunked form on the CPU). Quantized
+ *     models: <= 3e-2. Both sides round the activations to Q8_0/Q8_K, and an
+ *     input that differs by 1e-7 on a rounding boundary moves one int8 by 1,
+ *     about 1e-3..1e-2 of the layer's output, which later tokens attend to
+ *     (first seen on an H200 with 64 tokens: 0.75 % after one flip in
+ *     attn_output's input at token 37, inputs equal to 2e-6; the emulator
+ *     gives the same at 48 tokens). A wrong kernel is O(1) off, and
+ *     tests/test_cuda_ops.c checks each block type's matmul alone to 1e-5;
  *   - prefill of half + one-token decodes on the device == CPU logits (same
  *     limit), and the sequence continued on the CPU from the synced state;
  *   - greedy argmax of every row equal where the CPU's top-2 margin > 1e-3;
@@ -39,7 +46,8 @@ static int argmax2(const float *x, int64_t n, double *margin) {
     return b;
 }
 
-static void run_model(const char *gguf, const char *label, const char *backend, int64_t n_tok, bool decode) {
+static void run_model(const char *gguf, const char *label, const char *backend, int64_t n_tok, bool decode,
+                      double tol) {
     char err[HQ_ERR_LEN] = "", note[300] = "";
     rt_model *m = NULL;
     hq_status st = rt_model_load(gguf, &m, err);
@@ -63,12 +71,14 @@ static void run_model(const char *gguf, const char *label, const char *backend, 
     const char *where = cu_backend_name(m);
     bool nan;
     double r = max_rel(got, ref, n_tok * V, &nan);
-    CHECK(!nan && r <= 1e-4, "%s [%s]: prefill logits max rel %.3g > 1e-4", label, cu_backend_name(m), r);
+    CHECK(!nan && r <= tol, "%s [%s]: prefill logits max rel %.3g > %.0e", label, cu_backend_name(m), r, tol);
     int same = 0, decided = 0;
+    double amax = 0;
+    for (int64_t i = 0; i < n_tok * V; i++) amax = fabs(ref[i]) > amax ? fabs(ref[i]) : amax;
     for (int64_t t = 0; t < n_tok; t++) {
         double mg, mg2;
         int a = argmax2(ref + t * V, V, &mg), b = argmax2(got + t * V, V, &mg2);
-        if (mg > 1e-3) decided++, same += a == b;
+        if (mg > 2.0 * r * amax + 1e-3) decided++, same += a == b; /* a flip needs a margin under 2·max error */
     }
     CHECK(same == decided, "%s: argmax differs on %d of %d decided rows", label, decided - same, decided);
     /* half prefill, then one token at a time on the device (without decode
@@ -89,7 +99,7 @@ static void run_model(const char *gguf, const char *label, const char *backend, 
         }
         rt_state_free(other);
         r2 = max_rel(dec, ref, n_tok * V, &nan);
-        CHECK(st == HQ_OK && !nan && r2 <= 1e-4, "%s [%s]: prefill+decode max rel %.3g (%s)", label,
+        CHECK(st == HQ_OK && !nan && r2 <= tol, "%s [%s]: prefill+decode max rel %.3g (%s)", label,
               cu_backend_name(m), r2, st == HQ_OK ? "ok" : err);
     }
     /* device decode, then the same sequence continued on the CPU: releasing
@@ -104,12 +114,12 @@ static void run_model(const char *gguf, const char *label, const char *backend, 
         st = rt_forward(m, s2, toks, n_tok, NULL, err);
         if (st == HQ_OK) st = rt_forward(m, s2, &nx, 1, cpu_next, err);
         double r3 = max_rel(gpu_next, cpu_next, V, &nan);
-        CHECK(st == HQ_OK && r3 <= 1e-4, "%s: next token after device decode vs CPU: %.3g", label, r3);
+        CHECK(st == HQ_OK && r3 <= tol, "%s: next token after device decode vs CPU: %.3g", label, r3);
         int32_t ny = toks[2];
         hq_status st1 = rt_forward(m, s, &ny, 1, gpu_next, err); /* CPU, on the state the device advanced */
         hq_status st2 = rt_forward(m, s2, &ny, 1, cpu_next, err);
         double r4 = max_rel(gpu_next, cpu_next, V, &nan);
-        CHECK(st1 == HQ_OK && st2 == HQ_OK && !nan && r4 <= 1e-4,
+        CHECK(st1 == HQ_OK && st2 == HQ_OK && !nan && r4 <= tol,
               "%s: CPU step on the device-advanced state vs all-CPU: %.3g", label, r4);
         rt_state_free(s2);
         free(cpu_next), free(gpu_next);
@@ -163,8 +173,8 @@ int main(void) {
         CHECK(st == HQ_OK, "%s: convert: %s", fx[i], err);
         if (st != HQ_OK) continue;
         int64_t n_tok = small ? 4 : 10;
-        if (emu) run_model(gguf, fx[i], "cuda-emu", n_tok, i == 0 || !small);
-        if (gpu) run_model(gguf, fx[i], "cuda", 64, true);
+        if (emu) run_model(gguf, fx[i], "cuda-emu", n_tok, i == 0 || !small, 1e-4);
+        if (gpu) run_model(gguf, fx[i], "cuda", 64, true, 1e-4);
         if (i == 0) { /* "cuda" without a device keeps the model on the CPU, with the note */
             char note[300] = "";
             rt_model *m = NULL;
@@ -187,8 +197,8 @@ int main(void) {
                     CHECK(0, "%s: hyquant quantize failed", label);
                     continue;
                 }
-                if (emu && q == i) run_model(qpath, label, "cuda-emu", 8, false);
-                if (gpu) run_model(qpath, label, "cuda", 64, true);
+                if (emu && q == i) run_model(qpath, label, "cuda-emu", 8, false, 3e-2);
+                if (gpu) run_model(qpath, label, "cuda", 64, true, 3e-2);
                 unlink(qpath);
             }
         }

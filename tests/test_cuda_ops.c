@@ -220,7 +220,7 @@ static void t_quant_act(uint32_t wtype, int64_t n_in, int64_t n_tok) {
 
 static void t_matmul(void) {
     static const uint32_t ft[] = {GGML_T_F32, GGML_T_F16, GGML_T_BF16};
-    static const int64_t fsh[][3] = {{1, 1, 1}, {7, 3, 1}, {33, 5, 3}, {129, 7, 5}, {1000, 3, 2}};
+    static const int64_t fsh[][3] = {{1, 1, 1}, {7, 3, 1}, {33, 5, 3}, {129, 7, 5}, {1000, 3, 2}, {264, 9, 6}};
     for (size_t i = 0; i < 3; i++)
         for (size_t c = 0; c < sizeof fsh / sizeof fsh[0]; c++)
             one_matmul(ft[i], fsh[c][0], fsh[c][1], fsh[c][2], (int)(c & 1), 1e-11);

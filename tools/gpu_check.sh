@@ -196,6 +196,44 @@ print(json.dumps({"check": "verify", "model": name, "backend": be, "rc": int(rc)
 pv tiny "$W/tiny-f32.gguf" "$W/tiny-q4_k_m.gguf" 256 8
 pv 1b "$W/1b-f16.gguf" "$W/1b-q4_k_m.gguf" 512 2
 
+step "profile: kernel times of a one-token forward (ncu)"
+# prefill of 1 token + 1 decode step per run of bench_gpu (several forwards):
+# the per-kernel sums show where a decode step's time goes
+if command -v ncu >/dev/null; then
+    for m in 1b-f16 1b-q4_k_m; do
+        [ -f "$W/$m.gguf" ] || continue
+        timeout 150 ncu --clock-control none --metrics gpu__time_duration.sum --csv --launch-count 700 \
+            build/bench_gpu "$W/$m.gguf" 1 1 >"$W/ncu-$m.csv" 2>"$W/ncu-$m.err"
+        python3 - "$W/ncu-$m.csv" "$m" "$RES" <<'PY'
+import csv, json, sys
+tot, cnt = {}, {}
+out = {"profile": "ncu", "model": sys.argv[2], "kernels": 0, "total_us": 0.0, "top": []}
+try:
+    rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
+    hdr = rows[0]
+    ki, ui, vi = hdr.index("Kernel Name"), hdr.index("Metric Unit"), hdr.index("Metric Value")
+    for r in rows[1:]:
+        v, u = float(r[vi].replace(",", "")), r[ui]
+        us = v / 1000 if u == "nsecond" else v * 1000 if u == "msecond" else v
+        k = r[ki].split("(")[0]
+        tot[k] = tot.get(k, 0) + us
+        cnt[k] = cnt.get(k, 0) + 1
+    top = sorted(tot.items(), key=lambda x: -x[1])[:14]
+    out.update(kernels=sum(cnt.values()), total_us=round(sum(tot.values()), 1),
+               top=[[k, round(v, 1), cnt[k]] for k, v in top])
+except Exception as e:
+    out["error"] = str(e)
+open(sys.argv[3], "a").write(json.dumps(out) + "\n")
+print(f"{out['model']}: {out['kernels']} kernels, {out['total_us']:.0f} us {out.get('error', '')}")
+for k, v, c in out["top"]:
+    print(f"   {v:9.1f} us  x{c:4d}  {k}")
+PY
+        tail -3 "$W/ncu-$m.err"
+    done
+else
+    echo "no ncu"
+fi
+
 step "summary ($(($(date +%s) - T0)) s)"
 python3 - "$RES" <<'PY' | tee -a "$SUM"
 import json, sys
@@ -211,6 +249,10 @@ for r in rows:
         print(f"  {r['model'].split('/')[-1]:18s} {r['mib']:8.1f} MiB  prefill {r['prefill_tok_s']:9.1f} tok/s  "
               f"decode {r['decode_tok_s']:8.1f} tok/s (eager {r['decode_eager_tok_s']:7.1f})  "
               f"{r['decode_gbs']:7.1f} GB/s = {100 * r['decode_gbs'] / peak if peak else 0:5.1f}% of peak")
+for r in rows:
+    if r.get("profile"):
+        print(f"  ncu {r['model']}: {r['kernels']} kernels, {r['total_us']:.0f} us: " +
+              ", ".join(f"{k} {v:.0f} us x{c}" for k, v, c in r["top"][:6]))
 for r in rows:
     if r.get("test"):
         print(f"  {r['test']:28s} rc {r['rc']}  {r['result']}  ({r['s']} s)")
