@@ -83,10 +83,10 @@ static int kernel_bench(const cu_ops *T, uint32_t type, int json, int small) {
     for (int pass = 0; pass < 2 && rc == 0; pass++) {
         int64_t nt = pass ? big : 1;
         int reps = small ? 1 : pass ? 5 : 200;
-        rc |= T->matmul(&w, dx, dy, nt, NULL, scr);
+        rc |= T->matmul(&w, dx, dy, nt, NULL, scr, 0);
         rc |= T->sync(msg, sizeof msg);
         double t0 = now();
-        for (int r = 0; r < reps && rc == 0; r++) rc |= T->matmul(&w, dx, dy, nt, NULL, scr);
+        for (int r = 0; r < reps && rc == 0; r++) rc |= T->matmul(&w, dx, dy, nt, NULL, scr, 0);
         rc |= T->sync(msg, sizeof msg);
         double dt = (now() - t0) / reps;
         if (pass) tb = dt;

@@ -382,6 +382,10 @@ typedef struct {
     uint64_t used, cap;
     void *opscr; /* op scratch (matmul activations, attention thresholds, sims, gates) */
     const int64_t *dpos; /* the position on the device (graph form) or NULL: pos0 by value */
+    /* what the op scratch holds quantized: x, n tokens, kind 1 Q8_0 / 2 Q8_K */
+    const float *act_x;
+    int64_t act_n;
+    int act_kind;
     char *err;
     const char *fail;
 } fw;
@@ -412,15 +416,27 @@ static float *to_host(fw *f, const void *d, uint64_t bytes) {
     return h;
 }
 
-static int mm(fw *f, const rt_weight *hw, const cu_wt *w, const float *x, float *y, int64_t n, const float *bias) {
+/* y = x·Wᵀ (+ b). same_x: the previous matmul read the same x (q/k/v,
+ * gate/up, the SSD projections) and nothing since touched the op scratch,
+ * so its quantized activations are reused when the type family matches. */
+static int mm_x(fw *f, const rt_weight *hw, const cu_wt *w, const float *x, float *y, int64_t n, const float *bias,
+                bool same_x) {
     if (f->m->hooks.on_matmul_input) {
         float *hx = to_host(f, x, (uint64_t)(n * w->n_in) * 4u);
         if (!hx) GO(-1, "hook input copy");
         f->m->hooks.on_matmul_input(f->m->hooks.ud, hw->name, hx, n, w->n_in);
         hq_free(hx);
     }
-    GO(f->T->matmul(w, x, y, n, bias, f->opscr), hw->name);
+    uint32_t t = w->type;
+    int kind = t == GGML_T_F32 || t == GGML_T_F16 || t == GGML_T_BF16 ? 0
+               : t == GGML_T_Q4_K || t == GGML_T_Q5_K || t == GGML_T_Q6_K ? 2 : 1;
+    int ready = same_x && kind && f->act_x == x && f->act_n == n && f->act_kind == kind;
+    GO(f->T->matmul(w, x, y, n, bias, f->opscr, ready), hw->name);
+    if (kind) f->act_x = x, f->act_n = n, f->act_kind = kind;
     return 0;
+}
+static int mm(fw *f, const rt_weight *hw, const cu_wt *w, const float *x, float *y, int64_t n, const float *bias) {
+    return mm_x(f, hw, w, x, y, n, bias, false);
 }
 
 static int mixer_attn(fw *f, int64_t li, const float *xn, float *out, int64_t n, int64_t pos0, float base) {
@@ -431,8 +447,8 @@ static int mixer_attn(fw *f, int64_t li, const float *xn, float *out, int64_t n,
     int64_t H = m->H, KV = m->KV, P = m->P, cap = f->c->s_cap;
     float *q = takef(f, n * H * P), *k = takef(f, n * KV * P), *v = takef(f, n * KV * P), *dt = takef(f, n * ly->M);
     float *o = takef(f, n * H * P);
-    if (mm(f, &ly->q, &cl->q, xn, q, n, cl->bq) || mm(f, &ly->k, &cl->k, xn, k, n, cl->bk) ||
-        mm(f, &ly->v, &cl->v, xn, v, n, cl->bv))
+    if (mm(f, &ly->q, &cl->q, xn, q, n, cl->bq) || mm_x(f, &ly->k, &cl->k, xn, k, n, cl->bk, true) ||
+        mm_x(f, &ly->v, &cl->v, xn, v, n, cl->bv, true))
         return -1;
     if (cl->q_norm) GO(T->rmsnorm(q, cl->q_norm, q, n * H, P, m->eps), "q_norm");
     if (cl->k_norm) GO(T->rmsnorm(k, cl->k_norm, k, n * KV, P, m->eps), "k_norm");
@@ -455,8 +471,8 @@ static int mixer_ssd(fw *f, int64_t li, const float *xn, float *out, int64_t n, 
     int64_t H = m->H, P = m->P;
     float *x = takef(f, n * H * P), *b = takef(f, n * H * P), *c = takef(f, n * H * P), *dt = takef(f, n * H);
     float *y = takef(f, n * H * P);
-    if (mm(f, &ly->sx, &cl->sx, xn, x, n, cl->b_sx) || mm(f, &ly->sb, &cl->sb, xn, b, n, cl->b_sb) ||
-        mm(f, &ly->sc, &cl->sc, xn, c, n, cl->b_sc) || mm(f, &ly->sdt, &cl->sdt, xn, dt, n, cl->b_sdt))
+    if (mm(f, &ly->sx, &cl->sx, xn, x, n, cl->b_sx) || mm_x(f, &ly->sb, &cl->sb, xn, b, n, cl->b_sb, true) ||
+        mm_x(f, &ly->sc, &cl->sc, xn, c, n, cl->b_sc, true) || mm_x(f, &ly->sdt, &cl->sdt, xn, dt, n, cl->b_sdt, true))
         return -1;
     GO(T->softplus_bias(dt, cl->ssm_dt_bias, n, H), "ssd dt"); /* Δ = softplus(W_dt x̂ (+ dt_bias)) */
     GO(T->rope(c, n, H, P, pos0, f->dpos, base), "rope C");
@@ -473,7 +489,8 @@ static int ffn(fw *f, int64_t li, const float *xn, float *out, int64_t n) {
     const cu_ops *T = f->T;
     int64_t I = m->I;
     float *g = takef(f, n * I), *u = takef(f, n * I);
-    if (mm(f, &ly->gate, &cl->gate, xn, g, n, cl->b_gate) || mm(f, &ly->up, &cl->up, xn, u, n, cl->b_up)) return -1;
+    if (mm(f, &ly->gate, &cl->gate, xn, g, n, cl->b_gate) || mm_x(f, &ly->up, &cl->up, xn, u, n, cl->b_up, true))
+        return -1;
     GO(T->swiglu(g, u, n * I), "swiglu");
     if (mm(f, &ly->down, &cl->down, g, out, n, cl->b_down)) return -1;
     if (ly->ffn == RT_FFN_MLP) return 0;
@@ -682,7 +699,7 @@ hq_status cu_forward(rt_model *m, rt_state *s, const int32_t *tokens, int64_t n,
             return hq_fail(err, HQ_ERR_NOMEM, "cuda (%s): out of device memory for %lld tokens (%llu bytes of scratch)",
                            T->name, (long long)n, (unsigned long long)need);
     }
-    fw f = {c, T, m, c->arena, 0, c->arena_cap, NULL, NULL, err, NULL};
+    fw f = {.c = c, .T = T, .m = m, .base = c->arena, .cap = c->arena_cap, .err = err};
     int64_t d = m->d, pos0 = s->pos;
     float base = m->rope_dynamic ? rt_rope_base(m->rope_theta, m->rope_factor, m->ctx_len, m->P, pos0 + n - 1)
                                  : m->rope_theta;

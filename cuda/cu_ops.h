@@ -79,8 +79,12 @@ typedef struct cu_ops {
     int (*rope)(float *x, int64_t n_tok, int64_t n_heads, int64_t P, int64_t pos0, const int64_t *dpos, float base);
     int (*rope_supported)(int64_t P);
     /* ---- matmul_f.cu / matmul_q.cu: y[t][o] = Σ_i x[t][i]·W[o][i] (+ bias[o])
-     * scratch: matmul_scratch(w, n_tok) bytes (0 for float types) */
-    int (*matmul)(const cu_wt *w, const float *x, float *y, int64_t n_tok, const float *bias, void *scratch);
+     * scratch: matmul_scratch(w, n_tok) bytes (0 for float types).
+     * act_ready: the scratch already holds x quantized for a weight of the
+     * same activation type (Q8_0 or Q8_K) by the previous block-type matmul
+     * on this x (q/k/v, gate/up share one quantization) */
+    int (*matmul)(const cu_wt *w, const float *x, float *y, int64_t n_tok, const float *bias, void *scratch,
+                  int act_ready);
     uint64_t (*matmul_scratch)(const cu_wt *w, int64_t n_tok);
     int (*matmul_supported)(uint32_t type, int64_t n_in);
     /* the activation step of a block-type matmul alone (tests): n_tok rows of

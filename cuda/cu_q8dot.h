@@ -12,6 +12,14 @@
 #define HQ_CU_Q8DOT_H
 #include "cu_kern.h"
 
+/* 32 bytes at a 16-byte aligned address as 8 ints (two 16-byte loads) */
+HQ_DEVICE void cu_ld_32b(const uint8_t *p, int *w) {
+    const uint4 *v = (const uint4 *)(const void *)p;
+    uint4 a = v[0], b = v[1];
+    w[0] = (int)a.x, w[1] = (int)a.y, w[2] = (int)a.z, w[3] = (int)a.w;
+    w[4] = (int)b.x, w[5] = (int)b.y, w[6] = (int)b.z, w[7] = (int)b.w;
+}
+
 typedef struct {
     int q[8];
     int off, kind, s0, s1;
@@ -91,12 +99,16 @@ HQ_DEVICE void cu_q8_unpack(uint32_t type, const uint8_t *row, int64_t it, cu_wi
         wi->mw = cu_ld_f16(b + 2);
         cu_scale_min_k4(sub, b + 4, &wi->s0, &wi->s1);
         wi->kind = 2;
-        /* 144- and 176-byte blocks: qs and qh are 4-byte aligned (2-byte loads
-         * held Q4_K to 20 % of an H200's bandwidth) */
+        /* 144- and 176-byte blocks: qs and qh are 16-byte aligned, so two
+         * 16-byte loads fetch an item's 32 bytes (2-byte loads held Q4_K to
+         * 20 % of an H200's bandwidth) */
+        int qw[8], hw[8];
+        cu_ld_32b(qs, qw);
+        if (five) cu_ld_32b(b + 16, hw);
         HQ_UNROLL
         for (int k = 0; k < 8; k++) {
-            int v = (cu_ld_i32(qs + 4 * k) >> (4 * (sub & 1))) & 0x0F0F0F0F;
-            if (five) v |= ((cu_ld_i32(b + 16 + 4 * k) >> sub) & 0x01010101) << 4;
+            int v = (qw[k] >> (4 * (sub & 1))) & 0x0F0F0F0F;
+            if (five) v |= ((hw[k] >> sub) & 0x01010101) << 4;
             wi->q[k] = v;
         }
         break;
@@ -119,25 +131,27 @@ HQ_DEVICE void cu_q8_unpack(uint32_t type, const uint8_t *row, int64_t it, cu_wi
     }
 }
 
-/* contribution of one token's activation item (aq: 32 int8, 4-byte aligned) */
+/* contribution of one token's activation item (aq: 32 int8, 16-byte aligned:
+ * items are 32 bytes from a 256-byte aligned scratch) */
 HQ_DEVICE float cu_q8_contrib(const cu_witem *wi, const int8_t *aq, float da, int sa) {
+    int av[8];
+    cu_ld_32b((const uint8_t *)aq, av);
     if (wi->kind == 3) {
         int si0 = 0, si1 = 0, sa0 = 0;
         HQ_UNROLL
         for (int k = 0; k < 4; k++) {
-            int av = cu_ld_i32(aq + 4 * k);
-            si0 = __dp4a(wi->q[k], av, si0);
-            sa0 = __dp4a(0x01010101, av, sa0);
+            si0 = __dp4a(wi->q[k], av[k], si0);
+            sa0 = __dp4a(0x01010101, av[k], sa0);
         }
         HQ_UNROLL
-        for (int k = 4; k < 8; k++) si1 = __dp4a(wi->q[k], cu_ld_i32(aq + 4 * k), si1);
+        for (int k = 4; k < 8; k++) si1 = __dp4a(wi->q[k], av[k], si1);
         si0 -= wi->off * sa0;
         si1 -= wi->off * (sa - sa0);
         return da * wi->dw * (float)(wi->s0 * si0 + wi->s1 * si1);
     }
     int si = 0;
     HQ_UNROLL
-    for (int k = 0; k < 8; k++) si = __dp4a(wi->q[k], cu_ld_i32(aq + 4 * k), si);
+    for (int k = 0; k < 8; k++) si = __dp4a(wi->q[k], av[k], si);
     si -= wi->off * sa;
     if (wi->kind == 0) return (float)si * wi->dw * da;
     if (wi->kind == 1) return (float)si * wi->dw * da + (float)sa * wi->mw * da;

@@ -154,12 +154,12 @@ CU_API int CU_SYM(cu_quant_act)(uint32_t type, const float *x, int64_t n_tok, in
 }
 
 CU_API int CU_SYM(cu_matmul_q)(const cu_wt *w, const float *x, float *y, int64_t n_tok, const float *bias,
-                               void *scratch) {
+                               void *scratch, int act_ready) {
     if (n_tok <= 0) return 0;
     if (!CU_SYM(cu_matmul_q_supported)(w->type, w->n_in) || w->n_out < 1 || !scratch ||
         n_tok > (int64_t)65535 * MMQ_TT)
         return -1;
-    if (CU_SYM(cu_quant_act)(w->type, x, n_tok, w->n_in, scratch) != 0) return -1;
+    if (!act_ready && CU_SYM(cu_quant_act)(w->type, x, n_tok, w->n_in, scratch) != 0) return -1;
     int8_t *qs;
     float *d;
     int *sums;

@@ -125,7 +125,7 @@ CU_API int CU_SYM(cu_rope_supported)(int64_t P);
 CU_API int CU_SYM(cu_matmul_f)(const cu_wt *w, const float *x, float *y, int64_t n_tok, const float *bias);
 CU_API int CU_SYM(cu_matmul_f_supported)(uint32_t type, int64_t n_in);
 CU_API int CU_SYM(cu_matmul_q)(const cu_wt *w, const float *x, float *y, int64_t n_tok, const float *bias,
-                               void *scratch);
+                               void *scratch, int act_ready);
 CU_API int CU_SYM(cu_matmul_q_supported)(uint32_t type, int64_t n_in);
 CU_API int CU_SYM(cu_quant_act)(uint32_t type, const float *x, int64_t n_tok, int64_t n_in, void *scratch);
 CU_API int CU_SYM(cu_swiglu)(float *g, const float *u, int64_t n);
@@ -163,9 +163,10 @@ static int tb_matmul_supported(uint32_t type, int64_t n_in) {
 static uint64_t tb_matmul_scratch(const cu_wt *w, int64_t n_tok) {
     return tb_float(w->type) ? 0 : cu_q8_act_bytes(n_tok, w->n_in);
 }
-static int tb_matmul(const cu_wt *w, const float *x, float *y, int64_t n_tok, const float *bias, void *scratch) {
+static int tb_matmul(const cu_wt *w, const float *x, float *y, int64_t n_tok, const float *bias, void *scratch,
+                     int act_ready) {
     if (tb_float(w->type)) return CU_SYM(cu_matmul_f)(w, x, y, n_tok, bias);
-    return CU_SYM(cu_matmul_q)(w, x, y, n_tok, bias, scratch);
+    return CU_SYM(cu_matmul_q)(w, x, y, n_tok, bias, scratch, act_ready);
 }
 
 static const cu_ops tb_table = {

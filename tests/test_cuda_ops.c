@@ -159,7 +159,7 @@ static void one_matmul(uint32_t type, int64_t n_in, int64_t n_out, int64_t n_tok
         cu_wt cw = {dw, type, n_in, n_out, rb};
         uint64_t sb = T->matmul_scratch(&cw, n_tok);
         void *scr = sb ? T->alloc(sb) : NULL;
-        CHECK(T->matmul(&cw, dx, dy, n_tok, db, scr) == 0, "%s: launch", what);
+        CHECK(T->matmul(&cw, dx, dy, n_tok, db, scr, 0) == 0, "%s: launch", what);
         get(got, dy, (uint64_t)(n_out * n_tok) * 4);
         expect(what, o, got, ref, n_out * n_tok, lim, first);
         T->free(dw), T->free(dx), T->free(dy), T->free(db), T->free(scr);
