@@ -129,10 +129,10 @@ static void fixture(const char *dir, const char *name) {
         float *rq = read_f32(path, n_tok * V);
         CHECK(rq != NULL, "%s: cannot read %s", name, path);
         if (rq) {
-            rt_model_set_router_quirk(m, true);
+            rt_model_set_hf_prefill(m, true);
             rt_state_reset(s);
             st = rt_forward(m, s, toks, n_tok, lg, err);
-            rt_model_set_router_quirk(m, false);
+            rt_model_set_hf_prefill(m, false);
             bool nan;
             double r = max_rel(lg, rq, n_tok * V, &nan);
             CHECK(st == HQ_OK && !nan && r <= 1e-4, "%s: HF prefill-quirk logits max rel err %.3g", name, r);
