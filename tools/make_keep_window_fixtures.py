@@ -73,6 +73,145 @@ def topk_fixture():
     return "topk/torch_topk_ties.json"
 
 
-if __name__ == "__main__":
+# ------------------------------------------------------------------ Doge models with keep_window < context
+
+def doge_config(is_moe, V):
+    from transformers import DogeConfig
+
+    kw = dict(vocab_size=V, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+              num_key_value_heads=2, max_position_embeddings=2048, keep_window_size=KEEP,
+              rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, tie_word_embeddings=True,
+              bos_token_id=0, eos_token_id=1, pad_token_id=2, rms_norm_eps=1e-6, hidden_act="silu", is_moe=is_moe)
+    if is_moe:
+        kw.update(num_experts=16, num_experts_per_tok=4, norm_topk_prob=False)
+    return DogeConfig(**kw)  # attention implementation: transformers' default (sdpa)
+
+
+def make_doge(is_moe, seed, V):
+    from transformers import DogeForCausalLM
+
+    torch.manual_seed(seed)
+    model = DogeForCausalLM(doge_config(is_moe, V))
+    g = torch.Generator().manual_seed(seed + 100)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name == "lm_head.weight":
+                continue  # tied to the embedding
+            if name.endswith("self_attn.A"):
+                # kv head 0 keeps transformers' init A = 0 (every beta = 1: torch.topk's tie order decides);
+                # kv head 1 gets a random A (distinct betas: no ties)
+                p.copy_(torch.tensor([0.0, float(2 * torch.rand(1, generator=g) - 1)]))
+            elif name.endswith("norm.weight") or name.endswith("residual"):
+                p.copy_(0.8 + 0.4 * torch.rand(p.shape, generator=g))
+            elif name.endswith("dt_proj.weight"):
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+            elif name.endswith("embed_tokens.weight") or name.endswith("_embed.weight"):
+                p.copy_(torch.randn(p.shape, generator=g) * 0.15)
+            else:
+                p.copy_(torch.randn(p.shape, generator=g) * (1.0 / p.shape[-1] ** 0.5))
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def decode_logits(model, tokens):
+    """One token per call with the KV cache: the path generate's decode steps take."""
+    out, past = [], None
+    for t in tokens:
+        r = model(input_ids=torch.tensor([[t]]), past_key_values=past, use_cache=True)
+        past = r.past_key_values
+        out.append(r.logits[0, -1])
+    return torch.stack(out)
+
+
+def ppl_of(logits, tokens):
+    """llama-perplexity protocol of runtime/ppl.c on one chunk: positions ctx/2 .. ctx-2 predict the next token."""
+    n = len(tokens)
+    lp = torch.log_softmax(logits.double(), dim=-1)
+    nll = [-float(lp[j, tokens[j + 1]]) for j in range(n // 2, n - 1)]
+    return float(np.exp(np.mean(nll)))
+
+
+def doge_kw_fixtures():
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(TOK_SRC)
+    V = len(tok)
+    ids = tok(PPL_TEXT)["input_ids"]
+    assert ids[0] == 0 and len(ids) >= T_CTX, ids
+    tokens = ids[:T_CTX]
+    prompt = tokens[:PROMPT_LEN]
+    written = []
+    for is_moe, name, seed in ((False, "doge-kw-dense", 31), (True, "doge-kw-moe", 32)):
+        model = make_doge(is_moe, seed, V)
+        d = os.path.join(FIX, "models", name)
+        if os.path.isdir(d):
+            shutil.rmtree(d)
+        os.makedirs(d)
+        model.save_pretrained(d)
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(os.path.join(TOK_SRC, f), d)
+        with open(os.path.join(d, "ppl_text.txt"), "w") as f:
+            f.write(PPL_TEXT)
+        m64 = make_doge(is_moe, seed, V).double()
+        impl = m64.config._attn_implementation
+        with torch.no_grad():
+            dec = decode_logits(m64, tokens)
+            full = m64(input_ids=torch.tensor([tokens])).logits[0]
+            m64.config._attn_implementation = "eager"
+            dec_e = decode_logits(m64, tokens)
+            full_e = m64(input_ids=torch.tensor([tokens])).logits[0]
+            m64.config._attn_implementation = impl
+        d_impl = max(float((dec - dec_e).abs().max()), float((full - full_e).abs().max()))
+        assert d_impl < 1e-5, d_impl  # eager and the default implementation agree on both paths
+        d_paths = float((full - dec).abs().max())
+        assert d_paths > 1e-2, d_paths  # the tie order must matter, or the fixture tests nothing
+        ids_g, margin = list(prompt), float("inf")
+        for _ in range(N_GREEDY):
+            lg = decode_logits(m64, ids_g)[-1]
+            top2 = torch.topk(lg, 2).values
+            margin = min(margin, float(top2[0] - top2[1]))
+            ids_g.append(int(lg.argmax()))
+        np.ascontiguousarray(dec.numpy(), dtype="<f4").tofile(os.path.join(d, "ref_logits.f32"))
+        np.ascontiguousarray(full.numpy(), dtype="<f4").tofile(os.path.join(d, "ref_logits_hf_prefill.f32"))
+        ref = {
+            "tokens": tokens, "n_vocab": V, "logits_file": "ref_logits.f32", "logits_shape": [len(tokens), V],
+            "greedy_prompt": prompt, "greedy_tokens": ids_g[len(prompt):], "greedy_min_margin": margin,
+            "hf_prefill_logits_file": "ref_logits_hf_prefill.f32",
+            "keep_window_size": KEEP,
+            "ppl_text": "ppl_text.txt", "ppl_ctx": T_CTX,
+            "ppl_decode": ppl_of(dec, tokens), "ppl_hf_prefill": ppl_of(full, tokens),
+            "max_abs_diff_decode_vs_full_forward": d_paths, "max_abs_diff_eager_vs_default_attention": d_impl,
+            "source": ("HF transformers %s DogeForCausalLM (%s), random init seed %d, keep_window_size %d < %d tokens; "
+                       "A = [0, random] per layer (kv head 0 all-tied beta); model.double(), default attention "
+                       "implementation (%s; eager agrees to %.1e). ref_logits.f32: one token per call with the KV "
+                       "cache (decode path); ref_logits_hf_prefill.f32: one multi-token forward model(input_ids); "
+                       "they differ by up to %.3g. Greedy: decode path. ppl_*: runtime/ppl.c protocol on "
+                       "ppl_text.txt at ctx %d (tokens = its first chunk)."
+                       % (_tf_version(), "router CDMoE" if is_moe else "dense MLP", seed, KEEP, T_CTX, impl, d_impl,
+                          d_paths, T_CTX)),
+        }
+        with open(os.path.join(d, "ref.json"), "w") as f:
+            json.dump(ref, f, indent=1)
+            f.write("\n")
+        written.append("models/" + name)
+    return written
+
+
+def _tf_version():
+    import transformers
+
+    return transformers.__version__
+
+
+def main():
     torch.set_num_threads(2)
-    print(topk_fixture())
+    for w in [topk_fixture()] + doge_kw_fixtures():
+        p = os.path.join(FIX, w)
+        size = sum(os.path.getsize(os.path.join(p, f)) for f in os.listdir(p)) if os.path.isdir(p) else \
+            os.path.getsize(p)
+        print("%-32s %8d bytes" % (w, size))
+
+
+if __name__ == "__main__":
+    main()
