@@ -159,6 +159,29 @@ static void fixture(const char *dir, const char *name) {
         printf("greedy %-24s %lld/%lld tokens match\n", name, (long long)ok, (long long)ng);
         free(row); free(pr); free(want);
     }
+    /* transformers' generate(): the prompt in one call (it drops keys past the
+     * keep window), then one token per call — rt_model_set_hf_prefill */
+    cJSON *hgp = cJSON_GetObjectItem(root, "hf_generate_prompt"), *hgt = cJSON_GetObjectItem(root, "hf_generate_tokens");
+    if (hgp && hgt && s) {
+        int64_t np = 0, ng = 0;
+        int32_t *pr = json_ints(hgp, &np), *want = json_ints(hgt, &ng);
+        rt_model_set_hf_prefill(m, true);
+        rt_state_reset(s);
+        float *row = malloc((size_t)V * 4);
+        st = rt_forward_last(m, s, pr, np, row, err);
+        int64_t ok = 0;
+        for (int64_t i = 0; i < ng && st == HQ_OK; i++) {
+            int32_t t = argmax(row, V);
+            if (t != want[i]) break;
+            ok++;
+            if (i + 1 < ng) st = rt_forward(m, s, &t, 1, row, err);
+        }
+        rt_model_set_hf_prefill(m, false);
+        CHECK(ok == ng, "%s: transformers generate() continuation matches %lld of %lld tokens", name, (long long)ok,
+              (long long)ng);
+        printf("greedy %-24s transformers generate(): %lld/%lld tokens match\n", name, (long long)ok, (long long)ng);
+        free(row); free(pr); free(want);
+    }
     free(lg); free(ref); free(toks);
     rt_state_free(s);
     rt_model_free(m);

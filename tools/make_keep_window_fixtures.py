@@ -13,7 +13,8 @@ Writes
         ref_logits.f32              token by token with the KV cache (what generate's decode steps compute)
         ref_logits_hf_prefill.f32   one multi-token forward, model(input_ids)
       ref.json also holds the llama-perplexity-protocol PPL of both at ctx 24 for `hyquant perplexity` on
-      ppl_text.txt (tests/t_keep_window.sh) and the greedy continuation of the decode path.
+      ppl_text.txt (tests/t_keep_window.sh), the greedy continuation of the decode path (prompt fed one token per
+      call) and transformers' generate() greedy from a 14-token prompt (prompt in one call, longer than the window).
 
 Deterministic (fixed seeds). The tokenizer files are copied from tests/fixtures/models/doge-dense.
 """
@@ -31,6 +32,7 @@ TOK_SRC = os.path.join(FIX, "models", "doge-dense")
 KEEP = 8
 T_CTX = 24
 PROMPT_LEN = 6
+HF_PROMPT_LEN = 14  # > KEEP: the prompt call itself drops keys
 N_GREEDY = 10
 PPL_TEXT = ("def greet(name):\n    \"\"\"Return a greeting.\"\"\"\n    return 'Hello, ' + name + '!'  # tiny example\n"
             "for i in range(10):\n    print(greet(str(i)))\n")
@@ -124,6 +126,18 @@ def decode_logits(model, tokens):
     return torch.stack(out)
 
 
+@torch.no_grad()
+def hf_generate(model, prompt, n):
+    """Greedy as GenerationMixin.generate runs it: the prompt in one forward, then one token per call."""
+    r = model(input_ids=torch.tensor([prompt]), use_cache=True)
+    past, ids = r.past_key_values, [int(r.logits[0, -1].argmax())]
+    while len(ids) < n:
+        r = model(input_ids=torch.tensor([[ids[-1]]]), past_key_values=past, use_cache=True)
+        past = r.past_key_values
+        ids.append(int(r.logits[0, -1].argmax()))
+    return ids
+
+
 def ppl_of(logits, tokens):
     """llama-perplexity protocol of runtime/ppl.c on one chunk: positions ctx/2 .. ctx-2 predict the next token."""
     n = len(tokens)
@@ -172,12 +186,20 @@ def doge_kw_fixtures():
             top2 = torch.topk(lg, 2).values
             margin = min(margin, float(top2[0] - top2[1]))
             ids_g.append(int(lg.argmax()))
+        # transformers' own generate: the prompt (longer than the window) in one call, then one token per call
+        hf_prompt = tokens[:HF_PROMPT_LEN]
+        hf_gen = hf_generate(m64, hf_prompt, N_GREEDY)
+        with torch.no_grad():
+            out = m64.generate(torch.tensor([hf_prompt]), max_new_tokens=N_GREEDY, do_sample=False,
+                               eos_token_id=None, pad_token_id=2)
+        assert out[0, HF_PROMPT_LEN:].tolist() == hf_gen, (out, hf_gen)
         np.ascontiguousarray(dec.numpy(), dtype="<f4").tofile(os.path.join(d, "ref_logits.f32"))
         np.ascontiguousarray(full.numpy(), dtype="<f4").tofile(os.path.join(d, "ref_logits_hf_prefill.f32"))
         ref = {
             "tokens": tokens, "n_vocab": V, "logits_file": "ref_logits.f32", "logits_shape": [len(tokens), V],
             "greedy_prompt": prompt, "greedy_tokens": ids_g[len(prompt):], "greedy_min_margin": margin,
             "hf_prefill_logits_file": "ref_logits_hf_prefill.f32",
+            "hf_generate_prompt": hf_prompt, "hf_generate_tokens": hf_gen,
             "keep_window_size": KEEP,
             "ppl_text": "ppl_text.txt", "ppl_ctx": T_CTX,
             "ppl_decode": ppl_of(dec, tokens), "ppl_hf_prefill": ppl_of(full, tokens),
