@@ -22,9 +22,13 @@ import json
 import os
 import random
 import shutil
+import sys
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_fixtures import doge_decode_logits as decode_logits, init_doge_weights  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIX = os.path.join(ROOT, "tests", "fixtures")
@@ -93,37 +97,10 @@ def make_doge(is_moe, seed, V):
     from transformers import DogeForCausalLM
 
     torch.manual_seed(seed)
-    model = DogeForCausalLM(doge_config(is_moe, V))
-    g = torch.Generator().manual_seed(seed + 100)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name == "lm_head.weight":
-                continue  # tied to the embedding
-            if name.endswith("self_attn.A"):
-                # kv head 0 keeps transformers' init A = 0 (every beta = 1: torch.topk's tie order decides);
-                # kv head 1 gets a random A (distinct betas: no ties)
-                p.copy_(torch.tensor([0.0, float(2 * torch.rand(1, generator=g) - 1)]))
-            elif name.endswith("norm.weight") or name.endswith("residual"):
-                p.copy_(0.8 + 0.4 * torch.rand(p.shape, generator=g))
-            elif name.endswith("dt_proj.weight"):
-                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
-            elif name.endswith("embed_tokens.weight") or name.endswith("_embed.weight"):
-                p.copy_(torch.randn(p.shape, generator=g) * 0.15)
-            else:
-                p.copy_(torch.randn(p.shape, generator=g) * (1.0 / p.shape[-1] ** 0.5))
-    model.eval()
-    return model
-
-
-@torch.no_grad()
-def decode_logits(model, tokens):
-    """One token per call with the KV cache: the path generate's decode steps take."""
-    out, past = [], None
-    for t in tokens:
-        r = model(input_ids=torch.tensor([[t]]), past_key_values=past, use_cache=True)
-        past = r.past_key_values
-        out.append(r.logits[0, -1])
-    return torch.stack(out)
+    # kv head 0 keeps transformers' init A = 0 (every beta = 1: torch.topk's tie order decides);
+    # kv head 1 gets a random A (distinct betas: no ties)
+    return init_doge_weights(DogeForCausalLM(doge_config(is_moe, V)), seed,
+                             lambda shape, g: torch.tensor([0.0, float(2 * torch.rand(1, generator=g) - 1)]))
 
 
 @torch.no_grad()
