@@ -14,13 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    float b;
-    int64_t j;
-} bj;
-static int cmp_bj(const void *pa, const void *pb) {
-    const bj *a = pa, *b = pb;
-    if (a->b != b->b) return a->b > b->b ? -1 : 1;
+/* β descending, then key index ascending (RT_KEEP_LOW_INDEX) */
+static int cmp_low_index(const void *pa, const void *pb) {
+    const rt_vj *a = pa, *b = pb;
+    if (a->v != b->v) return a->v > b->v ? -1 : 1;
     return a->j < b->j ? -1 : (a->j > b->j);
 }
 
@@ -54,15 +51,15 @@ static int64_t torch_row(const rt_attn_params *ap, const float *bm, int64_t lo, 
  * Nothing is dropped while the query has at most keep_window allowed keys: in
  * a longer row of the call the masked ones (finfo.min) lose to every β >= 0. */
 static void keep_ref(const rt_attn_params *ap, const float *bm, int64_t lo, int64_t tpos, int64_t pos0, int64_t L,
-                     bj *sel, rt_vj *row, char *keep) {
+                     rt_vj *row, char *keep) {
     int64_t cnt = tpos - lo + 1, kw = ap->keep_window;
     memset(keep, 1, (size_t)cnt);
     if (kw <= 0 || cnt <= kw) return;
     memset(keep, 0, (size_t)cnt);
     if (ap->keep_rule == RT_KEEP_LOW_INDEX) { /* β descending, ties to the lower index */
-        for (int64_t i = 0; i < cnt; i++) sel[i] = (bj){bm[lo + i], lo + i};
-        qsort(sel, (size_t)cnt, sizeof(bj), cmp_bj);
-        for (int64_t i = 0; i < kw; i++) keep[sel[i].j - lo] = 1;
+        for (int64_t i = 0; i < cnt; i++) row[i] = (rt_vj){bm[lo + i], lo + i};
+        qsort(row, (size_t)cnt, sizeof(rt_vj), cmp_low_index);
+        for (int64_t i = 0; i < kw; i++) keep[row[i].j - lo] = 1;
         return;
     }
     int64_t rn = torch_row(ap, bm, lo, tpos, pos0, L, row);
@@ -76,12 +73,11 @@ void rt_attn_ref(const rt_attn_params *ap, const float *q, const float *kc, cons
     int64_t H = ap->H, KV = ap->KV, P = ap->P, G = H / KV;
     int64_t cnt_max = pos0 + n;
     double *s = hq_malloc_array((size_t)cnt_max, sizeof(double));
-    bj *sel = hq_malloc_array((size_t)cnt_max, sizeof(bj));
     rt_vj *row = hq_malloc_array((size_t)cnt_max, sizeof(rt_vj));
     char *keep = hq_malloc((size_t)cnt_max);
-    if (!s || !sel || !row || !keep) { /* a reference op has no error channel: outputs NaN so tests fail loudly */
+    if (!s || !row || !keep) { /* a reference op has no error channel: outputs NaN so tests fail loudly */
         for (int64_t i = 0; i < n * H * P; i++) out[i] = NAN;
-        hq_free(s); hq_free(sel); hq_free(row); hq_free(keep);
+        hq_free(s); hq_free(row); hq_free(keep);
         return;
     }
     for (int64_t t = 0; t < n; t++) {
@@ -90,7 +86,7 @@ void rt_attn_ref(const rt_attn_params *ap, const float *q, const float *kc, cons
         for (int64_t h = 0; h < H; h++) {
             int64_t g = h / G, m = ap->M == H ? h : g;
             const float *qh = q + (t * H + h) * P, *bm = beta + m * ap->cap;
-            keep_ref(ap, bm, lo, tpos, pos0, pos0 + n, sel, row, keep);
+            keep_ref(ap, bm, lo, tpos, pos0, pos0 + n, row, keep);
             double mx = -INFINITY;
             for (int64_t i = 0; i < cnt; i++) {
                 if (!keep[i]) continue;
@@ -113,7 +109,6 @@ void rt_attn_ref(const rt_attn_params *ap, const float *q, const float *kc, cons
         }
     }
     hq_free(s);
-    hq_free(sel);
     hq_free(row);
     hq_free(keep);
 }
