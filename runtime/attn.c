@@ -2,22 +2,22 @@
  * PyTorch (HF Doge): attn = q·kᵀ·scale + attn_mask, where attn_mask holds
  * β_j = exp(A·softplus(dt_proj(v_j))) for allowed keys and finfo.min
  * elsewhere; if kv_len > keep_window_size, only the top keep_window_size
- * entries of the mask row stay; p = softmax(attn) (fp32); out = p·v.
- * Keep-window ties are broken toward the lower key index (torch.topk leaves
- * them unspecified). */
+ * entries of the mask row stay (torch.topk); p = softmax(attn) (fp32);
+ * out = p·v. Which keys stay when β ties at the cut is keep_rule's business
+ * (runtime/ops.h, docs/doge-keep-window.md): by default the set torch.topk
+ * picks on query t's own row of allowed keys, which is what transformers'
+ * cached decode computes, whatever the split of tokens into calls. */
 #include "rt_cpu.h" // defines: RT_OMP, RT_AVX2
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    float b;
-    int64_t j;
-} bj;
-static int cmp_bj(const void *pa, const void *pb) {
-    const bj *a = pa, *b = pb;
-    if (a->b != b->b) return a->b > b->b ? -1 : 1;
+/* β descending, then key index ascending (RT_KEEP_LOW_INDEX) */
+static int cmp_low_index(const void *pa, const void *pb) {
+    const rt_vj *a = pa, *b = pb;
+    if (a->v != b->v) return a->v > b->v ? -1 : 1;
     return a->j < b->j ? -1 : (a->j > b->j);
 }
 
@@ -27,16 +27,57 @@ static int64_t allowed_lo(const rt_attn_params *ap, int64_t tpos) {
     return lo;
 }
 
+/* The mask row transformers runs torch.topk on for the query at tpos
+ * (allowed keys lo .. tpos), as {β or finfo.min, key index} pairs; returns
+ * its length.
+ *   RT_KEEP_TORCH: the allowed keys — in the cached decode the cache holds
+ *     exactly them (all keys, or with a sliding window the window − 1 keys
+ *     DynamicSlidingWindowLayer keeps plus the new one).
+ *   RT_KEEP_HF_CALL: every key the call sees, r0 .. pos0 + n − 1 (= L − 1),
+ *     r0 = 0, or with a sliding window the oldest key the cache still held;
+ *     keys the query may not see are at finfo(float32).min. */
+static int64_t torch_row(const rt_attn_params *ap, const float *bm, int64_t lo, int64_t tpos, int64_t pos0,
+                         int64_t L, rt_vj *row) {
+    int64_t r0 = lo, r1 = tpos;
+    if (ap->keep_rule == RT_KEEP_HF_CALL) {
+        r0 = ap->window > 0 && pos0 - ap->window + 1 > 0 ? pos0 - ap->window + 1 : 0;
+        r1 = L - 1;
+    }
+    for (int64_t j = r0; j <= r1; j++) row[j - r0] = (rt_vj){j >= lo && j <= tpos ? bm[j] : -FLT_MAX, j};
+    return r1 - r0 + 1;
+}
+
+/* keep[i] = 1 when key lo + i (of lo .. tpos) stays for this (query, β row).
+ * Nothing is dropped while the query has at most keep_window allowed keys: in
+ * a longer row of the call the masked ones (finfo.min) lose to every β >= 0. */
+static void keep_ref(const rt_attn_params *ap, const float *bm, int64_t lo, int64_t tpos, int64_t pos0, int64_t L,
+                     rt_vj *row, char *keep) {
+    int64_t cnt = tpos - lo + 1, kw = ap->keep_window;
+    memset(keep, 1, (size_t)cnt);
+    if (kw <= 0 || cnt <= kw) return;
+    memset(keep, 0, (size_t)cnt);
+    if (ap->keep_rule == RT_KEEP_LOW_INDEX) { /* β descending, ties to the lower index */
+        for (int64_t i = 0; i < cnt; i++) row[i] = (rt_vj){bm[lo + i], lo + i};
+        qsort(row, (size_t)cnt, sizeof(rt_vj), cmp_low_index);
+        for (int64_t i = 0; i < kw; i++) keep[row[i].j - lo] = 1;
+        return;
+    }
+    int64_t rn = torch_row(ap, bm, lo, tpos, pos0, L, row);
+    rt_topk_torch(row, rn, kw);
+    for (int64_t i = 0; i < kw; i++)
+        if (row[i].j >= lo && row[i].j <= tpos) keep[row[i].j - lo] = 1;
+}
+
 void rt_attn_ref(const rt_attn_params *ap, const float *q, const float *kc, const float *vc, const float *beta,
                  int64_t pos0, int64_t n, float *out) {
     int64_t H = ap->H, KV = ap->KV, P = ap->P, G = H / KV;
     int64_t cnt_max = pos0 + n;
     double *s = hq_malloc_array((size_t)cnt_max, sizeof(double));
-    bj *sel = hq_malloc_array((size_t)cnt_max, sizeof(bj));
+    rt_vj *row = hq_malloc_array((size_t)cnt_max, sizeof(rt_vj));
     char *keep = hq_malloc((size_t)cnt_max);
-    if (!s || !sel || !keep) { /* a reference op has no error channel: outputs NaN so tests fail loudly */
+    if (!s || !row || !keep) { /* a reference op has no error channel: outputs NaN so tests fail loudly */
         for (int64_t i = 0; i < n * H * P; i++) out[i] = NAN;
-        hq_free(s); hq_free(sel); hq_free(keep);
+        hq_free(s); hq_free(row); hq_free(keep);
         return;
     }
     for (int64_t t = 0; t < n; t++) {
@@ -45,13 +86,7 @@ void rt_attn_ref(const rt_attn_params *ap, const float *q, const float *kc, cons
         for (int64_t h = 0; h < H; h++) {
             int64_t g = h / G, m = ap->M == H ? h : g;
             const float *qh = q + (t * H + h) * P, *bm = beta + m * ap->cap;
-            memset(keep, 1, (size_t)cnt);
-            if (ap->keep_window > 0 && cnt > ap->keep_window) {
-                for (int64_t i = 0; i < cnt; i++) sel[i] = (bj){bm[lo + i], lo + i};
-                qsort(sel, (size_t)cnt, sizeof(bj), cmp_bj);
-                memset(keep, 0, (size_t)cnt);
-                for (int64_t i = 0; i < ap->keep_window; i++) keep[sel[i].j - lo] = 1;
-            }
+            keep_ref(ap, bm, lo, tpos, pos0, pos0 + n, row, keep);
             double mx = -INFINITY;
             for (int64_t i = 0; i < cnt; i++) {
                 if (!keep[i]) continue;
@@ -74,7 +109,7 @@ void rt_attn_ref(const rt_attn_params *ap, const float *q, const float *kc, cons
         }
     }
     hq_free(s);
-    hq_free(sel);
+    hq_free(row);
     hq_free(keep);
 }
 
@@ -124,13 +159,41 @@ static float kth_largest(float *v, int64_t n, int64_t k) {
     return v[want];
 }
 
+int64_t rt_attn_scratch(const rt_attn_params *ap) {
+    /* scores [cap] + β copy [cap] + torch-topk row [cap] of rt_vj (4 floats each) */
+    return 6 * ap->cap + 8;
+}
+
+/* keep-window of one (query, β row) when β ties straddle the cut at thr:
+ * marks keep[i] for keys lo + i (as keep_ref) */
+static void keep_slow(const rt_attn_params *ap, const float *bm0, int64_t lo, int64_t tpos, int64_t pos0, float thr,
+                      int64_t L, rt_vj *row, char *keep) {
+    int64_t cnt = tpos - lo + 1, kw = ap->keep_window;
+    memset(keep, 0, (size_t)cnt);
+    if (ap->keep_rule == RT_KEEP_LOW_INDEX) { /* β > thr, then ties lowest index first */
+        int64_t gt = 0;
+        for (int64_t i = 0; i < cnt; i++) gt += bm0[lo + i] > thr;
+        int64_t ties_left = kw - gt;
+        for (int64_t i = 0; i < cnt; i++) {
+            float b = bm0[lo + i];
+            if (b > thr) keep[i] = 1;
+            else if (b == thr && ties_left > 0) keep[i] = 1, ties_left--;
+        }
+        return;
+    }
+    int64_t rn = torch_row(ap, bm0, lo, tpos, pos0, L, row);
+    rt_topk_torch(row, rn, kw);
+    for (int64_t i = 0; i < kw; i++)
+        if (row[i].j >= lo && row[i].j <= tpos) keep[row[i].j - lo] = 1;
+}
+
 void rt_attn(const rt_attn_params *ap, const float *q, const float *kc, const float *vc, const float *beta,
              int64_t pos0, int64_t n, float *out, float *scratch) {
     if (rt_ops_ref()) {
         rt_attn_ref(ap, q, kc, vc, beta, pos0, n, out);
         return;
     }
-    int64_t H = ap->H, KV = ap->KV, P = ap->P, G = H / KV, per = 2 * ap->cap + 2;
+    int64_t H = ap->H, KV = ap->KV, P = ap->P, G = H / KV, per = rt_attn_scratch(ap);
     bool avx2 = rt_cpu_has_avx2();
     float (*dot)(const float *, const float *, int64_t) = dot_p;
     void (*axpy)(float, const float *, float *, int64_t) = axpy_p;
@@ -146,30 +209,33 @@ void rt_attn(const rt_attn_params *ap, const float *q, const float *kc, const fl
     for (int64_t it = 0; it < items; it++) {
         int64_t t = it / H, h = it % H;
         float *s = scratch + (int64_t)rt_thread_id() * per, *tmp = s + ap->cap;
+        rt_vj *row = (rt_vj *)(void *)(s + 2 * ap->cap + 2);
+        char *keep = (char *)tmp; /* reused once the threshold is known */
         int64_t tpos = pos0 + t, lo = allowed_lo(ap, tpos), cnt = tpos - lo + 1;
         int64_t g = h / G, m = ap->M == H ? h : g;
-        const float *qh = q + (t * H + h) * P, *bm = beta + m * ap->cap + lo;
+        const float *qh = q + (t * H + h) * P, *bm0 = beta + m * ap->cap, *bm = bm0 + lo;
         const float *kg = kc + (g * ap->cap + lo) * P, *vg = vc + (g * ap->cap + lo) * P;
-        /* keep-window: β > thr always kept, β == thr kept lowest-index first */
+        /* keep-window: with thr the keep_window-th largest β, the kept set is
+         * {β >= thr} unless β ties straddle the cut; only then does the rule
+         * matter (keep_slow) */
+        bool win = ap->keep_window > 0 && cnt > ap->keep_window, easy = true;
         float thr = -INFINITY;
-        int64_t ties_left = cnt;
-        bool win = ap->keep_window > 0 && cnt > ap->keep_window;
         if (win) {
-            memcpy(tmp, bm, (size_t)cnt * sizeof(float));
-            thr = kth_largest(tmp, cnt, ap->keep_window);
-            int64_t gt = 0;
-            for (int64_t i = 0; i < cnt; i++) gt += bm[i] > thr;
-            ties_left = ap->keep_window - gt;
+            bool nan = false;
+            for (int64_t i = 0; i < cnt; i++) nan |= isnan(tmp[i] = bm[i]);
+            int64_t gt = 0, eq = 0;
+            if (!nan) {
+                thr = kth_largest(tmp, cnt, ap->keep_window);
+                for (int64_t i = 0; i < cnt; i++) gt += bm[i] > thr, eq += bm[i] == thr;
+            }
+            easy = !nan && gt + eq == ap->keep_window;
+            if (!easy) keep_slow(ap, bm0, lo, tpos, pos0, thr, pos0 + n, row, keep);
         }
         float mx = -INFINITY;
         for (int64_t i = 0; i < cnt; i++) {
-            if (win) {
-                bool k = bm[i] > thr || (bm[i] == thr && ties_left > 0);
-                if (bm[i] == thr && ties_left > 0) ties_left--;
-                if (!k) {
-                    s[i] = -INFINITY;
-                    continue;
-                }
+            if (win && (easy ? !(bm[i] >= thr) : !keep[i])) {
+                s[i] = -INFINITY;
+                continue;
             }
             s[i] = dot(qh, kg + i * P, P) * ap->scale + bm[i];
             if (s[i] > mx) mx = s[i];

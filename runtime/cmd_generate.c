@@ -59,7 +59,7 @@ int hq_cmd_generate(int argc, char **argv) {
     const char *cmd = "generate", *prompt = NULL, *backend = NULL;
     int64_t n_new = 64, seed = 42, top_k = 0, threads = 0;
     double temp = 0.0;
-    bool quiet = false;
+    bool quiet = false, quirk = false;
     const hq_opt opts[] = {
         {'p', "prompt", HQ_OPT_STR, &prompt, "TEXT", "prompt (UTF-8, required)", 0, 0},
         {'n', "n-predict", HQ_OPT_INT, &n_new, "N", "tokens to generate (default 64)", 0, 1 << 20},
@@ -69,6 +69,10 @@ int hq_cmd_generate(int argc, char **argv) {
         {'t', "threads", HQ_OPT_INT, &threads, "T", "threads (default: all cores)", 0, 1024},
         {0, "backend", HQ_OPT_STR, &backend, "B", "cpu (default), cuda (GPU; CPU with a note when none) or cuda-emu", 0, 0},
         {'q', "quiet", HQ_OPT_FLAG, &quiet, NULL, "no timing line on stderr", 0, 0},
+        {0, "hf-prefill-quirk", HQ_OPT_FLAG, &quirk, NULL,
+         "run the prompt as transformers' generate does, one multi-token forward (router CDMoE view quirk, spec 6.8; "
+         "keep-window top-k over the whole call); default: as if fed one token per call (docs/doge-keep-window.md)",
+         0, 0},
         {0, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const hq_cmd_def def = {cmd, "model.gguf -p \"prompt\" [-n N] [--temp T] [--seed S] [--top-k K] [--threads T]", opts,
@@ -97,6 +101,7 @@ int hq_cmd_generate(int argc, char **argv) {
         rc = hq_cmd_error(cmd, st, err);
         goto done;
     }
+    rt_model_set_hf_prefill(m, quirk); /* decode steps (one token) are the same either way */
     rt_tokenizer *tk = rt_model_tokenizer(m);
     if (!tk) {
         rc = hq_cmd_error(cmd, HQ_ERR_UNSUPPORTED, "model has no embedded tokenizer (tokenizer.huggingface.json)");

@@ -60,6 +60,7 @@ static int run(const ppl_args *a) {
         rc = hq_cmd_error(cmd, st, err);
         goto done;
     }
+    rt_model_set_hf_prefill(m, a->quirk);
     rt_ppl_chunks ch;
     if ((st = rt_ppl_prepare(m, text, tlen, a->text, a->ctx, a->chunks, &ch, err)) != HQ_OK) {
         rc = hq_cmd_error(cmd, st, err);
@@ -179,12 +180,13 @@ int hq_cmd_perplexity(int argc, char **argv) {
         {0, "json", HQ_OPT_FLAG, &a.json, NULL, "one JSON object on stdout instead of the text lines", 0, 0},
         {'q', "quiet", HQ_OPT_FLAG, &a.quiet, NULL, "no progress lines", 0, 0},
         {0, "hf-prefill-quirk", HQ_OPT_FLAG, &a.quirk, NULL,
-         "router CDMoE: reproduce HF's multi-token router reinterpretation (spec 6.8) instead of per-token routing",
+         "score each chunk as transformers' model(input_ids) does (router CDMoE view quirk, spec 6.8; keep-window "
+         "top-k over the whole call) instead of its one-token-per-call decode (docs/doge-keep-window.md)",
          0, 0},
         {0, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const hq_cmd_def def = {"perplexity",
-                            "model.gguf --text FILE [--ctx N] [--chunks K] [--threads T] [--save-logits F] [--json]",
+                            "model.gguf --text FILE [--ctx N] [--chunks K] [--threads T] [--save-logits F] [--json] [--hf-prefill-quirk]",
                             opts, 1, "expected exactly one model path", false};
     const char *pos[2];
     int rc = hq_cmd_start(&def, argc, argv, pos);

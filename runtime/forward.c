@@ -49,7 +49,12 @@ static hq_status mixer_attn(fwd *f, int64_t li, const float *xn, float *out, are
     int64_t n = f->n, H = m->H, KV = m->KV, P = m->P, cap = f->s->cap;
     float *q = take(ar, n * H * P), *k = take(ar, n * KV * P), *v = take(ar, n * KV * P);
     float *dt = take(ar, n * ly->M), *o = take(ar, n * H * P);
-    float *scr = take(ar, (2 * cap + 2) * rt_n_threads());
+    /* keep-window rule: transformers' cached decode (per query), or its
+     * multi-token forward of this call under rt_model_set_hf_prefill */
+    rt_attn_params ap = {.H = H, .KV = KV, .P = P, .M = ly->M, .cap = cap, .window = m->window,
+                         .keep_window = m->keep_topk ? m->keep_window : 0, .scale = 1.0f / sqrtf((float)P),
+                         .keep_rule = m->keep_hf_call ? RT_KEEP_HF_CALL : RT_KEEP_TORCH};
+    float *scr = take(ar, rt_attn_scratch(&ap) * rt_n_threads());
     TRY(mm(f, &ly->q, xn, q, n, ly->bq));
     TRY(mm(f, &ly->k, xn, k, n, ly->bk));
     TRY(mm(f, &ly->v, xn, v, n, ly->bv));
@@ -70,8 +75,6 @@ static hq_status mixer_attn(fwd *f, int64_t li, const float *xn, float *out, are
         for (int64_t mm_ = 0; mm_ < ly->M; mm_++)
             bc[mm_ * cap + j] = expf(ly->attn_a[mm_] * rt_softplus(dt[t * ly->M + mm_]));
     }
-    rt_attn_params ap = {.H = H, .KV = KV, .P = P, .M = ly->M, .cap = cap, .window = m->window,
-                         .keep_window = m->keep_topk ? m->keep_window : 0, .scale = 1.0f / sqrtf((float)P)};
     rt_attn(&ap, q, kc, vc, bc, f->pos0, n, o, scr);
     return mm(f, &ly->o, o, out, n, ly->bo);
 }
@@ -151,7 +154,7 @@ static int64_t arena_floats(const rt_model *m, int64_t n, int64_t cap) {
     for (int64_t i = 0; i < m->L; i++) {
         const rt_layer *ly = &m->layers[i];
         int64_t a = ly->mixer == RT_MIX_ATTN
-                        ? n * (2 * HP + 2 * KVP + ly->M) + (2 * cap + 2) * th + 5 * 16
+                        ? n * (2 * HP + 2 * KVP + ly->M) + (6 * cap + 8) * th + 5 * 16 /* rt_attn_scratch */
                         : n * (4 * HP + m->H) + rt_ssd_chunked_scratch(&(rt_ssd_dims){m->H, m->P, m->H, m->P},
                                                                        m->ssd_chunk) * th + 6 * 16;
         int64_t kt = ly->Hr * ly->topk;

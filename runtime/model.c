@@ -435,7 +435,10 @@ int32_t rt_model_eos(const rt_model *m) { return m->eos; }
 bool rt_model_add_bos(const rt_model *m) { return m->add_bos; }
 const char *rt_model_arch(const rt_model *m) { return m->arch; }
 void rt_use_reference_kernels(bool on) { rt_ops_set_ref(on); }
-void rt_model_set_router_quirk(rt_model *m, bool on) { m->router_quirk = on; }
+void rt_model_set_hf_prefill(rt_model *m, bool on) {
+    m->router_quirk = on;
+    m->keep_hf_call = on;
+}
 
 void rt_model_set_hooks(rt_model *m, const rt_hooks *h) {
     if (h) {

@@ -62,7 +62,9 @@ struct rt_model {
     bool add_bos;
     rt_hooks hooks;
     bool has_hooks;
+    /* rt_model_set_hf_prefill: reproduce transformers' multi-token forward */
     bool router_quirk;           /* HF multi-token router reinterpretation (spec §6 item 8) */
+    bool keep_hf_call;           /* keep-window top-k over the call's whole mask row (RT_KEEP_HF_CALL) */
     void **owned;                /* fp32 copies to free */
     int64_t n_owned, cap_owned;
 };

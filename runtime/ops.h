@@ -90,23 +90,48 @@ void rt_ssd_chunked(const rt_ssd_dims *dm, int64_t n, int64_t chunk, const float
                     const float *c, const float *dt, const float *A, const float *D, float *state, float *y,
                     float *scratch);
 
+/* ---- topk_torch.c ----  (docs/doge-keep-window.md)
+ * Reorders a[0..n) so that a[0..k) is the set torch.topk(v, k, largest=True,
+ * sorted=False) returns on the CPU, ties included: libstdc++'s nth_element
+ * (k·64 > n) or partial_sort (k·64 <= n) as ATen calls them, step for step.
+ * Fill a[i] = {v_i, i} in index order first. NaN counts as the largest. */
+typedef struct {
+    float v;
+    int64_t j;
+} rt_vj;
+void rt_topk_torch(rt_vj *a, int64_t n, int64_t k);
+
 /* ---- attn.c ----  (spec §4.6, DMAttn over a KV cache)
  * q: [n, H, P] (normed+roped) for absolute positions pos0 .. pos0+n−1.
  * kc, vc: [KV, cap, P] caches already holding keys 0 .. pos0+n−1.
  * beta: [M, cap] dynamic bias per key (M = H: per query head, M = KV: per kv head).
  * s_{t,h,j} = q_{t,h}·k_{j,g}·scale + β_{m(h),j}, g = h / (H/KV), allowed j ≤ t
- * (and j > t − window when window > 0); keep_window > 0: only the keep_window
- * allowed keys with the largest β stay. p = softmax(s); out_{t,h} = Σ p_j v_{j,g}.
- * out: [n, H, P]. */
+ * (and j > t − window when window > 0); keep_window > 0: only keep_window of
+ * the allowed keys stay, the ones with the largest β, chosen by keep_rule
+ * (they differ only when β ties at the cut; docs/doge-keep-window.md):
+ *   RT_KEEP_TORCH     row = β of the allowed keys of query t (lo..t); when it is
+ *                     longer than keep_window, the set torch.topk picks on it.
+ *                     = transformers' cached decode (one token per call), and
+ *                     independent of how tokens are split into calls.
+ *   RT_KEEP_HF_CALL   transformers' multi-token forward of this call: row =
+ *                     β_0 .. β_{pos0+n−1} with the disallowed keys at −FLT_MAX,
+ *                     torch.topk's set when pos0+n > keep_window, then only the
+ *                     allowed keys. Equals RT_KEEP_TORCH when n = 1.
+ *   RT_KEEP_LOW_INDEX ties at the cut go to the lower key index (the rule
+ *                     cuda/attn.cu implements).
+ * p = softmax(s); out_{t,h} = Σ p_j v_{j,g}. out: [n, H, P]. */
+typedef enum { RT_KEEP_TORCH = 0, RT_KEEP_HF_CALL, RT_KEEP_LOW_INDEX } rt_keep_rule;
 typedef struct {
     int64_t H, KV, P, M, cap;
     int64_t window;       /* sliding window (0 = none) */
     int64_t keep_window;  /* top-k-by-β window (0 = none) */
     float scale;          /* P^-1/2 */
+    rt_keep_rule keep_rule;
 } rt_attn_params;
 void rt_attn_ref(const rt_attn_params *ap, const float *q, const float *kc, const float *vc, const float *beta,
                  int64_t pos0, int64_t n, float *out);
-/* scratch: (2·cap + 2) floats per thread × rt_n_threads() */
+/* floats of scratch rt_attn needs per thread (× rt_n_threads()) */
+int64_t rt_attn_scratch(const rt_attn_params *ap);
 void rt_attn(const rt_attn_params *ap, const float *q, const float *kc, const float *vc, const float *beta,
              int64_t pos0, int64_t n, float *out, float *scratch);
 

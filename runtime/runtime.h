@@ -59,12 +59,21 @@ const char *rt_model_arch(const rt_model *m);    /* "cheems" | "doge" */
 /* true: every op runs its plain scalar _ref twin (tests; verify's
  * "reference kernels only" run). Global, not thread-safe against a running forward. */
 void rt_use_reference_kernels(bool on);
-/* Router-CDMoE prefill quirk of HF/SD DogeCDMoE (spec §6 item 8): off by
- * default (per-token routing = HF decode path, chunk-independent). On: in a
- * call of N > 1 tokens, token n routes with ℓx = flat[n·Kk ..] and
- * ℓy = flat[(N+n)·Kk ..] of the call's [N, 2Kk] router logits, as HF's raw
- * view does; only for bit-matching HF multi-token logits. */
-void rt_model_set_router_quirk(rt_model *m, bool on);
+/* Reproduce transformers' multi-token forward, model(input_ids), instead of
+ * its cached decode (docs/doge-keep-window.md). Off by default: every token
+ * is computed as HF computes it when decoding one token per call, so the
+ * result does not depend on how the tokens are split into calls. On, for a
+ * call of N > 1 tokens:
+ *  - router CDMoE (spec §6 item 8): token n routes with ℓx = flat[n·Kk ..]
+ *    and ℓy = flat[(N+n)·Kk ..] of the call's [N, 2Kk] router logits, as HF's
+ *    raw view does;
+ *  - DMAttn keep window: the keep_window_size keys are picked by torch.topk
+ *    over the call's whole mask row (keys 0 .. pos+N−1, future keys at
+ *    finfo.min) rather than over the query's own row (RT_KEEP_HF_CALL); the
+ *    two differ only when β ties at the cut.
+ * The CUDA backend honours the router part only (cuda/attn.cu keeps ties at
+ * the lower key index). */
+void rt_model_set_hf_prefill(rt_model *m, bool on);
 /* For hq_cmd_* functions only (argv as the subcommand receives it, argv[-1]
  * being the program path): re-executes the process once with a short OpenMP
  * spin (GOMP_SPINCOUNT) unless the user chose OMP_WAIT_POLICY/GOMP_SPINCOUNT;

@@ -359,7 +359,8 @@ static void t_ssd(void) {
 static void one_attn(int64_t H, int64_t KV, int64_t P, int64_t M, int64_t pos0, int64_t n, int64_t window,
                      int64_t keep, int ties, double lim) {
     int64_t cap = pos0 + n + 3;
-    rt_attn_params ap = {H, KV, P, M, cap, window, keep, 1.0f / sqrtf((float)P)};
+    /* cuda/attn.cu resolves keep-window ties toward the lower key index */
+    rt_attn_params ap = {H, KV, P, M, cap, window, keep, 1.0f / sqrtf((float)P), RT_KEEP_LOW_INDEX};
     cu_attn_params cp = {H, KV, P, M, cap, window, keep, ap.scale};
     float *q = rnd(n * H * P, 1.5f), *kc = rnd(KV * cap * P, 1.5f), *vc = rnd(KV * cap * P, 1), *beta = rnd(M * cap, 2);
     if (ties) /* few distinct β values: keep-window ties resolved toward the lower index */

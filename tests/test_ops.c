@@ -12,6 +12,7 @@
 #include "../core/half.h"
 #include "../quant/quant.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,6 +302,82 @@ static void test_ssd(void) {
             }
 }
 
+/* ---------------- torch.topk's choice among ties ---------------- */
+static void topk_set(const float *v, int64_t n, int64_t k, char *in) {
+    rt_vj *a = malloc((size_t)n * sizeof *a);
+    for (int64_t i = 0; i < n; i++) a[i] = (rt_vj){v[i], i};
+    rt_topk_torch(a, n, k);
+    memset(in, 0, (size_t)n);
+    for (int64_t i = 0; i < k && i < n; i++) in[a[i].j] = 1;
+    free(a);
+}
+static bool same_set(const char *in, int64_t n, const int64_t *want, int64_t k) {
+    int64_t c = 0;
+    for (int64_t i = 0; i < n; i++) c += in[i];
+    if (c != k) return false;
+    for (int64_t i = 0; i < k; i++)
+        if (!in[want[i]]) return false;
+    return true;
+}
+
+static void test_topk_torch(void) {
+    if (!run("topk_torch")) return;
+    /* the hand cases of docs/doge-keep-window.md: 6 keys, keep 3, every β 1;
+     * rows as transformers builds them (F = finfo(float32).min) */
+    const float F = -3.4028234663852886e38f;
+    struct { float v[6]; int64_t n, want[3]; } hc[] = {
+        {{1, 1, 1, 1}, 4, {0, 2, 3}},          /* cached decode, query 3 */
+        {{1, 1, 1, 1, 1}, 5, {2, 3, 4}},       /* cached decode, query 4 */
+        {{1, 1, 1, 1, 1, 1}, 6, {3, 4, 5}},    /* cached decode, query 5 */
+        {{1, 1, 1, 1, F, F}, 6, {0, 1, 3}},    /* full forward, query 3 */
+        {{1, 1, 1, 1, 1, F}, 6, {1, 3, 4}},    /* full forward, query 4 */
+        {{2, 1, 1, 2, 1}, 5, {0, 2, 3}},       /* cached decode, β = 2 1 1 2 1 */
+        {{2, 1, 1, 2, 1, F}, 6, {0, 3, 4}},    /* full forward, same */
+    };
+    for (size_t i = 0; i < sizeof hc / sizeof hc[0]; i++) {
+        char in[6];
+        topk_set(hc[i].v, hc[i].n, 3, in);
+        CHECK(same_set(in, hc[i].n, hc[i].want, 3), "topk_torch hand case %zu: {%d%d%d%d%d%d}", i, in[0], in[1],
+              in[2], in[3], in[4], in[5 < hc[i].n ? 5 : 0]);
+    }
+    /* rows with many ties, answers recorded from torch.topk by
+     * tools/make_keep_window_fixtures.py (both libstdc++ paths) */
+    char *js = NULL;
+    uint64_t len = 0;
+    char err[HQ_ERR_LEN];
+    if (hq_read_file(FIXTURE("topk/torch_topk_ties.json"), 1 << 22, &js, &len, err) != HQ_OK) {
+        CHECK(0, "topk_torch: %s", err);
+        return;
+    }
+    cJSON *root = cJSON_Parse(js);
+    hq_free(js);
+    cJSON *vals = cJSON_GetObjectItem(root, "values"), *cases = cJSON_GetObjectItem(root, "cases"), *c;
+    int64_t n_ok = 0, n_all = 0, n_partial = 0;
+    cJSON_ArrayForEach(c, cases) {
+        const char *x = cJSON_GetObjectItem(c, "x")->valuestring;
+        int64_t n = (int64_t)strlen(x), k = (int64_t)cJSON_GetObjectItem(c, "k")->valuedouble;
+        cJSON *want = cJSON_GetObjectItem(c, "topk");
+        float *v = malloc((size_t)n * sizeof(float));
+        int64_t *w = malloc((size_t)k * sizeof(int64_t));
+        char *in = malloc((size_t)n);
+        for (int64_t i = 0; i < n; i++) v[i] = (float)cJSON_GetArrayItem(vals, x[i] - 'a')->valuedouble;
+        for (int64_t i = 0; i < k; i++) w[i] = (int64_t)cJSON_GetArrayItem(want, (int)i)->valuedouble;
+        topk_set(v, n, k, in);
+        bool okc = same_set(in, n, w, k);
+        CHECK(okc, "topk_torch case %lld (n=%lld k=%lld): set differs from torch.topk's", (long long)n_all,
+              (long long)n, (long long)k);
+        n_ok += okc;
+        n_partial += k * 64 <= n;
+        n_all++;
+        free(v); free(w); free(in);
+    }
+    CHECK(n_all >= 100 && n_partial >= 10, "topk_torch: fixture has %lld cases (%lld partial_sort)", (long long)n_all,
+          (long long)n_partial);
+    printf("topk_torch: %lld/%lld torch.topk tie sets reproduced (%lld on the partial_sort path)\n", (long long)n_ok,
+           (long long)n_all, (long long)n_partial);
+    cJSON_Delete(root);
+}
+
 /* ---------------- attention ---------------- */
 static void test_attn(void) {
     if (!run("attn")) return;
@@ -308,37 +385,50 @@ static void test_attn(void) {
     int64_t cases[][8] = {{1, 1, 2, 0, 0, 0, 0, 1},   {2, 1, 4, 0, 0, 0, 0, 5},    {4, 2, 8, 1, 0, 0, 3, 7},
                           {3, 3, 5, 0, 0, 0, 0, 33},  {4, 2, 16, 0, 4, 0, 2, 9},   {2, 2, 8, 1, 0, 3, 0, 17},
                           {4, 1, 6, 0, 5, 3, 10, 6},  {2, 1, 32, 0, 0, 0, 40, 1},  {8, 4, 64, 1, 0, 16, 0, 65},
-                          {2, 2, 4, 0, 0, 2, 5, 1}};
+                          {2, 2, 4, 0, 0, 2, 5, 1},   {2, 1, 8, 0, 0, 1, 0, 70},   {4, 2, 8, 1, 0, 5, 7, 24}};
+    static const char *const rules[] = {"torch", "hf-call", "low-index"};
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
-        for (int ties = 0; ties < 2; ties++) {
-            int64_t H = cases[ci][0], KV = cases[ci][1], P = cases[ci][2], M = cases[ci][3] ? KV : H;
-            int64_t pos0 = cases[ci][6], n = cases[ci][7], cap = pos0 + n + 3;
-            rt_attn_params ap = {H, KV, P, M, cap, cases[ci][4], cases[ci][5], 1.0f / sqrtf((float)P)};
-            seed(700 + ci * 2 + ties);
-            float *q = malloc(n * H * P * 4), *kc = malloc(KV * cap * P * 4), *vc = malloc(KV * cap * P * 4);
-            float *beta = malloc(M * cap * 4);
-            fill(q, n * H * P, 1.0f);
-            fill(kc, KV * cap * P, 1.0f);
-            fill(vc, KV * cap * P, 1.0f);
-            /* ties: β from a 3-value set, so the keep-window tie rule matters */
-            for (int64_t i = 0; i < M * cap; i++) beta[i] = ties ? (float)(rnd() % 3) * 0.5f : expf(frand());
-            float *ref = gnew(n * H * P), *got = gnew(n * H * P);
-            float *scr = malloc((2 * cap + 2) * rt_n_threads() * 4);
-            rt_attn_ref(&ap, q, kc, vc, beta, pos0, n, ref);
-            for (int p = 0; p < n_paths(); p++) {
-                char desc[128];
-                snprintf(desc, sizeof desc, "H=%lld KV=%lld P=%lld M=%lld win=%lld keep=%lld pos0=%lld n=%lld ties=%d %s",
-                         (long long)H, (long long)KV, (long long)P, (long long)M, (long long)ap.window,
-                         (long long)ap.keep_window, (long long)pos0, (long long)n, ties, set_path(p));
-                rt_attn(&ap, q, kc, vc, beta, pos0, n, got, scr);
-                check_case("attn", desc, got, ref, n * H * P, 1e-10);
+        for (int ties = 0; ties < 3; ties++)
+            for (int rule = 0; rule < 3; rule++) {
+                int64_t H = cases[ci][0], KV = cases[ci][1], P = cases[ci][2], M = cases[ci][3] ? KV : H;
+                int64_t pos0 = cases[ci][6], n = cases[ci][7], cap = pos0 + n + 3;
+                rt_attn_params ap = {H, KV, P, M, cap, cases[ci][4], cases[ci][5], 1.0f / sqrtf((float)P),
+                                     (rt_keep_rule)rule};
+                seed(700 + ci * 3 + ties);
+                float *q = malloc(n * H * P * 4), *kc = malloc(KV * cap * P * 4), *vc = malloc(KV * cap * P * 4);
+                float *beta = malloc(M * cap * 4);
+                fill(q, n * H * P, 1.0f);
+                fill(kc, KV * cap * P, 1.0f);
+                fill(vc, KV * cap * P, 1.0f);
+                /* ties 1: β from a 3-value set; ties 2: every β 1 (A = 0, as transformers initialises) */
+                for (int64_t i = 0; i < M * cap; i++)
+                    beta[i] = ties == 1 ? (float)(rnd() % 3) * 0.5f : ties == 2 ? 1.0f : expf(frand());
+                float *ref = gnew(n * H * P), *got = gnew(n * H * P);
+                float *scr = malloc(rt_attn_scratch(&ap) * rt_n_threads() * 4);
+                rt_attn_ref(&ap, q, kc, vc, beta, pos0, n, ref);
+                char desc[160];
+                for (int p = 0; p < n_paths(); p++) {
+                    snprintf(desc, sizeof desc,
+                             "H=%lld KV=%lld P=%lld M=%lld win=%lld keep=%lld pos0=%lld n=%lld ties=%d rule=%s %s",
+                             (long long)H, (long long)KV, (long long)P, (long long)M, (long long)ap.window,
+                             (long long)ap.keep_window, (long long)pos0, (long long)n, ties, rules[rule], set_path(p));
+                    rt_attn(&ap, q, kc, vc, beta, pos0, n, got, scr);
+                    check_case("attn", desc, got, ref, n * H * P, 1e-10);
+                }
+                /* prefill == one token at a time over the same cache; hf-call
+                 * depends on the call, and its one-token calls are the torch rule */
+                float *inc = gnew(n * H * P);
+                for (int64_t t = 0; t < n; t++) rt_attn(&ap, q + t * H * P, kc, vc, beta, pos0 + t, 1, inc + t * H * P, scr);
+                if (rule == RT_KEEP_HF_CALL) {
+                    rt_attn_params a1 = ap;
+                    a1.keep_rule = RT_KEEP_TORCH;
+                    rt_attn_ref(&a1, q, kc, vc, beta, pos0, n, got);
+                    check_case("attn hf-call one token = torch rule", desc, inc, got, n * H * P, 1e-10);
+                } else {
+                    check_case("attn prefill=decode", desc, inc, ref, n * H * P, 1e-10);
+                }
+                free(q); free(kc); free(vc); free(beta); free(scr); gfree(ref); gfree(got); gfree(inc);
             }
-            /* prefill == one token at a time over the same cache */
-            float *inc = gnew(n * H * P);
-            for (int64_t t = 0; t < n; t++) rt_attn(&ap, q + t * H * P, kc, vc, beta, pos0 + t, 1, inc + t * H * P, scr);
-            check_case("attn prefill=decode", "", inc, ref, n * H * P, 1e-10);
-            free(q); free(kc); free(vc); free(beta); free(scr); gfree(ref); gfree(got); gfree(inc);
-        }
 }
 
 /* ---------------- CDMoE routing and experts ---------------- */
@@ -447,6 +537,7 @@ int main(int argc, char **argv) {
     test_matmul();
     test_swiglu();
     test_ssd();
+    test_topk_torch();
     test_attn();
     test_route();
     test_experts();

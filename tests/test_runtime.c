@@ -57,6 +57,30 @@ static int32_t *json_ints(cJSON *a, int64_t *n) {
     return p;
 }
 
+/* greedy from prompt (rt_forward_last over it, then one token per call) must
+ * reproduce want token for token; hf: under rt_model_set_hf_prefill */
+static void greedy(rt_model *m, rt_state *s, const char *name, cJSON *prompt, cJSON *want_js, bool hf) {
+    if (!prompt || !want_js || !s) return;
+    char err[HQ_ERR_LEN] = "";
+    int64_t np = 0, ng = 0, V = rt_model_n_vocab(m), ok = 0;
+    int32_t *pr = json_ints(prompt, &np), *want = json_ints(want_js, &ng);
+    rt_model_set_hf_prefill(m, hf);
+    rt_state_reset(s);
+    float *row = malloc((size_t)V * 4);
+    hq_status st = rt_forward_last(m, s, pr, np, row, err);
+    for (int64_t i = 0; i < ng && st == HQ_OK; i++) {
+        int32_t t = argmax(row, V);
+        if (t != want[i]) break;
+        ok++;
+        if (i + 1 < ng) st = rt_forward(m, s, &t, 1, row, err);
+    }
+    rt_model_set_hf_prefill(m, false);
+    const char *what = hf ? "transformers generate() continuation" : "greedy continuation";
+    CHECK(ok == ng, "%s: %s matches %lld of %lld tokens %s", name, what, (long long)ok, (long long)ng, err);
+    printf("greedy %-24s %s: %lld/%lld tokens match\n", name, what, (long long)ok, (long long)ng);
+    free(row); free(pr); free(want);
+}
+
 static void fixture(const char *dir, const char *name) {
     char path[1100], gguf[1100], err[HQ_ERR_LEN] = "";
     snprintf(path, sizeof path, "%s/ref.json", dir);
@@ -129,10 +153,10 @@ static void fixture(const char *dir, const char *name) {
         float *rq = read_f32(path, n_tok * V);
         CHECK(rq != NULL, "%s: cannot read %s", name, path);
         if (rq) {
-            rt_model_set_router_quirk(m, true);
+            rt_model_set_hf_prefill(m, true);
             rt_state_reset(s);
             st = rt_forward(m, s, toks, n_tok, lg, err);
-            rt_model_set_router_quirk(m, false);
+            rt_model_set_hf_prefill(m, false);
             bool nan;
             double r = max_rel(lg, rq, n_tok * V, &nan);
             CHECK(st == HQ_OK && !nan && r <= 1e-4, "%s: HF prefill-quirk logits max rel err %.3g", name, r);
@@ -140,25 +164,12 @@ static void fixture(const char *dir, const char *name) {
             free(rq);
         }
     }
-    /* greedy continuation */
-    cJSON *gp = cJSON_GetObjectItem(root, "greedy_prompt"), *gt = cJSON_GetObjectItem(root, "greedy_tokens");
-    if (gp && gt && s) {
-        int64_t np = 0, ng = 0;
-        int32_t *pr = json_ints(gp, &np), *want = json_ints(gt, &ng);
-        rt_state_reset(s);
-        float *row = malloc((size_t)V * 4);
-        st = rt_forward_last(m, s, pr, np, row, err);
-        int64_t ok = 0;
-        for (int64_t i = 0; i < ng && st == HQ_OK; i++) {
-            int32_t t = argmax(row, V);
-            if (t != want[i]) break;
-            ok++;
-            if (i + 1 < ng) st = rt_forward(m, s, &t, 1, row, err);
-        }
-        CHECK(ok == ng, "%s: greedy continuation matches %lld of %lld tokens", name, (long long)ok, (long long)ng);
-        printf("greedy %-24s %lld/%lld tokens match\n", name, (long long)ok, (long long)ng);
-        free(row); free(pr); free(want);
-    }
+    /* greedy continuation (prompt fed one token per call in the reference) */
+    greedy(m, s, name, cJSON_GetObjectItem(root, "greedy_prompt"), cJSON_GetObjectItem(root, "greedy_tokens"), false);
+    /* transformers' generate(): the prompt in one call (it drops keys past the
+     * keep window), then one token per call — rt_model_set_hf_prefill */
+    greedy(m, s, name, cJSON_GetObjectItem(root, "hf_generate_prompt"), cJSON_GetObjectItem(root, "hf_generate_tokens"),
+           true);
     free(lg); free(ref); free(toks);
     rt_state_free(s);
     rt_model_free(m);

@@ -119,14 +119,21 @@ def make_doge(is_moe, seed, V):
 
     torch.manual_seed(seed)
     cfg = doge_config(is_moe, V)
-    model = DogeForCausalLM(cfg)
+    return init_doge_weights(DogeForCausalLM(cfg), seed)
+
+
+def init_doge_weights(model, seed, a_init=None):
+    """Random non-trivial weights (seeded); a_init(shape, generator) -> tensor for every self_attn.A."""
     g = torch.Generator().manual_seed(seed + 100)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name == "lm_head.weight":
                 continue  # tied to the embedding
             if name.endswith("self_attn.A"):
-                p.copy_(2 * torch.rand(p.shape, generator=g) - 1)  # HF inits 0: make the bias matter
+                if a_init:
+                    p.copy_(a_init(p.shape, g))
+                else:
+                    p.copy_(2 * torch.rand(p.shape, generator=g) - 1)  # HF inits 0: make the bias matter
             elif name.endswith("norm.weight") or name.endswith("residual"):
                 p.copy_(0.8 + 0.4 * torch.rand(p.shape, generator=g))
             elif name.endswith("dt_proj.weight"):
