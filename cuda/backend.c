@@ -682,6 +682,15 @@ hq_status cu_forward(rt_model *m, rt_state *s, const int32_t *tokens, int64_t n,
     cu_model *c = find(m);
     if (!c) return hq_fail(err, HQ_ERR_INTERNAL, "cuda: model has no device copy");
     const cu_ops *T = c->T;
+    /* past keep_window_size the CPU keeps the keys torch.topk keeps, ties
+     * included (runtime/topk_torch.c, docs/doge-keep-window.md); the CUDA
+     * kernel still breaks ties by the lower index, so it refuses rather than
+     * give another answer */
+    if (m->keep_topk && m->keep_window > 0 && s->pos + n > m->keep_window)
+        return hq_fail(err, HQ_ERR_UNSUPPORTED,
+                       "cuda (%s): position %lld is past keep_window_size %lld, where the CUDA attention does not yet "
+                       "follow transformers' tie order; use --backend cpu", T->name, (long long)(s->pos + n - 1),
+                       (long long)m->keep_window);
     int sr = state_sync_in(c, s);
     if (sr == -2)
         return hq_fail(err, HQ_ERR_INTERNAL, "cuda (%s): this sequence's state was lost with a failed device step; "
