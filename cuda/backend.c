@@ -382,10 +382,10 @@ typedef struct {
     uint64_t used, cap;
     void *opscr; /* op scratch (matmul activations, attention thresholds, sims, gates) */
     const int64_t *dpos; /* the position on the device (graph form) or NULL: pos0 by value */
-    /* what the op scratch holds quantized: x, n tokens, kind 1 Q8_0 / 2 Q8_K */
+    /* what the op scratch holds quantized: x, n tokens, as act_type (cu_act_type) */
     const float *act_x;
     int64_t act_n;
-    int act_kind;
+    uint32_t act_type;
     char *err;
     const char *fail;
 } fw;
@@ -427,12 +427,11 @@ static int mm_x(fw *f, const rt_weight *hw, const cu_wt *w, const float *x, floa
         f->m->hooks.on_matmul_input(f->m->hooks.ud, hw->name, hx, n, w->n_in);
         hq_free(hx);
     }
-    uint32_t t = w->type;
-    int kind = t == GGML_T_F32 || t == GGML_T_F16 || t == GGML_T_BF16 ? 0
-               : t == GGML_T_Q4_K || t == GGML_T_Q5_K || t == GGML_T_Q6_K ? 2 : 1;
-    int ready = same_x && kind && f->act_x == x && f->act_n == n && f->act_kind == kind;
+    uint32_t at = cu_act_type(w->type);
+    bool quant = at != GGML_T_F32; /* float weights leave the scratch as it is */
+    int ready = same_x && quant && f->act_x == x && f->act_n == n && f->act_type == at;
     GO(f->T->matmul(w, x, y, n, bias, f->opscr, ready), hw->name);
-    if (kind) f->act_x = x, f->act_n = n, f->act_kind = kind;
+    if (quant) f->act_x = x, f->act_n = n, f->act_type = at;
     return 0;
 }
 static int mm(fw *f, const rt_weight *hw, const cu_wt *w, const float *x, float *y, int64_t n, const float *bias) {
@@ -638,7 +637,9 @@ static int decode_step(fw *f, const int32_t *token, int64_t pos0, float base, fl
     *c->tok_host = *token;
     *c->pos_host = pos0;
     if (c->graph && (c->graph_arena != c->arena || c->graph_gen != c->state_gen)) drop_graph(c);
+    bool ran = false; /* the step already ran eagerly (emulator, or no stream to capture) */
     if (!c->graph) {
+        uint64_t mark = f->used;
         int32_t *dtok = take(f, 4u);
         float *h = takef(f, d), *xn = takef(f, d), *br = takef(f, d), *lg = takef(f, V);
         bool capturing = T->graph_begin() == 0;
@@ -647,30 +648,30 @@ static int decode_step(fw *f, const int32_t *token, int64_t pos0, float base, fl
         if (rc == 0) rc = T->h2d_async(c->pos_dev, c->pos_host, 8u);
         if (rc == 0) rc = forward_body(f, dtok, 1, pos0, base, h, xn, br, lg, 0);
         if (rc == 0) rc = T->d2h_async(c->lg_host, lg, (uint64_t)V * 4u);
-        if (!capturing) { /* emulator (or no stream): the step ran eagerly */
-            char msg[256] = "";
-            if (rc == 0 && T->sync(msg, sizeof msg) != 0) rc = -1;
-            if (rc == 0) memcpy(logits, c->lg_host, (size_t)V * 4u);
-            return rc;
+        f->dpos = NULL;
+        if (!capturing) {
+            if (rc != 0) return rc;
+            ran = true;
+        } else {
+            void *g = NULL;
+            if (T->graph_end(&g) != 0 || rc != 0) {
+                /* this step again without a graph; decode stays eager from now on */
+                c->graph_off = true;
+                f->used = mark;
+                return 1;
+            }
+            c->graph = g;
+            c->graph_arena = c->arena;
+            c->graph_gen = c->state_gen;
         }
-        void *g = NULL;
-        if (T->graph_end(&g) != 0 || rc != 0) {
-            /* this step again without a graph; decode stays eager from now on */
-            c->graph_off = true;
-            f->dpos = NULL;
-            return 1;
-        }
-        c->graph = g;
-        c->graph_arena = c->arena;
-        c->graph_gen = c->state_gen;
     }
-    if (T->graph_launch(c->graph) != 0) {
+    if (!ran && T->graph_launch(c->graph) != 0) {
         f->fail = "graph launch";
         return -1;
     }
     char msg[256] = "";
     if (T->sync(msg, sizeof msg) != 0) {
-        f->fail = "decode graph";
+        f->fail = "decode step";
         return -1;
     }
     memcpy(logits, c->lg_host, (size_t)V * 4u);
@@ -716,8 +717,6 @@ hq_status cu_forward(rt_model *m, rt_state *s, const int32_t *tokens, int64_t n,
     int rc = 1;
     if (graph_form(c, m, n, r0, logits)) rc = decode_step(&f, tokens, pos0, base, logits);
     if (rc == 1) { /* eager: every op launched from here */
-        f.used = 0;
-        f.opscr = take(&f, op);
         int32_t *dtok = take(&f, (uint64_t)n * 4u);
         float *h = takef(&f, n * d), *xn = takef(&f, n * d), *br = takef(&f, n * d);
         float *lg = logits ? takef(&f, (n - r0) * m->V) : NULL;

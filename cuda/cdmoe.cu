@@ -193,7 +193,7 @@ HQ_KERNEL(k_ex_up, k_ex_args) {
 CU_API int CU_SYM(cu_quant_act)(uint32_t type, const float *x, int64_t n_tok, int64_t n_in, void *scratch);
 CU_API int CU_SYM(cu_matmul_q_supported)(uint32_t type, int64_t n_in);
 
-static int ex_float(uint32_t t) { return t == GGML_T_F32 || t == GGML_T_F16 || t == GGML_T_BF16; }
+static int ex_float(uint32_t t) { return cu_act_type(t) == GGML_T_F32; }
 
 CU_API uint64_t CU_SYM(cu_experts_scratch)(const cu_wt *down, int64_t n, int64_t k_total) {
     uint64_t g = ((uint64_t)n * (uint64_t)k_total * 4u + 15u) & ~(uint64_t)15u;

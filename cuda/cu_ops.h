@@ -149,6 +149,14 @@ CU_WEAK int cu_gpu_devices(char *msg, int msg_len);
  * bus width); 0 or −1 */
 CU_WEAK int cu_gpu_info(char *name, int name_len, double *peak_gbs);
 
+/* What a matmul with weights of type t does to its activations: GGML_T_F32
+ * for float weights (x is used as is), GGML_T_Q8_K for the K-quants,
+ * GGML_T_Q8_0 for the 32-element block types (matmul_q.cu). */
+static inline uint32_t cu_act_type(uint32_t t) {
+    if (t == GGML_T_F32 || t == GGML_T_F16 || t == GGML_T_BF16) return GGML_T_F32;
+    return t == GGML_T_Q4_K || t == GGML_T_Q5_K || t == GGML_T_Q6_K ? GGML_T_Q8_K : GGML_T_Q8_0;
+}
+
 /* device-side storage of the quantized activations of one matmul call
  * (matmul_q.cu): int8 qs [n_tok][n_in] | float d [n_tok][n_in/32] |
  * int32 sums [n_tok][n_in/32]  (per 32-element sub-block) */

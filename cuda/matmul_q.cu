@@ -18,7 +18,7 @@
 #define MMQ_TT 4
 #define MMQ_WARPS 4
 
-static int mmq_is_k(uint32_t t) { return t == GGML_T_Q4_K || t == GGML_T_Q5_K || t == GGML_T_Q6_K; }
+static int mmq_is_k(uint32_t t) { return cu_act_type(t) == GGML_T_Q8_K; }
 
 CU_API int CU_SYM(cu_matmul_q_supported)(uint32_t type, int64_t n_in) {
     switch (type) {

@@ -155,7 +155,7 @@ CU_API int CU_SYM(cu_logsoftmax)(const float *x, float *y, int64_t rows, int64_t
 CU_API int CU_SYM(cu_nll)(const float *x, const int32_t *target, float *nll, int64_t rows, int64_t V);
 CU_API int CU_SYM(cu_kl)(const float *a, const float *b, float *kl, int64_t rows, int64_t V);
 
-static int tb_float(uint32_t t) { return t == GGML_T_F32 || t == GGML_T_F16 || t == GGML_T_BF16; }
+static int tb_float(uint32_t t) { return cu_act_type(t) == GGML_T_F32; }
 
 static int tb_matmul_supported(uint32_t type, int64_t n_in) {
     return tb_float(type) ? CU_SYM(cu_matmul_f_supported)(type, n_in) : CU_SYM(cu_matmul_q_supported)(type, n_in);
