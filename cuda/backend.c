@@ -646,7 +646,10 @@ static int decode_step(fw *f, const int32_t *token, int64_t pos0, float base, fl
         f->dpos = c->pos_dev;
         int rc = T->h2d_async(dtok, c->tok_host, 4u);
         if (rc == 0) rc = T->h2d_async(c->pos_dev, c->pos_host, 8u);
-        if (rc == 0) rc = forward_body(f, dtok, 1, pos0, base, h, xn, br, lg, 0);
+        /* the kernels must take the position from dpos (a replay runs at a new
+         * one): the by-value position is poisoned, so a kernel that ignored
+         * dpos would fail the emulator tests, not only a GPU's */
+        if (rc == 0) rc = forward_body(f, dtok, 1, -1, base, h, xn, br, lg, 0);
         if (rc == 0) rc = T->d2h_async(c->lg_host, lg, (uint64_t)V * 4u);
         f->dpos = NULL;
         if (!capturing) {
