@@ -54,7 +54,7 @@ static uint32_t rnd(void) {
     return (uint32_t)(xs >> 32);
 }
 
-/* one weight type: median-free mean over reps after a warm-up */
+/* one weight type: the mean over reps after a warm-up launch */
 static int kernel_bench(const cu_ops *T, uint32_t type, int json, int small) {
     const int64_t n_out = small ? 64 : 16384, n_in = small ? 512 : 4096, big = small ? 8 : 512;
     uint64_t rb = 0;
