@@ -72,7 +72,7 @@ int hq_cmd_quantize(int argc, char **argv) {
     const hq_opt opts[] = {
         {'t', "type", HQ_OPT_STR, &type, "TYPE",
          "preset (Q8_0 Q4_0 Q4_1 Q4_K_M Q4_K_S Q5_K_M Q6_K IQ4_NL) or plain type (Q4_K, Q5_K, F16, ...)", 0, 0},
-        {0, "imatrix", HQ_OPT_STR, &imatrix_path, "FILE", "importance matrix from `hyquant calibrate`", 0, 0},
+        {0, "imatrix", HQ_OPT_IN, &imatrix_path, "FILE", "importance matrix from `hyquant calibrate`", 0, 0},
         {0, "method", HQ_OPT_STR, &method, "M", "rtn | imatrix | gptq (default: imatrix with --imatrix, else rtn)",
          0, 0},
         {0, "tensor-type", HQ_OPT_STR_LIST, &overrides, "RE=TYPE",
@@ -136,8 +136,8 @@ int hq_cmd_quantize(int argc, char **argv) {
             rc = hq_cmd_error("quantize", st, err);
             goto out;
         }
-    if (n_pos == 2 && strcmp(pos[0], pos[1]) == 0) {
-        rc = hq_cmd_error("quantize", HQ_ERR_ARG, "input and output are the same file");
+    if ((st = hq_opts_check_paths(opts, pos, n_pos, 1u << 1, err))) { /* OUT.gguf is an output */
+        rc = hq_cmd_error("quantize", st, err);
         goto out;
     }
 #ifdef _OPENMP

@@ -52,6 +52,7 @@ hq_status rt_forward_last(rt_model *m, rt_state *s, const int32_t *tokens, int64
 hq_status rt_forward_from(rt_model *m, rt_state *s, const int32_t *tokens, int64_t n, int64_t first_row,
                           float *logits, char *err);
 int64_t rt_model_ctx_len(const rt_model *m);     /* {arch}.context_length */
+const char *rt_model_path(const rt_model *m);    /* the file it was loaded from */
 int32_t rt_model_bos(const rt_model *m);         /* tokenizer.ggml.bos_token_id, -1 if none */
 int32_t rt_model_eos(const rt_model *m);         /* -1 if none */
 bool rt_model_add_bos(const rt_model *m);        /* tokenizer.ggml.add_bos_token */
