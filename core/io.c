@@ -409,12 +409,27 @@ hq_status hq_out_open(hq_out *o, const char *path, char *err) {
     size_t n = strlen(path);
     if (n == 0 || n + 16 >= sizeof g_tmp_paths[0])
         return hq_fail(err, HQ_ERR_ARG, "output path '%s' is empty or too long", path);
-    struct stat st;
-    if (stat(path, &st) == 0) {
+    struct stat st, lst;
+    bool exists = stat(path, &st) == 0;
+    if (exists) {
         if (S_ISDIR(st.st_mode)) return hq_fail(err, HQ_ERR_ARG, "%s: output path is a directory", path);
         if (!S_ISREG(st.st_mode)) return out_open_in_place(o, path, &st, err);
         const char *in = seen_find(&st);
         if (in) return same_as_input(path, in, err);
+    }
+    /* A symlink is never renamed over (as root, /dev/stdout -> /proc/self/fd/1
+     * would become a regular file): the file it names is the one replaced,
+     * from a temporary file in that file's directory. */
+    if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+        if (!exists)
+            return hq_fail(err, HQ_ERR_ARG, "%s: a symlink to a missing file; refusing to replace the link", path);
+        char *real = realpath(path, NULL);
+        hq_status s = HQ_OK;
+        if (!real) s = hq_fail(err, HQ_ERR_IO, "%s: cannot resolve the symlink: %s", path, strerror(errno));
+        else if (!strcmp(real, path)) s = hq_fail(err, HQ_ERR_INTERNAL, "%s: symlink resolves to itself", path);
+        else s = hq_out_open(o, real, err);
+        free(real); /* realpath's allocation */
+        return s;
     }
     int slot = -1;
     for (int i = 0; i < HQ_MAX_TMP; i++)
