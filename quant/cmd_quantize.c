@@ -163,11 +163,24 @@ int hq_cmd_quantize(int argc, char **argv) {
         goto out;
     }
     char a[32], b[32];
+    /* say what was done: GPTQ needs the imatrix's full Hessian (calibrate
+     * --full-hessian); tensors without one were rounded with the imatrix */
+    char done_m[160];
+    snprintf(done_m, sizeof done_m, "%s", q_method_name(m));
+    if (m == Q_METHOD_GPTQ && !dry && rep.n_gptq == 0)
+        snprintf(done_m, sizeof done_m, "imatrix (--method gptq, but %s has no full Hessian: "
+                 "run calibrate --full-hessian)", imatrix_path);
+    else if (m == Q_METHOD_GPTQ && !dry && rep.n_gptq < rep.n_converted)
+        snprintf(done_m, sizeof done_m, "gptq for %llu of %llu tensors, imatrix for the rest",
+                 (unsigned long long)rep.n_gptq, (unsigned long long)rep.n_converted);
     if (json) {
         cJSON_AddStringToObject(root, "input", pos[0]);
         if (n_pos == 2 && !dry) cJSON_AddStringToObject(root, "output", pos[1]);
         cJSON_AddStringToObject(root, "type", q_policy_name(pol));
-        cJSON_AddStringToObject(root, "method", q_method_name(m));
+        cJSON_AddStringToObject(root, "method",
+                                m == Q_METHOD_GPTQ && !dry && rep.n_gptq == 0 ? "imatrix" : q_method_name(m));
+        cJSON_AddStringToObject(root, "method_requested", q_method_name(m));
+        cJSON_AddStringToObject(root, "method_detail", done_m);
         cJSON_AddNumberToObject(root, "ftype", rep.ftype);
         cJSON_AddBoolToObject(root, "dry_run", dry);
         cJSON_AddNumberToObject(root, "in_file_bytes", (double)rep.in_file_bytes);
@@ -197,7 +210,7 @@ int hq_cmd_quantize(int argc, char **argv) {
         }
         goto out;
     }
-    printf("\n%s: %s, method %s%s\n", dry ? "dry run" : "quantized", q_policy_name(pol), q_method_name(m),
+    printf("\n%s: %s, method %s%s\n", dry ? "dry run" : "quantized", q_policy_name(pol), done_m,
            dry ? " (nothing written)" : "");
     printf("  file size     %s -> %s%s\n", hq_fmt_bytes(rep.in_file_bytes, a), hq_fmt_bytes(rep.out_file_bytes, b),
            dry ? " (exact)" : "");

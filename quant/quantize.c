@@ -2,6 +2,7 @@
 #include "quantize.h" // defines: q_quantize_file, q_method_name
 #include "../core/half.h"
 #include "../formats/gguf.h"
+#include "../runtime/runtime.h"
 #include "gptq.h"
 #include "quant.h"
 
@@ -219,6 +220,7 @@ hq_status q_quantize_file(const char *in_path, const char *out_path, const q_qua
     if (o->method != Q_METHOD_RTN && !o->imatrix)
         return hq_fail(err, HQ_ERR_ARG, "--method %s needs --imatrix FILE", q_method_name(o->method));
     if ((st = fmt_gguf_open(in_path, &g, err))) return st;
+    if ((st = rt_model_check_metadata(g, err))) goto done; /* runtime/model.c: the loader's own checks */
     fmt_gguf_str gt;
     if (fmt_gguf_get_str(g, "general.type", &gt) && gt.len == 7 && !memcmp(gt.s, "imatrix", 7)) {
         st = hq_fail(err, HQ_ERR_ARG, "%s: is an imatrix file, not a model", in_path);

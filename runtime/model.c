@@ -335,19 +335,41 @@ static hq_status read_hparams(ld_ctx *c) {
     return HQ_OK;
 }
 
-static hq_status load_tokenizer(rt_model *m, char *err) {
-    fmt_gguf_str js;
+/* bos/eos ids from the metadata, refused outside the vocabulary (a BOS
+ * beyond it would be dropped silently, an EOS never seen) */
+static hq_status read_token_ids(rt_model *m, char *err) {
+    static const char *const ids[2] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"};
     uint32_t v;
     m->bos = m->eos = -1;
-    const char *lab = fmt_gguf_label(m->g);
-    static const char *const ids[2] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"};
     for (int k = 0; k < 2; k++)
         if (fmt_gguf_get_u32(m->g, ids[k], &v)) {
-            if ((int64_t)v >= m->V) /* BOS would be dropped silently, EOS never seen */
-                return hq_fail(err, HQ_ERR_FORMAT, "%s: %s %u is outside the vocabulary of %lld tokens", lab, ids[k],
-                               v, (long long)m->V);
+            if ((int64_t)v >= m->V)
+                return hq_fail(err, HQ_ERR_FORMAT, "%s: %s %u is outside the vocabulary of %lld tokens",
+                               fmt_gguf_label(m->g), ids[k], v, (long long)m->V);
             *(k ? &m->eos : &m->bos) = (int32_t)v;
         }
+    return HQ_OK;
+}
+
+hq_status rt_model_check_metadata(fmt_gguf *g, char *err) {
+    fmt_gguf_str arch;
+    if (!fmt_gguf_get_str(g, "general.architecture", &arch) || arch.len >= sizeof ((rt_model *)0)->arch ||
+        !(str_is(&arch, "cheems") || str_is(&arch, "doge")))
+        return HQ_OK; /* the runtime refuses other architectures when it loads them */
+    rt_model m;
+    memset(&m, 0, sizeof m);
+    m.g = g;
+    memcpy(m.arch, arch.s, arch.len);
+    ld_ctx c = {.m = &m, .g = g, .err = err, .st = HQ_OK};
+    hq_status st = read_hparams(&c);
+    return st ? st : read_token_ids(&m, err);
+}
+
+static hq_status load_tokenizer(rt_model *m, char *err) {
+    fmt_gguf_str js;
+    const char *lab = fmt_gguf_label(m->g);
+    hq_status st0 = read_token_ids(m, err);
+    if (st0) return st0;
     m->add_bos = false;
     fmt_gguf_get_bool(m->g, "tokenizer.ggml.add_bos_token", &m->add_bos);
     if (!fmt_gguf_get_str(m->g, "tokenizer.huggingface.json", &js)) return HQ_OK;
