@@ -306,6 +306,7 @@ int hq_cmd_calibrate(int argc, char **argv) {
     {
         fmt_gguf *g = NULL;
         if ((st = fmt_gguf_open(pos[0], &g, err))) goto fail;
+        c.im->model_fp = q_model_fingerprint(g); /* quantize warns when used on another model */
         for (uint64_t i = 0; i < fmt_gguf_n_tensors(g); i++) {
             const fmt_gguf_tensor *t = fmt_gguf_tensor_at(g, i);
             if ((strstr(t->name, "ffn_expert_down.weight") || strstr(t->name, "ffn_expert_up.weight")) &&

@@ -163,6 +163,10 @@ int hq_cmd_quantize(int argc, char **argv) {
         goto out;
     }
     char a[32], b[32];
+    if (rep.imatrix_other_model)
+        fprintf(stderr, "hyquant quantize: warning: %s was computed on a model with other weights than %s (same "
+                        "tensor names, different fingerprint); its importance may not fit this model\n",
+                imatrix_path, pos[0]);
     /* say what was done: GPTQ needs the imatrix's full Hessian (calibrate
      * --full-hessian); tensors without one were rounded with the imatrix */
     char done_m[160];

@@ -250,6 +250,8 @@ hq_status q_quantize_file(const char *in_path, const char *out_path, const q_qua
     if (o->imatrix &&
         (st = q_imatrix_check_model(o->imatrix, g, o->imatrix_label ? o->imatrix_label : "imatrix", err)))
         goto done;
+    if (o->imatrix && o->imatrix->model_fp && o->imatrix->model_fp != q_model_fingerprint(g))
+        rep->imatrix_other_model = true;
 
     /* plan: types, sizes, refusals */
     bool any_block = false;

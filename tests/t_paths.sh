@@ -232,6 +232,11 @@ rm -rf "$W/cke" "$W/ckb"
 # ---- 9. say what was done
 run_case "gptq without a Hessian" 0 "" 0 "q.gguf" -- quantize m.gguf q.gguf --type Q4_0 --imatrix m.imatrix --method gptq -q
 grep -q 'method imatrix (--method gptq, but' "$T/out" && ok || bad "gptq fallback not reported: $(grep method "$T/out")"
+grep -q . "$T/err" && bad "quantize with its own model's imatrix warns: $(cat "$T/err")" || ok
+"$HQ" convert "$W/ck" -o "$W/f16.gguf" --outtype f16 -q 2>/dev/null
+run_case "imatrix of another model" 0 "" 0 "q.gguf" -- quantize f16.gguf q.gguf --type Q4_0 --imatrix m.imatrix -q
+grep -q 'warning: m.imatrix was computed on a model with other weights' "$T/err" && ok ||
+    bad "no warning for another model's imatrix: $(cat "$T/err")"
 
 [ -c /dev/null ] && [ -L /dev/stdout ] && ok || bad "/dev/null or /dev/stdout changed type"
 finish
