@@ -135,9 +135,9 @@ hq_status hq_opts_check_paths(const hq_opt *opts, const char *const *pos, int n_
     for (int k = 0; k < n_pos && n < MAX_PATHS; k++, n++)
         path[n] = pos[k], opt[n] = NULL, idx[n] = k, out[n] = k < 32 && ((out_pos >> k) & 1u);
     for (const hq_opt *o = opts; o->long_name && n < MAX_PATHS; o++) {
+        if (o->type != HQ_OPT_IN && o->type != HQ_OPT_OUT) continue; /* dst is not a const char ** */
         const char *v = *(const char **)o->dst;
-        if ((o->type == HQ_OPT_IN || o->type == HQ_OPT_OUT) && v)
-            path[n] = v, opt[n] = o, idx[n] = 0, out[n] = o->type == HQ_OPT_OUT, n++;
+        if (v) path[n] = v, opt[n] = o, idx[n] = 0, out[n] = o->type == HQ_OPT_OUT, n++;
     }
     for (int a = 0; a < n; a++) {
         if (!out[a]) continue;
@@ -152,8 +152,8 @@ hq_status hq_opts_check_paths(const hq_opt *opts, const char *const *pos, int n_
             path_label(lb, sizeof lb, opt[b], idx[b]);
             if (out[b])
                 return hq_fail(err, HQ_ERR_ARG, "%s: given as two outputs (%s and %s)", path[a], la, lb);
-            return hq_fail(err, HQ_ERR_ARG, "%s: the output (%s) is the same file as the input %s (%s); refusing to overwrite it",
-                           path[a], la, path[b], lb);
+            return hq_fail(err, HQ_ERR_ARG, "%s: the output (%s) is the same file as %s %s (%s); refusing to overwrite it",
+                           path[a], la, hq_is_dir(path[b]) ? "a file in the input directory" : "the input", path[b], lb);
         }
     }
     return HQ_OK;

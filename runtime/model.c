@@ -361,6 +361,12 @@ hq_status rt_model_check_metadata(fmt_gguf *g, char *err) {
     m.g = g;
     memcpy(m.arch, arch.s, arch.len);
     ld_ctx c = {.m = &m, .g = g, .err = err, .st = HQ_OK};
+    /* a file without the basic sizes is not a runnable model anyway (the
+     * loader says so); quantize may still convert its tensors */
+    uint64_t u;
+    if (!get_u64(&c, "vocab_size", &u) || !get_u64(&c, "embedding_length", &u) || !get_u64(&c, "block_count", &u) ||
+        !get_u64(&c, "attention.head_count", &u))
+        return HQ_OK;
     hq_status st = read_hparams(&c);
     return st ? st : read_token_ids(&m, err);
 }

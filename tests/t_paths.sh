@@ -115,8 +115,8 @@ run_case "--save-logits to /dev/stdout, a file" 0 "" 0 "" -- perplexity m.gguf -
 ln -s missing "$W/dangling"
 run_case "dangling symlink output" 2 "symlink to a missing file" 0 "" -- convert ck -o dangling -q
 # an output that is an input, for every output option
-run_case "convert -o file in the checkpoint" 2 "same file as the input" 0 "" -- convert ck -o ck/model.safetensors -q
-run_case "convert -o config.json" 2 "same file as the input" 0 "" -- convert ck -o ck/config.json -q
+run_case "convert -o file in the checkpoint" 2 "same file as a file in the input directory ck" 0 "" -- convert ck -o ck/model.safetensors -q
+run_case "convert -o config.json" 2 "same file as a file in the input directory" 0 "" -- convert ck -o ck/config.json -q
 run_case "calibrate -o the model" 2 "same file as the input" 0 "" -- calibrate m.gguf --text t.txt -o m.gguf -q
 run_case "calibrate -o the text" 2 "same file as the input" 0 "" -- calibrate m.gguf --text t.txt -o t.txt -q
 run_case "quantize onto a hard link" 2 "same file as the input" 0 "" -- quantize m.gguf m-hard.gguf --type Q8_0 -q
