@@ -355,7 +355,12 @@ hq_status q_quantize_file(const char *in_path, const char *out_path, const q_qua
         if (!p->converted) {
             st = fmt_gguf_write_tensor(w, &out, i, t->data, t->nbytes, err); /* bit for bit */
         } else {
-            if ((st = quantize_tensor(t, p, o, &b, err))) goto done;
+            if ((st = quantize_tensor(t, p, o, &b, err))) { /* its messages name the tensor; add the file */
+                char e2[HQ_ERR_LEN];
+                snprintf(e2, sizeof e2, "%s", err ? err : "");
+                hq_fail(err, st, "%s: %s", in_path, e2);
+                goto done;
+            }
             if (p->method == Q_METHOD_GPTQ) rep->n_gptq++;
             rep->n_uniform_rows += (uint64_t)p->uniform_rows;
             st = fmt_gguf_write_tensor(w, &out, i, b.out, p->out_bytes, err);
