@@ -52,7 +52,10 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < sizeof k_commands / sizeof *k_commands; i++)
-        if (!strcmp(c, k_commands[i].name)) return k_commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(c, k_commands[i].name)) {
+            hq_set_command_name(c);
+            return k_commands[i].fn(argc - 1, argv + 1);
+        }
     fprintf(stderr, "hyquant: unknown command '%s'\n", c);
     usage(stderr);
     return 2;

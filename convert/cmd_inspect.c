@@ -390,15 +390,6 @@ static int inspect_gguf(const char *path, bool json) {
     return 0;
 }
 
-static bool is_gguf_file(const char *path) {
-    if (hq_is_dir(path)) return false;
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
-    char m[4] = {0};
-    size_t n = fread(m, 1, 4, f);
-    fclose(f);
-    return n == 4 && !memcmp(m, "GGUF", 4);
-}
 
 int hq_cmd_inspect(int argc, char **argv) {
     bool json = false;
@@ -407,9 +398,9 @@ int hq_cmd_inspect(int argc, char **argv) {
         {0, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const hq_cmd_def def = {"inspect", "<checkpoint dir | .safetensors | .bin | .gguf> [--json]", opts, 1,
-                            "expected exactly one input path", false};
+                            "expected exactly one input path", false, 0};
     const char *pos[2];
     int rc = hq_cmd_start(&def, argc, argv, pos);
     if (rc >= 0) return rc;
-    return is_gguf_file(pos[0]) ? inspect_gguf(pos[0], json) : inspect_ckpt(pos[0], json);
+    return hq_file_has_magic(pos[0], "GGUF", 4) ? inspect_gguf(pos[0], json) : inspect_ckpt(pos[0], json);
 }

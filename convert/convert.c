@@ -203,6 +203,10 @@ static void job_free(cv_job *j) {
 
 static hq_status run(cv_job *j, const char *src, const char *dst, const cv_options *opt, char *err) {
     TRY(fmt_ckpt_open(src, &j->ck, err));
+    if (opt && opt->embedded)
+        snprintf(opt->embedded, CV_EMBEDDED_LEN, "%s%s%s", j->ck->config_json ? "config.json" : "",
+                 j->ck->tokenizer_json ? (j->ck->config_json ? ", tokenizer.json" : "tokenizer.json") : "",
+                 j->ck->tokenizer_config_json ? ", tokenizer_config.json" : "");
     TRY(cv_plan_build(j->ck->tensors, j->ck->n_tensors, j->ck->config_json, src, &j->p, err));
     const cv_plan *p = j->p;
     cv_outtype ot = opt && opt->outtype != CV_OUT_AUTO ? opt->outtype : cv_plan_default_outtype(p);

@@ -18,7 +18,9 @@ typedef struct {
     cv_outtype outtype;
     bool quiet;        /* no progress line */
     const char *name;  /* general.name; NULL = base name of the source */
+    char *embedded;    /* out, optional (CV_EMBEDDED_LEN bytes): the auxiliary files embedded, ", "-separated */
 } cv_options;
+#define CV_EMBEDDED_LEN 96
 
 /* Converts the checkpoint at src (dir or file) to GGUF at dst (atomically). */
 hq_status cv_convert(const char *src, const char *dst, const cv_options *opt, char *err);

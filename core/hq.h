@@ -64,32 +64,53 @@ void hq_free(void *p);
 void hq_alloc_fail_at(int64_t n); /* 0 disables */
 int64_t hq_alloc_count(void);
 
-/* ---- files ---- */
+/* ---- files (core/io.c) ----
+ * Inputs are checked to be regular files before they are opened, without
+ * blocking (a FIFO or device is refused by name), and remembered by device +
+ * inode: an output that is the same file as an input is refused. */
 typedef struct {
     const uint8_t *data; /* read-only mapping (NULL when size is 0) */
     uint64_t size;
     char *path;
 } hq_map;
+/* A mapped file that is truncated while mapped raises SIGBUS; the handler
+ * installed by hq_install_signal_cleanup reports "file changed while
+ * reading" naming it, removes temporary outputs and exits 1. */
 hq_status hq_map_open(const char *path, hq_map *m, char *err);
 void hq_map_close(hq_map *m);
-/* Reads a whole (small) file; fails with HQ_ERR_LIMIT beyond max_bytes.
- * The buffer is NUL-terminated (not counted in *len). */
+/* Reads a whole (small) file to EOF (st_size is only a hint: /proc files
+ * say 0); fails with HQ_ERR_LIMIT beyond max_bytes, never holding more than
+ * max_bytes + 2. The buffer is NUL-terminated (not counted in *len). */
 hq_status hq_read_file(const char *path, uint64_t max_bytes, char **buf, uint64_t *len, char *err);
 bool hq_is_dir(const char *path);
 bool hq_file_exists(const char *path);
 /* join dir + "/" + name into a new string */
 char *hq_path_join(const char *dir, const char *name);
+/* True when out exists as a regular file that is the same file (device +
+ * inode, through symlinks and hard links) as in or, when in is a directory,
+ * as a file directly inside it. */
+bool hq_path_same_file(const char *out, const char *in);
+/* True when path is a regular file starting with the n bytes of magic (never
+ * blocks: a FIFO or device is not opened). */
+bool hq_file_has_magic(const char *path, const char *magic, size_t n);
+/* Forgets the inputs opened so far (tests that rewrite a file they read). */
+void hq_inputs_forget(void);
 
-/* Atomic output: data goes to "<path>.tmp.XXXXXX" in the same directory and is
- * renamed over <path> only by hq_out_commit. hq_out_abort (also run from the
- * SIGINT/SIGTERM handler and at exit) removes the temporary file, so a failed
- * or interrupted run never leaves a partial or temporary file behind. */
+/* Output files. A regular file or a new name: data goes to
+ * "<path>.tmp.XXXXXX" in the same directory and is renamed over <path> only
+ * by hq_out_commit; hq_out_abort (also run from the SIGINT/SIGTERM handler
+ * and at exit) removes the temporary file, so a failed or interrupted run
+ * never leaves a partial or temporary file behind. An existing pipe,
+ * /dev/null, /dev/zero, /dev/full or terminal is written in place (in_place)
+ * and never renamed over; other non-regular files are refused, and so is an
+ * output that is the same file as an input this process opened. */
 typedef struct {
     FILE *fp;
     char *path;
-    char *tmp_path;
+    char *tmp_path; /* NULL when in_place */
     uint64_t written;
     int slot; /* index in the cleanup registry */
+    bool in_place;
 } hq_out;
 hq_status hq_out_open(hq_out *o, const char *path, char *err);
 hq_status hq_out_write(hq_out *o, const void *p, size_t n, char *err);
@@ -97,8 +118,11 @@ hq_status hq_out_zeros(hq_out *o, uint64_t n, char *err);
 hq_status hq_out_seek(hq_out *o, uint64_t off, char *err);
 hq_status hq_out_commit(hq_out *o, char *err);
 void hq_out_abort(hq_out *o);
-/* Installs SIGINT/SIGTERM/SIGHUP handlers that remove registered temp files. */
+/* Installs SIGINT/SIGTERM/SIGHUP handlers that remove registered temp files,
+ * and the SIGBUS handler for mapped inputs that shrink. */
 void hq_install_signal_cleanup(void);
+/* The subcommand named in messages printed from signal handlers. */
+void hq_set_command_name(const char *name);
 
 /* ---- progress and timing ---- */
 double hq_now(void); /* monotonic seconds */

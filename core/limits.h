@@ -9,7 +9,9 @@
 #define HQ_MAX_GGUF_NAME 63                   /* ggml's GGML_MAX_NAME - 1 */
 #define HQ_MAX_TENSORS 1000000                /* tensors per checkpoint / GGUF */
 #define HQ_MAX_ST_HEADER 100000000ull         /* safetensors header (reference MAX_HEADER_SIZE) */
-#define HQ_MAX_JSON_FILE (256ull << 20)       /* config.json, tokenizer.json, index json */
+#define HQ_MAX_CONFIG_JSON (4ull << 20)       /* config.json, tokenizer_config.json (real: < 1 MiB) */
+#define HQ_MAX_TOKENIZER_JSON (64ull << 20)   /* tokenizer.json (largest real: ~33 MiB) */
+#define HQ_MAX_INDEX_JSON (64ull << 20)       /* *.index.json of a sharded checkpoint (real: < 10 MiB) */
 #define HQ_MAX_PICKLE (1ull << 30)            /* data.pkl bytes */
 #define HQ_MAX_PICKLE_STACK 1000000           /* VM stack entries */
 #define HQ_MAX_PICKLE_MEMO 10000000           /* memo slots */

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const hq_opt *find_long(const hq_opt *o, const char *name, size_t len) {
     for (; o->long_name; o++)
@@ -42,7 +43,9 @@ static hq_status set_value(const hq_opt *o, const char *v, char *err) {
         *(double *)o->dst = x;
         return HQ_OK;
     }
-    case HQ_OPT_STR: *(const char **)o->dst = v; return HQ_OK;
+    case HQ_OPT_STR:
+    case HQ_OPT_IN:
+    case HQ_OPT_OUT: *(const char **)o->dst = v; return HQ_OK;
     case HQ_OPT_STR_LIST: {
         hq_str_list *l = o->dst;
         const char **nv = hq_realloc(l->v, sizeof(char *) * (size_t)(l->n + 1));
@@ -115,6 +118,47 @@ void hq_opts_usage(FILE *f, const char *cmd, const char *synopsis, const hq_opt 
     fprintf(f, "  %-28s %s\n", "-h, --help", "show this help");
 }
 
+/* the name of output/input k in messages: "--json" or "argument 2" */
+static void path_label(char *buf, size_t cap, const hq_opt *o, int k) {
+    if (o) snprintf(buf, cap, "--%s", o->long_name);
+    else snprintf(buf, cap, "argument %d", k + 1);
+}
+
+hq_status hq_opts_check_paths(const hq_opt *opts, const char *const *pos, int n_pos, unsigned out_pos, char *err) {
+    /* every path with its option (NULL for a positional) and direction */
+    enum { MAX_PATHS = 64 };
+    const char *path[MAX_PATHS];
+    const hq_opt *opt[MAX_PATHS];
+    int idx[MAX_PATHS];
+    bool out[MAX_PATHS];
+    int n = 0;
+    for (int k = 0; k < n_pos && n < MAX_PATHS; k++, n++)
+        path[n] = pos[k], opt[n] = NULL, idx[n] = k, out[n] = k < 32 && ((out_pos >> k) & 1u);
+    for (const hq_opt *o = opts; o->long_name && n < MAX_PATHS; o++) {
+        if (o->type != HQ_OPT_IN && o->type != HQ_OPT_OUT) continue; /* dst is not a const char ** */
+        const char *v = *(const char **)o->dst;
+        if (v) path[n] = v, opt[n] = o, idx[n] = 0, out[n] = o->type == HQ_OPT_OUT, n++;
+    }
+    for (int a = 0; a < n; a++) {
+        if (!out[a]) continue;
+        for (int b = 0; b < n; b++) {
+            if (b == a || (out[b] && b < a)) continue;
+            /* two outputs: the same existing file, or the same new name */
+            bool same = hq_path_same_file(path[a], path[b]) ||
+                        (out[b] && !strcmp(path[a], path[b]) && access(path[a], F_OK) != 0);
+            if (!same) continue;
+            char la[80], lb[80];
+            path_label(la, sizeof la, opt[a], idx[a]);
+            path_label(lb, sizeof lb, opt[b], idx[b]);
+            if (out[b])
+                return hq_fail(err, HQ_ERR_ARG, "%s: given as two outputs (%s and %s)", path[a], la, lb);
+            return hq_fail(err, HQ_ERR_ARG, "%s: the output (%s) is the same file as %s %s (%s); refusing to overwrite it",
+                           path[a], la, hq_is_dir(path[b]) ? "a file in the input directory" : "the input", path[b], lb);
+        }
+    }
+    return HQ_OK;
+}
+
 void hq_str_list_free(hq_str_list *l) {
     hq_free(l->v);
     l->v = NULL;
@@ -135,5 +179,6 @@ int hq_cmd_start(const hq_cmd_def *d, int argc, char **argv, const char **pos) {
         return hq_cmd_error(d->cmd, st, err);
     }
     if (n != d->n_pos) return hq_cmd_error(d->cmd, HQ_ERR_ARG, d->pos_msg);
+    if ((st = hq_opts_check_paths(d->opts, pos, n, d->out_pos, err)) != HQ_OK) return hq_cmd_error(d->cmd, st, err);
     return -1;
 }

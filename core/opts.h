@@ -6,13 +6,16 @@
 #define HQ_OPTS_H
 #include "hq.h"
 
-typedef enum { HQ_OPT_FLAG, HQ_OPT_INT, HQ_OPT_FLOAT, HQ_OPT_STR, HQ_OPT_STR_LIST } hq_opt_type;
+/* HQ_OPT_IN / HQ_OPT_OUT are file paths (const char *): declaring which
+ * options name inputs and which name outputs lets hq_opts_check_paths refuse,
+ * before any work, an output that would overwrite an input. */
+typedef enum { HQ_OPT_FLAG, HQ_OPT_INT, HQ_OPT_FLOAT, HQ_OPT_STR, HQ_OPT_STR_LIST, HQ_OPT_IN, HQ_OPT_OUT } hq_opt_type;
 
 typedef struct {
     char short_name;        /* 0 if none */
     const char *long_name;  /* without leading dashes */
     hq_opt_type type;
-    void *dst;              /* bool* | int64_t* | double* | const char** | hq_str_list* */
+    void *dst;              /* bool* | int64_t* | double* | const char** (STR, IN, OUT) | hq_str_list* */
     const char *meta;       /* e.g. "N", "FILE" */
     const char *help;       /* with the default in it */
     double min, max;        /* for INT/FLOAT */
@@ -30,6 +33,13 @@ typedef struct {
 hq_status hq_opts_parse(const hq_opt *opts, int argc, char **argv, const char **pos, int max_pos, int *n_pos,
                         bool *help, char *err);
 void hq_opts_usage(FILE *f, const char *cmd, const char *synopsis, const hq_opt *opts);
+/* Refuses (HQ_ERR_ARG) an output path that is the same file as an input (or
+ * as a file directly inside an input directory) or as another output.
+ * Outputs: the HQ_OPT_OUT options and the positionals whose bit is set in
+ * out_pos; inputs: the HQ_OPT_IN options and the other positionals. Run
+ * before any work: hq_cmd_start does it; commands that parse with
+ * hq_opts_parse call it themselves. */
+hq_status hq_opts_check_paths(const hq_opt *opts, const char *const *pos, int n_pos, unsigned out_pos, char *err);
 
 /* A subcommand's fixed start: its option table and the positional arguments
  * it takes. */
@@ -39,6 +49,7 @@ typedef struct {
     int n_pos;            /* positional arguments required (pos has room for n_pos + 1) */
     const char *pos_msg;  /* the error for any other count */
     bool usage_on_error;  /* also print the usage on stderr after a parse error */
+    unsigned out_pos;     /* bit i set: positional i is an output path */
 } hq_cmd_def;
 
 /* Parses argv. Returns -1 when the command goes on (positionals in pos),

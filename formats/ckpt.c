@@ -23,6 +23,7 @@
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Real implementation in formats/torch.c; this weak fallback keeps the
  * library linkable while that module is absent. */
@@ -482,13 +483,70 @@ static char *dir_of(const char *path) {
     return hq_strndup(path, (size_t)(sl - path));
 }
 
-static hq_status carry_json(const char *dir, const char *name, char **out, char *err) {
+/* True when real (a resolved path) lies under the directory real_dir. */
+static bool path_under(const char *real, const char *real_dir) {
+    size_t n = strlen(real_dir);
+    if (n == 1 && real_dir[0] == '/') return true;
+    return strncmp(real, real_dir, n) == 0 && real[n] == '/';
+}
+
+/* A file that is embedded verbatim in the GGUF may be a symlink only when its
+ * target stays inside the checkpoint directory, or, for a Hugging Face cache
+ * snapshot (.../models--ORG--NAME/snapshots/REV/), inside that repository's
+ * blob store (.../models--ORG--NAME/blobs/), which is how every downloaded
+ * model looks. Anything else (a link to ~/.aws/credentials in a cloned repo)
+ * would publish the target inside the GGUF. */
+static hq_status embed_link_ok(const char *dir, const char *p, char *err) {
+    struct stat lst;
+    if (lstat(p, &lst) != 0 || !S_ISLNK(lst.st_mode)) return HQ_OK;
+    char *rp = realpath(p, NULL), *rd = realpath(dir, NULL);
+    bool ok = false;
+    if (rp && rd) {
+        ok = path_under(rp, rd);
+        /* rd = <repo>/snapshots/<rev>, the blobs are <repo>/blobs/ */
+        char *s1 = strrchr(rd, '/');
+        if (!ok && s1 && s1 > rd) {
+            *s1 = 0;
+            char *s2 = strrchr(rd, '/');
+            if (s2 && !strcmp(s2 + 1, "snapshots")) {
+                *s2 = 0;
+                char *s3 = strrchr(rd, '/');
+                if (s3 && !strncmp(s3 + 1, "models--", 8)) {
+                    strcpy(s2, "/blobs");
+                    ok = path_under(rp, rd);
+                }
+            }
+        }
+    }
+    hq_status st = ok ? HQ_OK
+                      : hq_fail(err, HQ_ERR_UNSUPPORTED,
+                                "%s: a symlink to %s, outside the checkpoint directory; refusing to embed it in the "
+                                "GGUF (copy the file in if it belongs to the model)",
+                                p, rp ? rp : "a missing file");
+    free(rp); /* realpath's allocations */
+    free(rd);
+    return st;
+}
+
+/* config.json, tokenizer.json, tokenizer_config.json: embedded in the GGUF,
+ * so each must be a JSON object within its size limit (core/limits.h). */
+static hq_status carry_json(const char *dir, const char *name, uint64_t max, char **out, char *err) {
     char *p = hq_path_join(dir, name);
     if (!p) return hq_fail(err, HQ_ERR_NOMEM, "out of memory");
+    struct stat lst;
     hq_status st = HQ_OK;
-    if (hq_file_exists(p)) {
+    if (lstat(p, &lst) == 0) {
         uint64_t len;
-        st = hq_read_file(p, HQ_MAX_JSON_FILE, out, &len, err);
+        if ((st = embed_link_ok(dir, p, err)) == HQ_OK && (st = hq_read_file(p, max, out, &len, err)) == HQ_OK) {
+            cJSON *j = cJSON_ParseWithLength(*out, (size_t)len);
+            if (!j || !cJSON_IsObject(j))
+                st = hq_fail(err, HQ_ERR_FORMAT, "%s: not a JSON object; refusing to embed it in the GGUF", p);
+            cJSON_Delete(j);
+            if (st) {
+                hq_free(*out);
+                *out = NULL;
+            }
+        }
     }
     hq_free(p);
     return st;
@@ -518,7 +576,7 @@ static bool shard_name_ok(const char *s, bool safetensors) {
 static hq_status open_index(fmt_ckpt *ck, const char *dir, const char *index_path, bool safetensors, char *err) {
     char *txt = NULL;
     uint64_t len = 0;
-    hq_status st = hq_read_file(index_path, HQ_MAX_JSON_FILE, &txt, &len, err);
+    hq_status st = hq_read_file(index_path, HQ_MAX_INDEX_JSON, &txt, &len, err);
     if (st) return st;
     cJSON *root = cJSON_ParseWithLength(txt, (size_t)len);
     hq_free(txt);
@@ -750,7 +808,8 @@ hq_status fmt_ckpt_open(const char *path, fmt_ckpt **out, char *err) {
         if (st) goto done;
         full = hq_path_join(dir, file);
     } else {
-        if (!hq_file_exists(path)) {
+        struct stat sb;
+        if (stat(path, &sb) != 0) {
             st = hq_fail(err, HQ_ERR_IO, "%s: no such file or directory", path);
             goto done;
         }
@@ -771,9 +830,10 @@ hq_status fmt_ckpt_open(const char *path, fmt_ckpt **out, char *err) {
         if (!st) st = set_kind(ck, sniff_name(k), 0, err);
     }
     if (st) goto done;
-    if ((st = carry_json(dir, "config.json", &ck->config_json, err))) goto done;
-    if ((st = carry_json(dir, "tokenizer.json", &ck->tokenizer_json, err))) goto done;
-    if ((st = carry_json(dir, "tokenizer_config.json", &ck->tokenizer_config_json, err))) goto done;
+    if ((st = carry_json(dir, "config.json", HQ_MAX_CONFIG_JSON, &ck->config_json, err))) goto done;
+    if ((st = carry_json(dir, "tokenizer.json", HQ_MAX_TOKENIZER_JSON, &ck->tokenizer_json, err))) goto done;
+    if ((st = carry_json(dir, "tokenizer_config.json", HQ_MAX_CONFIG_JSON, &ck->tokenizer_config_json, err)))
+        goto done;
 done:
     hq_free(dir);
     hq_free(file);

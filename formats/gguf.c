@@ -362,10 +362,16 @@ hq_status fmt_gguf_open_buffer(const void *buf, uint64_t len, const char *label,
 
 hq_status fmt_gguf_open(const char *path, fmt_gguf **out, char *err) {
     *out = NULL;
+    if (hq_is_dir(path))
+        return hq_fail(err, HQ_ERR_ARG, "%s: a directory, not a GGUF file; for a checkpoint directory run "
+                                        "`hyquant convert %s -o model.gguf` first", path, path);
     hq_map m;
     hq_status st = hq_map_open(path, &m, err);
     if (st) return st;
     st = fmt_gguf_open_buffer(m.data, m.size, path, out, err);
+    if (st && m.size >= 4 && (!memcmp(m.data, "PK\x03\x04", 4) || (m.size >= 9 && m.data[8] == '{')))
+        hq_fail(err, st, "%s: not a GGUF file (it looks like a PyTorch/safetensors checkpoint); run "
+                         "`hyquant convert %s -o model.gguf` first", path, path);
     if (st) {
         hq_map_close(&m);
         return st;

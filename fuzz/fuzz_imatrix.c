@@ -15,7 +15,7 @@ static char im_dir[256];
 static void im_cleanup(void) { fz_rm_flat_dir(im_dir); }
 
 static bool im_same(const q_imatrix *a, const q_imatrix *b) {
-    if (a->n != b->n) return false;
+    if (a->n != b->n || a->model_fp != b->model_fp) return false;
     for (int64_t i = 0; i < a->n; i++) {
         const q_imatrix_entry *x = &a->e[i], *y = q_imatrix_find(b, a->e[i].name);
         if (!y || x->ncols != y->ncols || x->n_mat != y->n_mat || (!x->xtx) != (!y->xtx)) return false;

@@ -32,7 +32,7 @@ static void tkz_init(void) {
     for (size_t i = 0; i < TKZ_N; i++) {
         char err[HQ_ERR_LEN], *buf = NULL;
         uint64_t len = 0;
-        if (hq_read_file(tkz_files[i].path, HQ_MAX_JSON_FILE, &buf, &len, err) != HQ_OK ||
+        if (hq_read_file(tkz_files[i].path, HQ_MAX_TOKENIZER_JSON, &buf, &len, err) != HQ_OK ||
             rt_tokenizer_load(buf, len, tkz_files[i].path, &tkz_tok[i], err) != HQ_OK) {
             fprintf(stderr, "fuzz_tokenize: %s (run from the repository root)\n", err);
             tkz_tok[i] = NULL;

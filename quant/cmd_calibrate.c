@@ -246,8 +246,8 @@ int hq_cmd_calibrate(int argc, char **argv) {
     int64_t ctx = 512, chunks = 0, threads = 0;
     bool full = false, quiet = false;
     const hq_opt opts[] = {
-        {0, "text", HQ_OPT_STR, &text, "FILE", "calibration text (UTF-8)", 0, 0},
-        {'o', "output", HQ_OPT_STR, &out, "FILE", "imatrix file to write", 0, 0},
+        {0, "text", HQ_OPT_IN, &text, "FILE", "calibration text (UTF-8)", 0, 0},
+        {'o', "output", HQ_OPT_OUT, &out, "FILE", "imatrix file to write", 0, 0},
         {0, "ctx", HQ_OPT_INT, &ctx, "N", "tokens per chunk (default 512)", 2, 1 << 20},
         {0, "chunks", HQ_OPT_INT, &chunks, "K", "use at most K chunks (default: all)", 0, 1 << 30},
         {0, "full-hessian", HQ_OPT_FLAG, &full, NULL, "also store Σxxᵀ per matrix (for --method gptq)", 0, 0},
@@ -275,6 +275,7 @@ int hq_cmd_calibrate(int argc, char **argv) {
         hq_opts_usage(stderr, "calibrate", synopsis, opts);
         return hq_cmd_error("calibrate", HQ_ERR_ARG, "need MODEL.gguf, --text FILE and -o FILE");
     }
+    if ((st = hq_opts_check_paths(opts, pos, n_pos, 0, err))) return hq_cmd_error("calibrate", st, err);
     if (quiet) hq_quiet = 1;
     rt_set_threads((int)threads);
     c.full_hessian = full;
@@ -305,6 +306,7 @@ int hq_cmd_calibrate(int argc, char **argv) {
     {
         fmt_gguf *g = NULL;
         if ((st = fmt_gguf_open(pos[0], &g, err))) goto fail;
+        c.im->model_fp = q_model_fingerprint(g); /* quantize warns when used on another model */
         for (uint64_t i = 0; i < fmt_gguf_n_tensors(g); i++) {
             const fmt_gguf_tensor *t = fmt_gguf_tensor_at(g, i);
             if ((strstr(t->name, "ffn_expert_down.weight") || strstr(t->name, "ffn_expert_up.weight")) &&

@@ -72,7 +72,7 @@ int hq_cmd_quantize(int argc, char **argv) {
     const hq_opt opts[] = {
         {'t', "type", HQ_OPT_STR, &type, "TYPE",
          "preset (Q8_0 Q4_0 Q4_1 Q4_K_M Q4_K_S Q5_K_M Q6_K IQ4_NL) or plain type (Q4_K, Q5_K, F16, ...)", 0, 0},
-        {0, "imatrix", HQ_OPT_STR, &imatrix_path, "FILE", "importance matrix from `hyquant calibrate`", 0, 0},
+        {0, "imatrix", HQ_OPT_IN, &imatrix_path, "FILE", "importance matrix from `hyquant calibrate`", 0, 0},
         {0, "method", HQ_OPT_STR, &method, "M", "rtn | imatrix | gptq (default: imatrix with --imatrix, else rtn)",
          0, 0},
         {0, "tensor-type", HQ_OPT_STR_LIST, &overrides, "RE=TYPE",
@@ -136,8 +136,8 @@ int hq_cmd_quantize(int argc, char **argv) {
             rc = hq_cmd_error("quantize", st, err);
             goto out;
         }
-    if (n_pos == 2 && strcmp(pos[0], pos[1]) == 0) {
-        rc = hq_cmd_error("quantize", HQ_ERR_ARG, "input and output are the same file");
+    if ((st = hq_opts_check_paths(opts, pos, n_pos, 1u << 1, err))) { /* OUT.gguf is an output */
+        rc = hq_cmd_error("quantize", st, err);
         goto out;
     }
 #ifdef _OPENMP
@@ -163,11 +163,28 @@ int hq_cmd_quantize(int argc, char **argv) {
         goto out;
     }
     char a[32], b[32];
+    if (rep.imatrix_other_model)
+        fprintf(stderr, "hyquant quantize: warning: %s was computed on a model with other weights than %s (same "
+                        "tensor names, different fingerprint); its importance may not fit this model\n",
+                imatrix_path, pos[0]);
+    /* say what was done: GPTQ needs the imatrix's full Hessian (calibrate
+     * --full-hessian); tensors without one were rounded with the imatrix */
+    char done_m[160];
+    snprintf(done_m, sizeof done_m, "%s", q_method_name(m));
+    if (m == Q_METHOD_GPTQ && !dry && rep.n_gptq == 0)
+        snprintf(done_m, sizeof done_m, "imatrix (--method gptq, but %s has no full Hessian: "
+                 "run calibrate --full-hessian)", imatrix_path);
+    else if (m == Q_METHOD_GPTQ && !dry && rep.n_gptq < rep.n_converted)
+        snprintf(done_m, sizeof done_m, "gptq for %llu of %llu tensors, imatrix for the rest",
+                 (unsigned long long)rep.n_gptq, (unsigned long long)rep.n_converted);
     if (json) {
         cJSON_AddStringToObject(root, "input", pos[0]);
         if (n_pos == 2 && !dry) cJSON_AddStringToObject(root, "output", pos[1]);
         cJSON_AddStringToObject(root, "type", q_policy_name(pol));
-        cJSON_AddStringToObject(root, "method", q_method_name(m));
+        cJSON_AddStringToObject(root, "method",
+                                m == Q_METHOD_GPTQ && !dry && rep.n_gptq == 0 ? "imatrix" : q_method_name(m));
+        cJSON_AddStringToObject(root, "method_requested", q_method_name(m));
+        cJSON_AddStringToObject(root, "method_detail", done_m);
         cJSON_AddNumberToObject(root, "ftype", rep.ftype);
         cJSON_AddBoolToObject(root, "dry_run", dry);
         cJSON_AddNumberToObject(root, "in_file_bytes", (double)rep.in_file_bytes);
@@ -197,7 +214,7 @@ int hq_cmd_quantize(int argc, char **argv) {
         }
         goto out;
     }
-    printf("\n%s: %s, method %s%s\n", dry ? "dry run" : "quantized", q_policy_name(pol), q_method_name(m),
+    printf("\n%s: %s, method %s%s\n", dry ? "dry run" : "quantized", q_policy_name(pol), done_m,
            dry ? " (nothing written)" : "");
     printf("  file size     %s -> %s%s\n", hq_fmt_bytes(rep.in_file_bytes, a), hq_fmt_bytes(rep.out_file_bytes, b),
            dry ? " (exact)" : "");

@@ -1,7 +1,10 @@
 /* quant/imatrix.c — imatrix GGUF read/write; layout in imatrix.h */
 #include "imatrix.h" // defines: q_imatrix_load, q_imatrix_save, q_imatrix_row_importance
 
+#include "../runtime/logits_file.h" // defines: rt_fnv1a64
+
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char k_sum2[] = ".in_sum2", k_counts[] = ".counts", k_xtx[] = ".in_xtx";
@@ -90,6 +93,15 @@ hq_status q_imatrix_load(const char *path, q_imatrix **out, char *err) {
     if (!fmt_gguf_get_str(g, "general.type", &ty) || ty.len != 7 || memcmp(ty.s, "imatrix", 7) != 0) {
         st = hq_fail(err, HQ_ERR_FORMAT, "%s: not an imatrix file (general.type is not \"imatrix\")", path);
         goto fail;
+    }
+    fmt_gguf_str fps;
+    if (fmt_gguf_get_str(g, "hyquant.model_fingerprint", &fps) && fps.len == 16) {
+        char hex[17];
+        memcpy(hex, fps.s, 16);
+        hex[16] = 0;
+        char *end;
+        uint64_t v = strtoull(hex, &end, 16);
+        if (*end == 0) im->model_fp = v;
     }
     fmt_gguf_get_u32(g, "imatrix.chunk_count", &im->chunk_count);
     fmt_gguf_get_u32(g, "imatrix.chunk_size", &im->chunk_size);
@@ -182,6 +194,11 @@ hq_status q_imatrix_save(const q_imatrix *im, const char *path, char *err) {
         (st = fmt_gguf_set_u32(w, "imatrix.chunk_count", im->chunk_count, err)) ||
         (st = fmt_gguf_set_u32(w, "imatrix.chunk_size", im->chunk_size, err)))
         goto done;
+    if (im->model_fp) {
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)im->model_fp);
+        if ((st = fmt_gguf_set_str(w, "hyquant.model_fingerprint", hex, 16, err))) goto done;
+    }
     for (int64_t i = 0; i < im->n; i++) {
         const q_imatrix_entry *e = &im->e[i];
         if ((st = add_f32(w, e->name, k_sum2, (uint64_t)e->ncols, (uint64_t)e->n_mat, err)) ||
@@ -208,6 +225,24 @@ done:
     if (opened) hq_out_abort(&o);
     fmt_gguf_writer_free(w);
     return st;
+}
+
+uint64_t q_model_fingerprint(const fmt_gguf *g) {
+    uint64_t h = 1469598103934665603ull;
+    for (uint64_t i = 0; i < fmt_gguf_n_tensors(g); i++) {
+        const fmt_gguf_tensor *t = fmt_gguf_tensor_at(g, i);
+        uint8_t b[sizeof t->name + 4 + 32 + 3 * 64];
+        size_t k = strlen(t->name);
+        memcpy(b, t->name, k);
+        memcpy(b + k, &t->type, 4), k += 4;
+        memcpy(b + k, t->ne, 32), k += 32;
+        const uint8_t *d = t->data;
+        uint64_t s = t->nbytes < 64 ? t->nbytes : 64, at[3] = {0, (t->nbytes - s) / 2, t->nbytes - s};
+        for (int j = 0; j < 3 && d; j++) memcpy(b + k, d + at[j], (size_t)s), k += (size_t)s;
+        h ^= rt_fnv1a64(b, k); /* runtime/logits_file.h */
+        h *= 1099511628211ull;
+    }
+    return h ? h : 1;
 }
 
 hq_status q_imatrix_check_model(const q_imatrix *im, const fmt_gguf *model, const char *im_label, char *err) {

@@ -42,6 +42,7 @@ typedef struct {
     char **datasets;
     int64_t n_datasets;
     uint32_t chunk_count, chunk_size;
+    uint64_t model_fp; /* hyquant.model_fingerprint (q_model_fingerprint of the calibrated model); 0 = none */
 } q_imatrix;
 
 hq_status q_imatrix_load(const char *path, q_imatrix **out, char *err);
@@ -55,6 +56,11 @@ q_imatrix_entry *q_imatrix_add(q_imatrix *im, const char *name, int64_t ncols, i
 /* Every entry must name a tensor of the model with ne0 == ncols and n_mat 1
  * (or the tensor's row count for expert tables); HQ_ERR_MISMATCH otherwise. */
 hq_status q_imatrix_check_model(const q_imatrix *im, const fmt_gguf *model, const char *im_label, char *err);
+/* A cheap identity of a model's weights: FNV-1a over every tensor's name,
+ * type, shape and 3 × 64 sampled data bytes (start, middle, end). calibrate
+ * stores it as hyquant.model_fingerprint (hex string); quantize warns when an
+ * imatrix carries another model's (same tensor names, other weights). Never 0. */
+uint64_t q_model_fingerprint(const fmt_gguf *g);
 
 /* Importance of row `row` of e's weight into imp[ncols]. Returns false (and
  * writes uniform 1s) when that slice saw no tokens or has no energy. Values

@@ -2,6 +2,7 @@
 #include "quantize.h" // defines: q_quantize_file, q_method_name
 #include "../core/half.h"
 #include "../formats/gguf.h"
+#include "../runtime/runtime.h"
 #include "gptq.h"
 #include "quant.h"
 
@@ -219,6 +220,7 @@ hq_status q_quantize_file(const char *in_path, const char *out_path, const q_qua
     if (o->method != Q_METHOD_RTN && !o->imatrix)
         return hq_fail(err, HQ_ERR_ARG, "--method %s needs --imatrix FILE", q_method_name(o->method));
     if ((st = fmt_gguf_open(in_path, &g, err))) return st;
+    if ((st = rt_model_check_metadata(g, err))) goto done; /* runtime/model.c: the loader's own checks */
     fmt_gguf_str gt;
     if (fmt_gguf_get_str(g, "general.type", &gt) && gt.len == 7 && !memcmp(gt.s, "imatrix", 7)) {
         st = hq_fail(err, HQ_ERR_ARG, "%s: is an imatrix file, not a model", in_path);
@@ -248,6 +250,8 @@ hq_status q_quantize_file(const char *in_path, const char *out_path, const q_qua
     if (o->imatrix &&
         (st = q_imatrix_check_model(o->imatrix, g, o->imatrix_label ? o->imatrix_label : "imatrix", err)))
         goto done;
+    if (o->imatrix && o->imatrix->model_fp && o->imatrix->model_fp != q_model_fingerprint(g))
+        rep->imatrix_other_model = true;
 
     /* plan: types, sizes, refusals */
     bool any_block = false;
@@ -351,7 +355,12 @@ hq_status q_quantize_file(const char *in_path, const char *out_path, const q_qua
         if (!p->converted) {
             st = fmt_gguf_write_tensor(w, &out, i, t->data, t->nbytes, err); /* bit for bit */
         } else {
-            if ((st = quantize_tensor(t, p, o, &b, err))) goto done;
+            if ((st = quantize_tensor(t, p, o, &b, err))) { /* its messages name the tensor; add the file */
+                char e2[HQ_ERR_LEN];
+                snprintf(e2, sizeof e2, "%s", err ? err : "");
+                hq_fail(err, st, "%s: %s", in_path, e2);
+                goto done;
+            }
             if (p->method == Q_METHOD_GPTQ) rep->n_gptq++;
             rep->n_uniform_rows += (uint64_t)p->uniform_rows;
             st = fmt_gguf_write_tensor(w, &out, i, b.out, p->out_bytes, err);

@@ -51,6 +51,7 @@ typedef struct {
     q_group_stats group[Q_GROUP_COUNT];
     uint32_t ftype;
     double seconds;
+    bool imatrix_other_model; /* the imatrix's model fingerprint is not this model's */
 } q_quantize_report;
 
 typedef struct {

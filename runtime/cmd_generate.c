@@ -76,7 +76,7 @@ int hq_cmd_generate(int argc, char **argv) {
         {0, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const hq_cmd_def def = {cmd, "model.gguf -p \"prompt\" [-n N] [--temp T] [--seed S] [--top-k K] [--threads T]", opts,
-                            1, "expected exactly one model path", false};
+                            1, "expected exactly one model path", false, 0};
     const char *pos[2];
     int rc = hq_cmd_start(&def, argc, argv, pos);
     if (rc >= 0) return rc;

@@ -23,6 +23,7 @@
 #include "../cuda/backend.h" // defines: cu_cmd_backend
 #include "../formats/gguf.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,7 +43,7 @@ static int run(const ppl_args *a) {
     if (st != HQ_OK) return hq_cmd_error(cmd, st, err);
     if (tlen == 0) {
         hq_free(text);
-        return hq_cmd_error(cmd, HQ_ERR_ARG, "text file is empty");
+        return hq_cmd_error(cmd, HQ_ERR_ARG, (snprintf(err, sizeof err, "%s: text file is empty", a->text), err));
     }
     rt_set_threads((int)a->threads);
     rt_model *m = NULL;
@@ -74,7 +75,11 @@ static int run(const ppl_args *a) {
     int64_t n_chunks = ch.n_chunks;
     logits = hq_malloc_array((size_t)(n_scored + 1) * (size_t)V, sizeof(float));
     if (!logits) {
-        rc = hq_cmd_error(cmd, HQ_ERR_NOMEM, "out of memory for the chunk logits");
+        char b[32];
+        snprintf(err, sizeof err, "%s: out of memory for the logits of one chunk (%lld positions x %lld vocabulary "
+                 "floats = %s, from --ctx %lld)", a->model, (long long)(n_scored + 1), (long long)V,
+                 hq_fmt_bytes((uint64_t)(n_scored + 1) * (uint64_t)V * 4u, b), (long long)ctx);
+        rc = hq_cmd_error(cmd, HQ_ERR_NOMEM, err);
         goto done;
     }
     if ((st = rt_state_new(m, ctx, &s, err)) != HQ_OK) {
@@ -146,13 +151,25 @@ static int run(const ppl_args *a) {
         }
         out_open = false;
     }
-    if (a->json) {
-        printf("{\"model\": \"%s\", \"ppl\": %.6f, \"ppl_err\": %.6f, \"nll_mean\": %.8f, \"tokens_scored\": %lld, "
-               "\"chunks\": %lld, \"ctx\": %lld, \"text_tokens\": %llu, \"bos\": %s, \"seconds\": %.3f, "
-               "\"tokens_per_second\": %.1f}\n",
-               a->model, ppl, se, mean, (long long)count, (long long)n_chunks, (long long)ctx,
-               (unsigned long long)n_all, use_bos ? "true" : "false", secs,
-               (double)(n_chunks * ctx) / (secs > 0 ? secs : 1e-9));
+    if (a->json) { /* through cJSON: paths may hold quotes, backslashes, control bytes */
+        cJSON *j = cJSON_CreateObject();
+        char *js = NULL;
+        if (j && cJSON_AddStringToObject(j, "model", a->model) && cJSON_AddStringToObject(j, "text", a->text) &&
+            cJSON_AddNumberToObject(j, "ppl", ppl) && cJSON_AddNumberToObject(j, "ppl_err", se) &&
+            cJSON_AddNumberToObject(j, "nll_mean", mean) &&
+            cJSON_AddNumberToObject(j, "tokens_scored", (double)count) &&
+            cJSON_AddNumberToObject(j, "chunks", (double)n_chunks) && cJSON_AddNumberToObject(j, "ctx", (double)ctx) &&
+            cJSON_AddNumberToObject(j, "text_tokens", (double)n_all) && cJSON_AddBoolToObject(j, "bos", use_bos) &&
+            cJSON_AddNumberToObject(j, "seconds", secs) &&
+            cJSON_AddNumberToObject(j, "tokens_per_second", (double)(n_chunks * ctx) / (secs > 0 ? secs : 1e-9)))
+            js = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+        if (!js) {
+            rc = hq_cmd_error(cmd, HQ_ERR_NOMEM, "out of memory for the JSON result");
+            goto done;
+        }
+        printf("%s\n", js);
+        cJSON_free(js);
     } else {
         printf("PPL = %.4f ± %.5f\n", ppl, se);
     }
@@ -170,12 +187,12 @@ done:
 int hq_cmd_perplexity(int argc, char **argv) {
     ppl_args a = {.ctx = 512, .chunks = 0, .threads = 0};
     const hq_opt opts[] = {
-        {0, "text", HQ_OPT_STR, &a.text, "FILE", "UTF-8 text to score (required)", 0, 0},
+        {0, "text", HQ_OPT_IN, &a.text, "FILE", "UTF-8 text to score (required)", 0, 0},
         {'c', "ctx", HQ_OPT_INT, &a.ctx, "N", "tokens per chunk (default 512); the second half is scored", 4, 1 << 20},
         {0, "chunks", HQ_OPT_INT, &a.chunks, "K", "score at most K chunks (default: all)", 0, 1e12},
         {'t', "threads", HQ_OPT_INT, &a.threads, "T", "threads (default: all cores)", 0, 1024},
         {0, "backend", HQ_OPT_STR, &a.backend, "B", "cpu (default), cuda (GPU; CPU with a note when none) or cuda-emu", 0, 0},
-        {0, "save-logits", HQ_OPT_STR, &a.save, "FILE",
+        {0, "save-logits", HQ_OPT_OUT, &a.save, "FILE",
          "store tokens + per-token log-probs (runtime/logits_file.h) for verify", 0, 0},
         {0, "json", HQ_OPT_FLAG, &a.json, NULL, "one JSON object on stdout instead of the text lines", 0, 0},
         {'q', "quiet", HQ_OPT_FLAG, &a.quiet, NULL, "no progress lines", 0, 0},
@@ -187,7 +204,7 @@ int hq_cmd_perplexity(int argc, char **argv) {
     };
     const hq_cmd_def def = {"perplexity",
                             "model.gguf --text FILE [--ctx N] [--chunks K] [--threads T] [--save-logits F] [--json] [--hf-prefill-quirk]",
-                            opts, 1, "expected exactly one model path", false};
+                            opts, 1, "expected exactly one model path", false, 0};
     const char *pos[2];
     int rc = hq_cmd_start(&def, argc, argv, pos);
     if (rc >= 0) return rc;

@@ -314,6 +314,20 @@ static hq_status read_hparams(ld_ctx *c) {
     }
     m->rope_orig = (int64_t)ctx;
     if (get_u64(c, "rope.scaling.original_context_length", &orig) && orig > 0) m->rope_orig = (int64_t)orig;
+    /* absurd values would give PPL = nan with exit 0: refuse them here, for
+     * every command that loads a model */
+    if (!(isfinite(m->eps) && m->eps > 0 && m->eps < 1))
+        return hq_fail(c->err, HQ_ERR_FORMAT, "%s: %s.attention.layer_norm_rms_epsilon is %g, must be in (0, 1)", lab,
+                       m->arch, (double)m->eps);
+    if (!(isfinite(m->rope_theta) && m->rope_theta > 1))
+        return hq_fail(c->err, HQ_ERR_FORMAT, "%s: %s.rope.freq_base is %g, must be finite and > 1", lab, m->arch,
+                       (double)m->rope_theta);
+    if (!(isfinite(m->rope_factor) && m->rope_factor > 0))
+        return hq_fail(c->err, HQ_ERR_FORMAT, "%s: %s.rope.scaling.factor is %g, must be finite and > 0", lab, m->arch,
+                       (double)m->rope_factor);
+    if (ctx < 1 || ctx > (1u << 24))
+        return hq_fail(c->err, HQ_ERR_FORMAT, "%s: %s.context_length %llu is outside [1, 2^24]", lab, m->arch,
+                       (unsigned long long)ctx);
     m->ssd_chunk = get_u64(c, "ssd.chunk_size", &chunk) && chunk > 0 && chunk <= 4096 ? (int64_t)chunk : 64;
     if (keyf(c, "hidden_act", k, sizeof k) && fmt_gguf_get_str(c->g, k, &st) && !str_is(&st, "silu"))
         return hq_fail(c->err, HQ_ERR_UNSUPPORTED, "%s: hidden_act '%.*s' not supported (silu)", lab,
@@ -321,18 +335,57 @@ static hq_status read_hparams(ld_ctx *c) {
     return HQ_OK;
 }
 
-static hq_status load_tokenizer(rt_model *m, char *err) {
-    fmt_gguf_str js;
+/* bos/eos ids from the metadata, refused outside the vocabulary (a BOS
+ * beyond it would be dropped silently, an EOS never seen) */
+static hq_status read_token_ids(rt_model *m, char *err) {
+    static const char *const ids[2] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"};
     uint32_t v;
     m->bos = m->eos = -1;
-    if (fmt_gguf_get_u32(m->g, "tokenizer.ggml.bos_token_id", &v)) m->bos = (int32_t)v;
-    if (fmt_gguf_get_u32(m->g, "tokenizer.ggml.eos_token_id", &v)) m->eos = (int32_t)v;
+    for (int k = 0; k < 2; k++)
+        if (fmt_gguf_get_u32(m->g, ids[k], &v)) {
+            if ((int64_t)v >= m->V)
+                return hq_fail(err, HQ_ERR_FORMAT, "%s: %s %u is outside the vocabulary of %lld tokens",
+                               fmt_gguf_label(m->g), ids[k], v, (long long)m->V);
+            *(k ? &m->eos : &m->bos) = (int32_t)v;
+        }
+    return HQ_OK;
+}
+
+hq_status rt_model_check_metadata(fmt_gguf *g, char *err) {
+    fmt_gguf_str arch;
+    if (!fmt_gguf_get_str(g, "general.architecture", &arch) || arch.len >= sizeof ((rt_model *)0)->arch ||
+        !(str_is(&arch, "cheems") || str_is(&arch, "doge")))
+        return HQ_OK; /* the runtime refuses other architectures when it loads them */
+    rt_model m;
+    memset(&m, 0, sizeof m);
+    m.g = g;
+    memcpy(m.arch, arch.s, arch.len);
+    ld_ctx c = {.m = &m, .g = g, .err = err, .st = HQ_OK};
+    /* a file without the basic sizes is not a runnable model anyway (the
+     * loader says so); quantize may still convert its tensors */
+    uint64_t u;
+    if (!get_u64(&c, "vocab_size", &u) || !get_u64(&c, "embedding_length", &u) || !get_u64(&c, "block_count", &u) ||
+        !get_u64(&c, "attention.head_count", &u))
+        return HQ_OK;
+    hq_status st = read_hparams(&c);
+    return st ? st : read_token_ids(&m, err);
+}
+
+static hq_status load_tokenizer(rt_model *m, char *err) {
+    fmt_gguf_str js;
+    const char *lab = fmt_gguf_label(m->g);
+    hq_status st0 = read_token_ids(m, err);
+    if (st0) return st0;
     m->add_bos = false;
     fmt_gguf_get_bool(m->g, "tokenizer.ggml.add_bos_token", &m->add_bos);
     if (!fmt_gguf_get_str(m->g, "tokenizer.huggingface.json", &js)) return HQ_OK;
     char e2[HQ_ERR_LEN];
     hq_status st = rt_tokenizer_load(js.s, js.len, fmt_gguf_label(m->g), &m->tok, e2);
-    if (st != HQ_OK) return hq_fail(err, st, "%s: embedded tokenizer: %s", fmt_gguf_label(m->g), e2);
+    if (st != HQ_OK) return hq_fail(err, st, "%s: embedded tokenizer: %s", lab, e2);
+    int32_t tv = rt_tokenizer_vocab_size(m->tok);
+    if (tv > m->V) /* caught here, not mid-forward as an out-of-range embedding row */
+        return hq_fail(err, HQ_ERR_MISMATCH, "%s: the embedded tokenizer has token ids up to %d but token_embd.weight "
+                       "has %lld rows", lab, tv - 1, (long long)m->V);
     return HQ_OK;
 }
 
@@ -430,6 +483,7 @@ int32_t rt_model_n_layers(const rt_model *m) { return (int32_t)m->L; }
 int32_t rt_model_n_embd(const rt_model *m) { return (int32_t)m->d; }
 struct rt_tokenizer *rt_model_tokenizer(const rt_model *m) { return m->tok; }
 int64_t rt_model_ctx_len(const rt_model *m) { return m->ctx_len; }
+const char *rt_model_path(const rt_model *m) { return fmt_gguf_label(m->g); }
 int32_t rt_model_bos(const rt_model *m) { return m->bos; }
 int32_t rt_model_eos(const rt_model *m) { return m->eos; }
 bool rt_model_add_bos(const rt_model *m) { return m->add_bos; }

@@ -26,8 +26,14 @@ hq_status rt_ppl_prepare(const rt_model *m, const char *text, uint64_t len, cons
     memset(c, 0, sizeof *c);
     if (len == 0) return hq_fail(err, HQ_ERR_ARG, "%s: text file is empty", label);
     if (ctx < 4) return hq_fail(err, HQ_ERR_ARG, "context of %lld tokens is too small (at least 4)", (long long)ctx);
+    int64_t mctx = rt_model_ctx_len(m);
+    if (mctx > 0 && ctx > mctx)
+        return hq_fail(err, HQ_ERR_ARG, "--ctx %lld is beyond the model's trained context of %lld tokens (%s)",
+                       (long long)ctx, (long long)mctx, rt_model_path(m));
     rt_tokenizer *tk = rt_model_tokenizer(m);
-    if (!tk) return hq_fail(err, HQ_ERR_UNSUPPORTED, "model has no embedded tokenizer (tokenizer.huggingface.json)");
+    if (!tk)
+        return hq_fail(err, HQ_ERR_UNSUPPORTED, "%s: the model has no embedded tokenizer (tokenizer.huggingface.json)",
+                       rt_model_path(m));
     int32_t *ids = NULL;
     uint64_t n_ids = 0;
     char e2[HQ_ERR_LEN];

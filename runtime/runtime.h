@@ -52,6 +52,14 @@ hq_status rt_forward_last(rt_model *m, rt_state *s, const int32_t *tokens, int64
 hq_status rt_forward_from(rt_model *m, rt_state *s, const int32_t *tokens, int64_t n, int64_t first_row,
                           float *logits, char *err);
 int64_t rt_model_ctx_len(const rt_model *m);     /* {arch}.context_length */
+const char *rt_model_path(const rt_model *m);    /* the file it was loaded from */
+/* The metadata checks of rt_model_load (hyper-parameter ranges, eps, rope,
+ * context length, bos/eos ids) without loading tensors: quantize runs them
+ * so it never writes a GGUF the runtime would refuse for its metadata. HQ_OK
+ * for architectures the runtime does not run and for files without the
+ * basic sizes (vocab, width, layers, heads), which are no runnable model. */
+struct fmt_gguf;
+hq_status rt_model_check_metadata(struct fmt_gguf *g, char *err);
 int32_t rt_model_bos(const rt_model *m);         /* tokenizer.ggml.bos_token_id, -1 if none */
 int32_t rt_model_eos(const rt_model *m);         /* -1 if none */
 bool rt_model_add_bos(const rt_model *m);        /* tokenizer.ggml.add_bos_token */

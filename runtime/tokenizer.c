@@ -517,7 +517,7 @@ static int32_t tk_find_special(const rt_tokenizer *t, const char *const *names) 
 hq_status rt_tokenizer_load(const char *json, uint64_t len, const char *label, rt_tokenizer **out, char *err) {
     *out = NULL;
     if (!label) label = "tokenizer.json";
-    if (len > HQ_MAX_JSON_FILE) return hq_fail(err, HQ_ERR_LIMIT, "%s: %llu bytes exceeds the JSON limit", label, (unsigned long long)len);
+    if (len > HQ_MAX_TOKENIZER_JSON) return hq_fail(err, HQ_ERR_LIMIT, "%s: %llu bytes exceeds the JSON limit", label, (unsigned long long)len);
     cJSON *root = cJSON_ParseWithLength(json, (size_t)len);
     if (!root) return hq_fail(err, HQ_ERR_FORMAT, "%s: not valid JSON", label);
     rt_tokenizer *t = hq_calloc(1, sizeof *t);

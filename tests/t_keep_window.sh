@@ -10,7 +10,7 @@ set -u
 cd "$(dirname "$0")/.."
 . tests/lib.sh kw # HQ, ok/bad, $T, finish
 
-ppl_of() { sed -n 's/.*"ppl": \([0-9.]*\).*/\1/p'; }
+ppl_of() { sed -n 's/.*"ppl": *\([0-9.]*\).*/\1/p'; }
 ref_of() { sed -n "s/.*\"$1\": \([0-9.e+-]*\).*/\1/p" "$2" | head -1; }
 close() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "") exit 1; d = (a - b) / b; exit !(d < 1e-5 && d > -1e-5) }'; }
 

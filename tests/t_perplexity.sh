@@ -46,12 +46,12 @@ TXT=data/eval.txt
 [ -f "$TXT" ] || TXT=tests/fixtures/tokenizer/prose.txt
 j1=$("$HQ" perplexity "$G" --text "$TXT" --ctx 64 --chunks 3 --json -t 1 2>"$T/stderr"); rc=$?
 [ $rc -eq 0 ] && ok || bad "perplexity --json: exit $rc $(cat "$T/stderr")"
-p1=$(echo "$j1" | sed -n 's/.*"ppl": \([0-9.]*\).*/\1/p')
+p1=$(echo "$j1" | sed -n 's/.*"ppl": *\([0-9.]*\).*/\1/p')
 j2=$("$HQ" perplexity "$G" --text "$TXT" --ctx 64 --chunks 3 --json -t 2 2>/dev/null)
-p2=$(echo "$j2" | sed -n 's/.*"ppl": \([0-9.]*\).*/\1/p')
+p2=$(echo "$j2" | sed -n 's/.*"ppl": *\([0-9.]*\).*/\1/p')
 [ -n "$p1" ] && awk -v a="$p1" -v b="$p2" 'BEGIN{exit !(a > 1 && (a-b)/a < 1e-5 && (b-a)/a < 1e-5)}' && ok \
   || bad "PPL with 1 vs 2 threads: '$p1' vs '$p2'"
-echo "$j1" | grep -q '"tokens_scored": 93' && ok || bad "3 chunks of 64 score 3*31 tokens: $j1"
+echo "$j1" | grep -Eq '"tokens_scored": *93' && ok || bad "3 chunks of 64 score 3*31 tokens: $j1"
 out=$("$HQ" perplexity "$G" --text "$TXT" --ctx 64 --chunks 2 2>/dev/null)
 echo "$out" | grep -Eq '^PPL = [0-9]+\.[0-9]{4} ± [0-9]+\.[0-9]+$' && ok || bad "text output: '$out'"
 
@@ -80,7 +80,7 @@ if [ -f "$REF" ] && [ -f data/eval.txt ] && [ -z "${HQ_SANITIZED:-}" ]; then
   ctx=$(sed -n 's/.*"ctx": *\([0-9]*\).*/\1/p' "$REF" | head -1)
   want=$(sed -n 's/.*"ppl_f64": *\([0-9.eE+-]*\).*/\1/p' "$REF" | head -1)
   js=$("$HQ" perplexity "$G" --text data/eval.txt --ctx "$ctx" --json 2>"$T/stderr")
-  got=$(echo "$js" | sed -n 's/.*"ppl": \([0-9.]*\).*/\1/p')
+  got=$(echo "$js" | sed -n 's/.*"ppl": *\([0-9.]*\).*/\1/p')
   if awk -v a="$got" -v b="$want" 'BEGIN{d=a-b; if (d<0) d=-d; exit !(b > 0 && d/b < 5e-5)}'; then ok; else
     bad "bundled model PPL $got vs PyTorch $want (ctx $ctx): $(cat "$T/stderr" | tail -2)"; fi
   echo "bundled model: hyquant PPL $got, PyTorch (float64) $want, ctx $ctx"

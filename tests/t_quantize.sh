@@ -23,7 +23,7 @@ ok "invalid regex exits 2" '[ $rc -eq 2 ] && grep -q "invalid regex" "$T/err" &&
 ok "invalid override type exits 2" '[ $rc -eq 2 ] && [ ! -e "$T/x.gguf" ]'
 
 "$HQ" quantize "$T/nan.gguf" "$T/x.gguf" --type Q8_0 -q >/dev/null 2>"$T/err"; rc=$?
-ok "NaN refused" '[ $rc -eq 1 ] && grep -q "blk.0.ffn_down.weight" "$T/err" && [ ! -e "$T/x.gguf" ]'
+ok "NaN refused" '[ $rc -eq 1 ] && grep -q "nan.gguf: .*blk.0.ffn_down.weight" "$T/err" && [ ! -e "$T/x.gguf" ]'
 ok "NaN: no temp file" '[ -z "$(ls "$T" | grep tmp)" ]'
 
 for ty in Q8_0 Q4_0 Q4_1 Q4_K_M Q4_K_S Q5_K_M Q6_K IQ4_NL Q4_K F16; do

@@ -80,7 +80,7 @@ grep -q '</svg>' "$R/v.svg" && ok || bad "svg content"
 # the report's PPL of each model = `hyquant perplexity` of that model
 for m in base quant; do
   f=$B; [ $m = quant ] && f=$Q
-  want=$("$HQ" perplexity "$f" --text "$T/text.txt" --ctx 32 --chunks 4 --json -q | sed 's/.*"ppl": \([0-9.]*\),.*/\1/')
+  want=$(printf '%.6f' "$("$HQ" perplexity "$f" --text "$T/text.txt" --ctx 32 --chunks 4 --json -q | sed 's/.*"ppl": *\([0-9.]*\),.*/\1/')")
   got=$(printf '%.6f' "$(json_num "$R/v.json" ppl $m value)")
   [ -n "$want" ] && [ "$want" = "$got" ] && ok || bad "PPL $m: verify $got, perplexity $want"
 done

@@ -579,6 +579,7 @@ static int count_temps(void) {
 static bool check_fixture(const char *dir, cv_outtype ot, const char *out) {
     char err[HQ_ERR_LEN] = "";
     cv_options o = {.outtype = ot, .quiet = true, .name = "m"};
+    hq_inputs_forget(); /* out was read back by the previous fixture's checks */
     hq_status st = cv_convert(dir, out, &o, err);
     CHECK(st == HQ_OK, "%s: convert: %s", dir, err);
     if (st != HQ_OK) return false;

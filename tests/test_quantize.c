@@ -367,6 +367,7 @@ static void test_quantize_model(const char *dir) {
         for (int mth = Q_METHOD_IMATRIX; mth <= Q_METHOD_GPTQ; mth++) {
             q_quantize_opts oi = {.policy = pol, .method = (q_method)mth, .imatrix = rd, .imatrix_label = imf};
             q_quantize_report ri;
+            hq_inputs_forget(); /* out2 was read back above */
             CHECK(q_quantize_file(in, out2, &oi, &ri, err) == HQ_OK, "imatrix quantize: %s", err);
             CHECK(ri.n_uniform_rows == 1, "uniform expert rows %llu", (unsigned long long)ri.n_uniform_rows);
             CHECK(ri.n_gptq == (mth == Q_METHOD_GPTQ ? 1u : 0u), "gptq tensors %llu", (unsigned long long)ri.n_gptq);
@@ -392,6 +393,7 @@ static void test_quantize_model(const char *dir) {
     e2->name = hq_strdup("blk.7.ffn_expert_down.weight");
     CHECK(q_imatrix_check_model(im, a, "x.imatrix", err) == HQ_ERR_MISMATCH && strstr(err, "blk.7"),
           "unknown name: %s", err);
+    hq_inputs_forget(); /* imf was loaded above */
     CHECK(q_imatrix_save(im, imf, err) == HQ_OK, "%s", err);
     q_imatrix *bad = NULL;
     CHECK(q_imatrix_load(imf, &bad, err) == HQ_OK, "%s", err);

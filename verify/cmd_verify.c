@@ -18,16 +18,16 @@ int hq_cmd_verify(int argc, char **argv) {
     int64_t threads = 0;
     bool quiet = false;
     const hq_opt opts[] = {
-        {0, "text", HQ_OPT_STR, &o.text, "FILE", "UTF-8 text both models are scored on (required unless --base-logits)",
+        {0, "text", HQ_OPT_IN, &o.text, "FILE", "UTF-8 text both models are scored on (required unless --base-logits)",
          0, 0},
         {'c', "ctx", HQ_OPT_INT, &o.ctx, "N", "tokens per chunk (default 512, or the --base-logits file's)", 4, 1 << 20},
         {0, "chunks", HQ_OPT_INT, &o.chunks, "K", "use at most K chunks (default: all)", 0, 1e12},
         {0, "backend", HQ_OPT_STR, &rc.backend, "B", "cpu (default), cuda (falls back to the CPU with a note when no device), cuda-emu", 0, 0},
-        {0, "base-logits", HQ_OPT_STR, &o.base_logits, "F",
+        {0, "base-logits", HQ_OPT_IN, &o.base_logits, "F",
          "base log-probs saved by `perplexity --save-logits` (the base model then runs on the first chunk only)", 0, 0},
-        {0, "json", HQ_OPT_STR, &json, "R.json", "write every figure and the settings as JSON", 0, 0},
-        {0, "report", HQ_OPT_STR, &report, "R.md", "write a Markdown report", 0, 0},
-        {0, "plot", HQ_OPT_STR, &plot, "R.svg", "write an SVG plot of the per-layer drift", 0, 0},
+        {0, "json", HQ_OPT_OUT, &json, "R.json", "write every figure and the settings as JSON", 0, 0},
+        {0, "report", HQ_OPT_OUT, &report, "R.md", "write a Markdown report", 0, 0},
+        {0, "plot", HQ_OPT_OUT, &plot, "R.svg", "write an SVG plot of the per-layer drift", 0, 0},
         {0, "max-kld", HQ_OPT_FLOAT, &rc.max_kld, "X", "exit 3 when the mean KLD exceeds X", 0, 1e300},
         {0, "max-ppl-ratio", HQ_OPT_FLOAT, &rc.max_ppl_ratio, "X", "exit 3 when PPL_quant/PPL_base exceeds X", 0, 1e300},
         {0, "min-top1", HQ_OPT_FLOAT, &rc.min_top1, "X",
@@ -40,7 +40,7 @@ int hq_cmd_verify(int argc, char **argv) {
         cmd,
         "base.gguf quant.gguf --text FILE [--ctx N] [--chunks K] [--backend cpu|cuda] [--base-logits F] "
         "[--json R.json] [--report R.md] [--plot R.svg] [--max-kld X] [--max-ppl-ratio X] [--min-top1 X] [--threads T]",
-        opts, 2, "expected two model paths: base.gguf quant.gguf", false};
+        opts, 2, "expected two model paths: base.gguf quant.gguf", false, 0};
     const char *pos[3];
     int status = hq_cmd_start(&def, argc, argv, pos);
     if (status >= 0) return status;
