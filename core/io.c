@@ -313,6 +313,11 @@ static size_t put(char *dst, size_t k, size_t cap, const char *s) {
 static void on_sigbus(int sig, siginfo_t *si, void *uc) {
     (void)sig;
     (void)uc;
+    /* several threads may fault on the same truncated page at once: one
+     * reports, the others wait for its _exit (one line, not one per thread) */
+    static char reported;
+    if (__atomic_test_and_set(&reported, __ATOMIC_SEQ_CST))
+        for (;;) pause();
     const char *path = "a memory-mapped input";
     uintptr_t a = (uintptr_t)si->si_addr;
     for (int i = 0; i < HQ_MAX_MAPS; i++)
