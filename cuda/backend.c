@@ -176,7 +176,7 @@ static const char *why_not(const cu_ops *T, const rt_model *m, char *buf, size_t
             const rt_layer *ly = &m->layers[li];
             if (ly->mixer == RT_MIX_ATTN) {
                 ws[nw++] = &ly->q, ws[nw++] = &ly->k, ws[nw++] = &ly->v, ws[nw++] = &ly->o, ws[nw++] = &ly->dt;
-                cu_attn_params ap = {m->H, m->KV, m->P, ly->M, 1, m->window, m->keep_topk ? m->keep_window : 0, 1};
+                cu_attn_params ap = {m->H, m->KV, m->P, ly->M, 1, m->window, m->keep_topk ? m->keep_window : 0, 1, 0};
                 if (!T->attn_supported(&ap))
                     return snprintf(buf, len, "layer %lld: attention shape has no kernel (P %lld)", (long long)li,
                                     (long long)m->P), buf;
@@ -457,7 +457,8 @@ static int mixer_attn(fw *f, int64_t li, const float *xn, float *out, int64_t n,
     GO(T->kv_append(f->c->kc[li], f->c->vc[li], f->c->beta[li], k, v, dt, cl->attn_a, n, KV, P, ly->M, cap, pos0,
                     f->dpos),
        "kv append");
-    cu_attn_params ap = {H, KV, P, ly->M, cap, m->window, m->keep_topk ? m->keep_window : 0, 1.0f / sqrtf((float)P)};
+    cu_attn_params ap = {H, KV, P, ly->M, cap, m->window, m->keep_topk ? m->keep_window : 0, 1.0f / sqrtf((float)P),
+                         m->keep_hf_call ? 1 : 0}; /* rt_keep_rule: RT_KEEP_HF_CALL or RT_KEEP_TORCH */
     GO(T->attn(&ap, q, f->c->kc[li], f->c->vc[li], f->c->beta[li], pos0, f->dpos, n, o, f->opscr), "attention");
     return mm(f, &ly->o, &cl->o, o, out, n, cl->bo);
 }
@@ -556,7 +557,7 @@ static uint64_t arena_bytes(const cu_model *c, int64_t n, int64_t cap, uint64_t 
         for (size_t j = 0; j < sizeof ws / sizeof ws[0]; j++)
             if (ws[j]->data) OPMAX(T->matmul_scratch(ws[j], n));
         if (ly->mixer == RT_MIX_ATTN) {
-            cu_attn_params ap = {m->H, m->KV, m->P, ly->M, cap, m->window, m->keep_topk ? m->keep_window : 0, 1};
+            cu_attn_params ap = {m->H, m->KV, m->P, ly->M, cap, m->window, m->keep_topk ? m->keep_window : 0, 1, 0};
             OPMAX(T->attn_scratch(&ap, n));
         }
         if (ly->ffn == RT_FFN_PK) OPMAX(T->route_pk_scratch(n, ly->Hr, ly->Kk));
@@ -686,15 +687,6 @@ hq_status cu_forward(rt_model *m, rt_state *s, const int32_t *tokens, int64_t n,
     cu_model *c = find(m);
     if (!c) return hq_fail(err, HQ_ERR_INTERNAL, "cuda: model has no device copy");
     const cu_ops *T = c->T;
-    /* past keep_window_size the CPU keeps the keys torch.topk keeps, ties
-     * included (runtime/topk_torch.c, docs/doge-keep-window.md); the CUDA
-     * kernel still breaks ties by the lower index, so it refuses rather than
-     * give another answer */
-    if (m->keep_topk && m->keep_window > 0 && s->pos + n > m->keep_window)
-        return hq_fail(err, HQ_ERR_UNSUPPORTED,
-                       "cuda (%s): position %lld is past keep_window_size %lld, where the CUDA attention does not yet "
-                       "follow transformers' tie order; use --backend cpu", T->name, (long long)(s->pos + n - 1),
-                       (long long)m->keep_window);
     int sr = state_sync_in(c, s);
     if (sr == -2)
         return hq_fail(err, HQ_ERR_INTERNAL, "cuda (%s): this sequence's state was lost with a failed device step; "

@@ -42,6 +42,11 @@ typedef struct {
     int64_t H, KV, P, M, cap;
     int64_t window, keep_window;
     float scale;
+    /* which keys stay when β ties at the keep-window cut, as rt_keep_rule
+     * (runtime/ops.h): 0 torch.topk per query (transformers' cached decode),
+     * 1 torch.topk over the call's mask row (its multi-token forward),
+     * 2 the lower key index */
+    int keep_rule;
 } cu_attn_params;
 
 typedef struct cu_ops {

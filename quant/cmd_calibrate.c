@@ -244,7 +244,7 @@ static void report(const q_cal *c, uint64_t tokens, uint64_t chunks) {
 int hq_cmd_calibrate(int argc, char **argv) {
     const char *text = NULL, *out = NULL;
     int64_t ctx = 512, chunks = 0, threads = 0;
-    bool full = false, quiet = false;
+    bool full = false, quiet = false, hf = false;
     const hq_opt opts[] = {
         {0, "text", HQ_OPT_IN, &text, "FILE", "calibration text (UTF-8)", 0, 0},
         {'o', "output", HQ_OPT_OUT, &out, "FILE", "imatrix file to write", 0, 0},
@@ -252,6 +252,9 @@ int hq_cmd_calibrate(int argc, char **argv) {
         {0, "chunks", HQ_OPT_INT, &chunks, "K", "use at most K chunks (default: all)", 0, 1 << 30},
         {0, "full-hessian", HQ_OPT_FLAG, &full, NULL, "also store Σxxᵀ per matrix (for --method gptq)", 0, 0},
         {0, "threads", HQ_OPT_INT, &threads, "T", "threads (default: all cores)", 0, 4096},
+        {0, "hf-prefill-quirk", HQ_OPT_FLAG, &hf, NULL,
+         "collect statistics as transformers' model(input_ids) computes a chunk (router reshaping, keep-window top-k "
+         "over the call), not as its cached decode (docs/doge-keep-window.md)", 0, 0},
         {'q', "quiet", HQ_OPT_FLAG, &quiet, NULL, "no progress line", 0, 0},
         {0},
     };
@@ -284,6 +287,7 @@ int hq_cmd_calibrate(int argc, char **argv) {
     uint64_t len = 0, n_ids = 0;
     if ((st = hq_read_file(text, HQ_MAX_TEXT, &buf, &len, err))) goto fail;
     if ((st = rt_model_load(pos[0], &m, err))) goto fail;
+    rt_model_set_hf_prefill(m, hf);
     struct rt_tokenizer *tok = rt_model_tokenizer(m);
     if (!tok) {
         st = hq_fail(err, HQ_ERR_UNSUPPORTED, "%s: no tokenizer embedded (tokenizer.huggingface.json)", pos[0]);

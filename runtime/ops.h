@@ -12,6 +12,7 @@
 #ifndef HQ_RT_OPS_H
 #define HQ_RT_OPS_H
 #include "../core/hq.h"
+#include "../core/topk_torch.h" // defines: hq_vj, hq_topk_torch
 
 typedef enum { RT_BACKEND_CPU = 0, RT_BACKEND_CUDA /* cuda/backend.h */ } rt_backend;
 
@@ -95,10 +96,7 @@ void rt_ssd_chunked(const rt_ssd_dims *dm, int64_t n, int64_t chunk, const float
  * sorted=False) returns on the CPU, ties included: libstdc++'s nth_element
  * (k·64 > n) or partial_sort (k·64 <= n) as ATen calls them, step for step.
  * Fill a[i] = {v_i, i} in index order first. NaN counts as the largest. */
-typedef struct {
-    float v;
-    int64_t j;
-} rt_vj;
+typedef hq_vj rt_vj; /* core/topk_torch.h */
 void rt_topk_torch(rt_vj *a, int64_t n, int64_t k);
 
 /* ---- attn.c ----  (spec §4.6, DMAttn over a KV cache)

@@ -79,8 +79,7 @@ void rt_use_reference_kernels(bool on);
  *    over the call's whole mask row (keys 0 .. pos+N−1, future keys at
  *    finfo.min) rather than over the query's own row (RT_KEEP_HF_CALL); the
  *    two differ only when β ties at the cut.
- * The CUDA backend honours the router part only (cuda/attn.cu keeps ties at
- * the lower key index). */
+ * The CUDA backend follows both parts (cuda/attn.cu, same tie order). */
 void rt_model_set_hf_prefill(rt_model *m, bool on);
 /* For hq_cmd_* functions only (argv as the subcommand receives it, argv[-1]
  * being the program path): re-executes the process once with a short OpenMP

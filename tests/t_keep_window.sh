@@ -5,7 +5,8 @@
 # docs/doge-keep-window.md): by default the PPL of transformers' cached decode
 # (one token per call), with --hf-prefill-quirk the PPL of its multi-token
 # forward model(input_ids), each to 1e-5 relative. The two references differ
-# by ~5 %, so a regression of either rule fails here.
+# by ~5 %, so a regression of either rule fails here. The same numbers from
+# the emulated CUDA backend and from verify; calibrate honours the option.
 set -u
 cd "$(dirname "$0")/.."
 . tests/lib.sh kw # HQ, ok/bad, $T, finish
@@ -30,6 +31,20 @@ for d in tests/fixtures/models/doge-kw-*; do
            2>"$T/stderr" | ppl_of)
   close "$got_hf" "$want_hf" && ok || bad "$name: --hf-prefill-quirk PPL '$got_hf', transformers' model(input_ids) gives $want_hf"
   ! close "$want" "$want_hf" && ok || bad "$name: the two references coincide, the fixture tests nothing"
+  # the emulated CUDA backend follows both tie orders
+  for q in "" --hf-prefill-quirk; do
+    w=$want; [ -n "$q" ] && w=$want_hf
+    ge=$("$HQ" perplexity "$G" --text "$d/ppl_text.txt" --ctx "$ctx" --chunks 1 --json -q --backend cuda-emu $q \
+         2>"$T/stderr" | ppl_of)
+    close "$ge" "$w" && ok || bad "$name: cuda-emu $q PPL '$ge', want $w ($(cat "$T/stderr"))"
+    # verify runs the base model like perplexity does, and calibrate collects other statistics under the quirk
+    "$HQ" verify "$G" "$G" --text "$d/ppl_text.txt" --ctx "$ctx" --chunks 1 --json "$T/v.json" -q $q >/dev/null 2>"$T/stderr"
+    gv=$(tr -d " \t\n" <"$T/v.json" 2>/dev/null | sed -n 's/.*"ppl":{"base":{"value":\([0-9.e+-]*\).*/\1/p')
+    close "$gv" "$w" && ok || bad "$name: verify $q base PPL '$gv', want $w ($(cat "$T/stderr"))"
+    "$HQ" calibrate "$G" --text "$d/ppl_text.txt" --ctx "$ctx" -o "$T/c${q:+q}.imatrix" -q $q 2>"$T/stderr" && ok ||
+      bad "$name: calibrate $q: $(cat "$T/stderr")"
+  done
+  ! cmp -s "$T/c.imatrix" "$T/cq.imatrix" && ok || bad "$name: calibrate --hf-prefill-quirk changes nothing"
   g1=$("$HQ" generate "$G" -p "def greet" -n 12 -q 2>/dev/null); g2=$("$HQ" generate "$G" -p "def greet" -n 12 -q --hf-prefill-quirk 2>/dev/null)
   [ -n "$g1" ] && [ -n "$g2" ] && ok || bad "$name: generate with/without --hf-prefill-quirk"
 done

@@ -1,7 +1,10 @@
 /* tests/test_cuda_model.c — the whole forward pass through the CUDA backend
  * (cuda/backend.c) against the CPU runtime on the bundled fixture models
  * (tests/fixtures/models/: Cheems hybrid SSD+attention+product-key CDMoE,
- * Doge with router CDMoE, dense Doge), converted with cv_convert and also
+ * Doge with router CDMoE, dense Doge, and both Doges again with
+ * keep_window_size 8 and tied β, run past the window in both keep rules:
+ * transformers' cached decode and, under rt_model_set_hf_prefill, its
+ * multi-token forward), converted with cv_convert and also
  * quantized to Q8_0 / Q4_0 with `hyquant quantize`:
  *   - prefill logits: max |Δlogit| / max |logit| <= 1e-4 (CPU and CUDA both
  *     fp32 with different summation orders; the SSD prefill uses the
@@ -47,12 +50,13 @@ static int argmax2(const float *x, int64_t n, double *margin) {
 }
 
 static void run_model(const char *gguf, const char *label, const char *backend, int64_t n_tok, bool decode,
-                      double tol) {
+                      double tol, bool hf_prefill) {
     char err[HQ_ERR_LEN] = "", note[300] = "";
     rt_model *m = NULL;
     hq_status st = rt_model_load(gguf, &m, err);
     CHECK(st == HQ_OK, "%s: load: %s", label, err);
     if (st != HQ_OK) return;
+    rt_model_set_hf_prefill(m, hf_prefill); /* both sides: the router quirk and the keep rule of the call */
     int64_t V = rt_model_n_vocab(m);
     int32_t *toks = malloc((size_t)n_tok * 4);
     for (int64_t i = 0; i < n_tok; i++) toks[i] = (int32_t)((i * 37 + 11) % V);
@@ -124,7 +128,8 @@ static void run_model(const char *gguf, const char *label, const char *backend, 
         rt_state_free(s2);
         free(cpu_next), free(gpu_next);
     }
-    printf("%-28s %-4s %lld tokens: prefill max rel %.2g, prefill+decode %.2g, argmax %d/%d\n", label, where, (long long)n_tok, r, r2, same, decided);
+    printf("%-28s %-4s %lld tokens%s: prefill max rel %.2g, prefill+decode %.2g, argmax %d/%d\n", label, where, (long long)n_tok,
+           hf_prefill ? " (hf prefill)" : "", r, r2, same, decided);
     free(dec);
     free(toks), free(ref), free(got);
     rt_state_free(s);
@@ -148,7 +153,9 @@ int main(void) {
     bool small = san && *san == '1', emu = !(go && *go == '1'); /* the device check skips the emulator half */
     snprintf(g_tmp, sizeof g_tmp, "/tmp/hq_cuda_model_%d", (int)getpid());
     mkdir(g_tmp, 0700);
-    static const char *const fx[] = {"cheems-tiny-random", "doge-moe", "doge-dense"};
+    /* doge-kw-*: keep_window_size 8 with every β of kv head 0 tied, run past
+     * the window (torch.topk's tie order; docs/doge-keep-window.md) */
+    static const char *const fx[] = {"cheems-tiny-random", "doge-moe", "doge-kw-moe", "doge-dense", "doge-kw-dense"};
     int found = 0;
     bool gpu = false;
     if (cu_table_gpu && cu_gpu_devices) {
@@ -159,9 +166,9 @@ int main(void) {
         printf("skip gpu: this binary has no nvcc-built kernels\n");
     }
     /* under ASan (swapcontext there clears the shadow of a 128 KiB stack per
-     * switch) doge-dense is left out: its MLP is the first half of doge-moe's
-     * CDMoE, so it runs no kernel the other two do not */
-    for (size_t i = 0; i < (small ? 2 : sizeof fx / sizeof fx[0]); i++) {
+     * switch) the dense Doges are left out: their MLP is the first half of
+     * doge-moe's CDMoE, so they run no kernel the others do not */
+    for (size_t i = 0; i < (small ? 3 : sizeof fx / sizeof fx[0]); i++) {
         char dir[512], gguf[512], err[HQ_ERR_LEN] = "";
         snprintf(dir, sizeof dir, "tests/fixtures/models/%s", fx[i]);
         struct stat sb;
@@ -172,9 +179,12 @@ int main(void) {
         hq_status st = cv_convert(dir, gguf, &co, err);
         CHECK(st == HQ_OK, "%s: convert: %s", fx[i], err);
         if (st != HQ_OK) continue;
-        int64_t n_tok = small ? 4 : 10;
-        if (emu) run_model(gguf, fx[i], "cuda-emu", n_tok, i == 0 || !small, 1e-4);
-        if (gpu) run_model(gguf, fx[i], "cuda", 64, true, 1e-4);
+        bool kw = strstr(fx[i], "-kw-") != NULL;
+        int64_t n_tok = kw ? (small ? 12 : 20) : small ? 4 : 10;
+        if (emu) run_model(gguf, fx[i], "cuda-emu", n_tok, i == 0 || kw || !small, 1e-4, false);
+        if (emu && kw) run_model(gguf, fx[i], "cuda-emu", n_tok, false, 1e-4, true);
+        if (gpu) run_model(gguf, fx[i], "cuda", 64, true, 1e-4, false);
+        if (gpu && kw) run_model(gguf, fx[i], "cuda", 64, true, 1e-4, true);
         if (i == 0) { /* "cuda" without a device keeps the model on the CPU, with the note */
             char note[300] = "";
             rt_model *m = NULL;
@@ -197,8 +207,8 @@ int main(void) {
                     CHECK(0, "%s: hyquant quantize failed", label);
                     continue;
                 }
-                if (emu && q == i) run_model(qpath, label, "cuda-emu", 8, false, 3e-2);
-                if (gpu) run_model(qpath, label, "cuda", 64, true, 3e-2);
+                if (emu && q == i) run_model(qpath, label, "cuda-emu", 8, false, 3e-2, false);
+                if (gpu) run_model(qpath, label, "cuda", 64, true, 3e-2, false);
                 unlink(qpath);
             }
         }

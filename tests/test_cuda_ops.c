@@ -357,20 +357,20 @@ static void t_ssd(void) {
 
 /* ---------------- attention ---------------- */
 static void one_attn(int64_t H, int64_t KV, int64_t P, int64_t M, int64_t pos0, int64_t n, int64_t window,
-                     int64_t keep, int ties, double lim) {
+                     int64_t keep, int ties, rt_keep_rule rule, double lim) {
     int64_t cap = pos0 + n + 3;
-    /* cuda/attn.cu resolves keep-window ties toward the lower key index */
-    rt_attn_params ap = {H, KV, P, M, cap, window, keep, 1.0f / sqrtf((float)P), RT_KEEP_LOW_INDEX};
-    cu_attn_params cp = {H, KV, P, M, cap, window, keep, ap.scale};
+    rt_attn_params ap = {H, KV, P, M, cap, window, keep, 1.0f / sqrtf((float)P), rule};
+    cu_attn_params cp = {H, KV, P, M, cap, window, keep, ap.scale, (int)rule};
     float *q = rnd(n * H * P, 1.5f), *kc = rnd(KV * cap * P, 1.5f), *vc = rnd(KV * cap * P, 1), *beta = rnd(M * cap, 2);
-    if (ties) /* few distinct β values: keep-window ties resolved toward the lower index */
+    if (ties) /* few distinct β values: the keep rule decides which tied keys stay */
         for (int64_t i = 0; i < M * cap; i++) beta[i] = floorf(beta[i] * 2.0f) * 0.5f;
     float *ref = malloc((size_t)(n * H * P) * 4), *got = malloc((size_t)(n * H * P) * 4), *first = malloc((size_t)(n * H * P) * 4);
     rt_attn_ref(&ap, q, kc, vc, beta, pos0, n, ref);
-    char what[120];
-    snprintf(what, sizeof what, "attn H%lld KV%lld P%lld M%lld pos0 %lld n%lld win %lld keep %lld%s", (long long)H,
+    char what[140];
+    static const char *rules[] = {"torch", "hf-call", "low-index"};
+    snprintf(what, sizeof what, "attn H%lld KV%lld P%lld M%lld pos0 %lld n%lld win %lld keep %lld%s rule %s", (long long)H,
              (long long)KV, (long long)P, (long long)M, (long long)pos0, (long long)n, (long long)window, (long long)keep,
-             ties ? " ties" : "");
+             ties ? " ties" : "", rules[rule]);
     CHECK(T->attn_supported(&cp), "%s supported", what);
     for (int o = 0; o < n_orders; o++) {
         set_order(o);
@@ -387,14 +387,21 @@ static void one_attn(int64_t H, int64_t KV, int64_t P, int64_t M, int64_t pos0, 
 }
 
 static void t_attn(void) {
-    one_attn(1, 1, 1, 1, 0, 1, 0, 0, 0, 1e-11);
-    one_attn(4, 2, 16, 4, 0, 33, 0, 0, 0, 1e-11);  /* prefill over two key tiles */
-    one_attn(4, 2, 33, 2, 40, 3, 0, 0, 0, 1e-11);  /* β per kv head, odd P */
-    one_attn(2, 1, 7, 2, 5, 9, 5, 0, 0, 1e-11);    /* sliding window */
-    one_attn(4, 4, 8, 4, 10, 12, 0, 7, 1, 1e-11);  /* keep-window top-k by β with ties */
-    one_attn(2, 2, 128, 2, 70, 2, 0, 50, 0, 1e-11); /* P = 128, keep window */
-    one_attn(2, 1, 12, 1, 20, 5, 9, 4, 1, 1e-11);  /* window and keep window together */
-    cu_attn_params bad = {4, 2, 129, 4, 10, 0, 0, 1.0f};
+    one_attn(1, 1, 1, 1, 0, 1, 0, 0, 0, RT_KEEP_TORCH, 1e-11);
+    one_attn(4, 2, 16, 4, 0, 33, 0, 0, 0, RT_KEEP_TORCH, 1e-11);  /* prefill over two key tiles */
+    one_attn(4, 2, 33, 2, 40, 3, 0, 0, 0, RT_KEEP_TORCH, 1e-11);  /* β per kv head, odd P */
+    one_attn(2, 1, 7, 2, 5, 9, 5, 0, 0, RT_KEEP_TORCH, 1e-11);    /* sliding window */
+    one_attn(2, 2, 128, 2, 70, 2, 0, 50, 0, RT_KEEP_TORCH, 1e-11); /* P = 128, keep window */
+    /* keep-window ties: every rule the CPU has, on both of ATen's paths
+     * (nth_element when keep·64 > row, partial_sort otherwise) */
+    for (int r = RT_KEEP_TORCH; r <= RT_KEEP_LOW_INDEX; r++) {
+        one_attn(4, 4, 8, 4, 10, 12, 0, 7, 1, (rt_keep_rule)r, 1e-11);  /* top-k by β with ties */
+        one_attn(2, 1, 12, 1, 20, 5, 9, 4, 1, (rt_keep_rule)r, 1e-11);  /* window and keep window together */
+        one_attn(2, 1, 8, 2, 150, 4, 0, 2, 1, (rt_keep_rule)r, 1e-11);  /* partial_sort path */
+        one_attn(2, 2, 16, 2, 0, 40, 0, 9, 1, (rt_keep_rule)r, 1e-11);  /* prefill from 0 past the window */
+        one_attn(3, 1, 4, 3, 60, 1, 0, 17, 1, (rt_keep_rule)r, 1e-11);  /* decode */
+    }
+    cu_attn_params bad = {4, 2, 129, 4, 10, 0, 0, 1.0f, 0};
     CHECK(!T->attn_supported(&bad), "attn refuses P > 128");
 }
 

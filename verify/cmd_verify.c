@@ -33,13 +33,16 @@ int hq_cmd_verify(int argc, char **argv) {
         {0, "min-top1", HQ_OPT_FLOAT, &rc.min_top1, "X",
          "exit 3 when the top-1 agreement (a fraction, 0..1) is below X", 0, 1},
         {'t', "threads", HQ_OPT_INT, &threads, "T", "threads (default: all cores)", 0, 1024},
+        {0, "hf-prefill-quirk", HQ_OPT_FLAG, &o.hf_prefill, NULL,
+         "run both models as transformers' model(input_ids) does for a whole chunk (router reshaping, keep-window "
+         "top-k over the call), not as its cached decode (docs/doge-keep-window.md)", 0, 0},
         {'q', "quiet", HQ_OPT_FLAG, &quiet, NULL, "no progress lines", 0, 0},
         {0, NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const hq_cmd_def def = {
         cmd,
         "base.gguf quant.gguf --text FILE [--ctx N] [--chunks K] [--backend cpu|cuda] [--base-logits F] "
-        "[--json R.json] [--report R.md] [--plot R.svg] [--max-kld X] [--max-ppl-ratio X] [--min-top1 X] [--threads T]",
+        "[--json R.json] [--report R.md] [--plot R.svg] [--max-kld X] [--max-ppl-ratio X] [--min-top1 X] [--threads T] [--hf-prefill-quirk]",
         opts, 2, "expected two model paths: base.gguf quant.gguf", false, 0};
     const char *pos[3];
     int status = hq_cmd_start(&def, argc, argv, pos);

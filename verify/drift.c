@@ -431,6 +431,9 @@ hq_status vf_run(const vf_opts *o, vf_result *r, char *err) {
     TRY(vf_weight_errors(s.gb, s.gq, r, err));
     TRY(rt_model_load(o->base, &s.mb, err));
     TRY(rt_model_load(o->quant, &s.mq, err));
+    rt_model_set_hf_prefill(s.mb, o->hf_prefill);
+    rt_model_set_hf_prefill(s.mq, o->hf_prefill);
+    r->hf_prefill = o->hf_prefill;
     snprintf(r->backend, sizeof r->backend, "cpu");
     if (o->backend && strcmp(o->backend, "cpu") != 0) {
         /* both models on the same backend, so the comparison is like for like */

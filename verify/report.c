@@ -56,6 +56,7 @@ void vf_print_table(FILE *f, const vf_result *r, const vf_report_ctx *c) {
             (long long)r->n_chunks, (long long)r->ctx, (unsigned long long)s->count,
             r->use_bos ? "at chunk starts" : "not used",
             r->base_from_file ? "from the saved file" : "computed in process", r->backend[0] ? r->backend : "cpu");
+    if (r->hf_prefill) fprintf(f, "  as transformers' model(input_ids) per chunk (--hf-prefill-quirk)\n");
     fprintf(f, "\n  %-22s %14s %12s\n", "", "value", "± error");
     fprintf(f, "  %-22s %14.4f %12.4f\n", "PPL base", s->ppl_b.val, s->ppl_b.err);
     fprintf(f, "  %-22s %14.4f %12.4f\n", "PPL quant", s->ppl_q.val, s->ppl_q.err);
@@ -161,6 +162,7 @@ static cJSON *build_json(const vf_result *r, const vf_report_ctx *c) {
     add(st, "scored_tokens", (double)s->count);
     add(st, "text_tokens", (double)r->n_text_tokens);
     cJSON_AddBoolToObject(st, "bos", r->use_bos);
+    cJSON_AddBoolToObject(st, "hf_prefill_quirk", r->hf_prefill);
     add(st, "threads", (double)r->threads);
     add(st, "drift_chunks", (double)r->drift_chunks);
     add(st, "n_vocab", (double)r->n_vocab);
@@ -326,6 +328,8 @@ hq_status vf_write_markdown(const char *path, const vf_result *r, const vf_repor
               (unsigned long long)s->count, r->use_bos ? "at chunk starts" : "not used",
               r->base_from_file ? "from `" : "computed in process", r->base_from_file ? c->base_logits : "",
               r->base_from_file ? "`" : "");
+    if (r->hf_prefill)
+        sb_printf(&b, "Both models ran as transformers' `model(input_ids)` computes a whole chunk (`--hf-prefill-quirk`).\n\n");
     sb_printf(&b, "## Output drift\n\n| figure | value | ± error |\n|---|---:|---:|\n");
     sb_printf(&b, "| PPL base | %.4f | %.4f |\n| PPL quant | %.4f | %.4f |\n", s->ppl_b.val, s->ppl_b.err,
               s->ppl_q.val, s->ppl_q.err);

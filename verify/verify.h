@@ -32,6 +32,7 @@ typedef struct {
     int threads;              /* 0: all cores */
     bool progress;            /* per-chunk line on stderr */
     const char *backend;      /* NULL / "cpu", "cuda", "cuda-emu" (cuda/backend.h) */
+    bool hf_prefill;          /* both models as transformers' model(input_ids) (rt_model_set_hf_prefill) */
 } vf_opts;
 
 enum { VF_KIND_SSD, VF_KIND_ATTN, VF_KIND_MLP, VF_KIND_EXPERTS, VF_KIND_OTHER, VF_KIND_COUNT };
@@ -69,6 +70,7 @@ typedef struct {
     int64_t ctx, n_chunks, first, n_scored, n_vocab, n_embd;
     uint64_t n_text_tokens;
     bool use_bos, base_from_file;
+    bool hf_prefill;             /* --hf-prefill-quirk */
     int64_t drift_chunks;        /* chunks where hidden states / routing were compared */
     int threads;
     char backend[16];            /* where the models ran: "cpu", "gpu", "emu" */
