@@ -4,6 +4,8 @@
 #   tools/gpu_check.sh            on a machine with an NVIDIA GPU (writes under $OUT)
 #   tools/gpu_check.sh --dry-run  anywhere: check the tools, the dependencies
 #                                 and the 1 B generator, build and test nothing
+#   tools/gpu_check.sh --quick    steps 1-4 only (build and the device tests,
+#                                 ~1.5 min): a kernel change, before the full run
 #
 # Steps (each timed; a failing step is recorded and the next one still runs):
 #   1. machine: nvidia-smi, nvcc, cores;
@@ -29,8 +31,9 @@
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-DRY=0
+DRY=0 QUICK=0
 [ "${1:-}" = "--dry-run" ] && DRY=1
+[ "${1:-}" = "--quick" ] && QUICK=1
 OUT=${OUT:-$ROOT/out/gpu_check}
 mkdir -p "$OUT"
 LOG=$OUT/check.log
@@ -54,6 +57,8 @@ nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,clocks.mem,driv
 command -v nvcc >/dev/null || export PATH=/usr/local/cuda/bin:$PATH
 nvcc --version 2>&1 | tail -1 || echo "no nvcc"
 echo "cores $J; $(uname -srm)"; gcc --version | head -1
+grep -m1 'model name' /proc/cpuinfo
+echo "cpu isa: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|f16c|avx512f|avx512bw|avx512vl|avx512_vnni|avx_vnni|avx512_bf16|amx_tile|amx_int8|amx_bf16)$' | tr '\n' ' ')"
 python3 -c "import numpy; print('numpy', numpy.__version__)" 2>&1
 
 step "dependencies"
@@ -88,9 +93,12 @@ if [ $DRY = 1 ]; then
 fi
 
 # the 1 B model is made on the side while the build runs (numpy, one core)
-step "models: generating the 1 B Doge in the background"
-("${GEN[@]}" >"$W/gen.log" 2>&1; echo $? >"$W/gen.rc") &
-GEN_PID=$!
+GEN_PID=
+if [ $QUICK = 0 ]; then
+    step "models: generating the 1 B Doge in the background"
+    ("${GEN[@]}" >"$W/gen.log" 2>&1; echo $? >"$W/gen.rc") &
+    GEN_PID=$!
+fi
 
 step "build (sm_90, -j$J)"
 rm -rf build hyquant
@@ -100,7 +108,7 @@ if "${MK[@]}" hyquant build/tests/test_cuda_ops build/tests/test_cuda_model buil
 else
     tail -40 "$W/build.log"
     fail "build"
-    wait $GEN_PID
+    [ -n "$GEN_PID" ] && wait $GEN_PID
     cat "$SUM"
     exit $FAILS
 fi
@@ -130,6 +138,11 @@ else
     echo "no compute-sanitizer on this machine"
 fi
 unset HQ_TEST_GPU_ONLY
+if [ $QUICK = 1 ]; then
+    step "summary, quick run ($(($(date +%s) - T0)) s)"
+    cat "$SUM"
+    exit $FAILS
+fi
 
 step "models"
 HQ=./hyquant
