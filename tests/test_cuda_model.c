@@ -184,7 +184,10 @@ int main(void) {
         if (emu) run_model(gguf, fx[i], "cuda-emu", n_tok, i == 0 || kw || !small, 1e-4, false);
         if (emu && kw) run_model(gguf, fx[i], "cuda-emu", n_tok, false, 1e-4, true);
         if (gpu) run_model(gguf, fx[i], "cuda", 64, true, 1e-4, false);
-        if (gpu && kw) run_model(gguf, fx[i], "cuda", 64, true, 1e-4, true);
+        /* under the quirk a call's result depends on how the tokens are split
+         * into calls (that is transformers' model(input_ids)), so only the
+         * whole-call prefill is compared with the CPU's */
+        if (gpu && kw) run_model(gguf, fx[i], "cuda", 64, false, 1e-4, true);
         if (i == 0) { /* "cuda" without a device keeps the model on the CPU, with the note */
             char note[300] = "";
             rt_model *m = NULL;
