@@ -99,11 +99,55 @@ static hq_status set_strk(fmt_gguf_writer *w, const char *a, const char *key, co
     return fmt_gguf_set_str(w, k, v, strlen(v), err);
 }
 
-/* add_bos_token from tokenizer_config.json (default false) */
-static bool tokenizer_add_bos(const char *json) {
-    if (!json) return false;
-    cJSON *r = cJSON_Parse(json);
-    const cJSON *b = r ? cJSON_GetObjectItemCaseSensitive(r, "add_bos_token") : NULL;
+/* The special token a post-processor puts before the text, as HF tokenizers
+ * applies it: TemplateProcessing's "single" template starting with a
+ * SpecialToken (its special_tokens entry must map to one id), the first such
+ * inside a "Sequence". *id = -1 when it adds none (a Bert/Roberta processor,
+ * which no causal LM here uses, counts as none). */
+static void pp_first_special(const cJSON *pp, int64_t *id) {
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(pp, "type");
+    const char *t = cJSON_IsString(type) ? type->valuestring : "";
+    if (!strcmp(t, "Sequence")) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(pp, "processors")) {
+            pp_first_special(e, id);
+            if (*id >= 0) return;
+        }
+    } else if (!strcmp(t, "TemplateProcessing")) {
+        const cJSON *single = cJSON_GetObjectItemCaseSensitive(pp, "single");
+        const cJSON *first = cJSON_IsArray(single) ? cJSON_GetArrayItem(single, 0) : NULL;
+        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(first, "SpecialToken");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(sp, "id");
+        if (!cJSON_IsString(name)) return;
+        const cJSON *tok = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pp, "special_tokens"),
+                                                           name->valuestring);
+        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(tok, "ids");
+        const cJSON *v = cJSON_GetArrayItem(ids, 0);
+        if (cJSON_GetArraySize(ids) == 1 && cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 4294967296.0)
+            *id = (int64_t)v->valuedouble;
+    }
+}
+
+/* Does tokenizer(text) start with BOS, and which id (*bos, from config.json,
+ * is replaced by the post-processor's token)? transformers 5 decides this in
+ * tokenizer.json's post_processor alone (it no longer writes add_bos_token and
+ * ignores it when a post_processor exists: checked with transformers 5.23,
+ * tests/t_bos.sh, docs/gguf-schema.md). Without a post_processor, tokenizer_config's
+ * add_bos_token (transformers 4's Llama tokenizers built the post-processor
+ * from it). Default: no BOS. */
+static bool tokenizer_add_bos(const fmt_ckpt *ck, int64_t *bos) {
+    cJSON *t = ck->tokenizer_json ? cJSON_Parse(ck->tokenizer_json) : NULL;
+    const cJSON *pp = cJSON_GetObjectItemCaseSensitive(t, "post_processor");
+    if (pp && !cJSON_IsNull(pp)) {
+        int64_t id = -1;
+        pp_first_special(pp, &id);
+        cJSON_Delete(t);
+        if (id >= 0) *bos = id;
+        return id >= 0;
+    }
+    cJSON_Delete(t);
+    cJSON *r = ck->tokenizer_config_json ? cJSON_Parse(ck->tokenizer_config_json) : NULL;
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(r, "add_bos_token");
     bool v = b && cJSON_IsTrue(b);
     cJSON_Delete(r);
     return v;
@@ -127,11 +171,13 @@ static hq_status write_metadata(fmt_gguf_writer *w, const cv_plan *p, const fmt_
     if (ck->tokenizer_config_json)
         TRY(fmt_gguf_set_str(w, "hyquant.tokenizer_config_json", ck->tokenizer_config_json,
                              strlen(ck->tokenizer_config_json), err));
-    if (h->bos >= 0 && h->bos <= UINT32_MAX) TRY(fmt_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)h->bos, err));
+    int64_t bos = h->bos;
+    bool add_bos = tokenizer_add_bos(ck, &bos);
+    if (bos >= 0 && bos <= UINT32_MAX) TRY(fmt_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos, err));
     if (h->eos >= 0 && h->eos <= UINT32_MAX) TRY(fmt_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)h->eos, err));
     if (h->pad >= 0 && h->pad <= UINT32_MAX)
         TRY(fmt_gguf_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)h->pad, err));
-    TRY(fmt_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", tokenizer_add_bos(ck->tokenizer_config_json), err));
+    TRY(fmt_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", add_bos, err));
     TRY(set_u32k(w, a, "vocab_size", h->vocab, err));
     TRY(set_u32k(w, a, "context_length", h->max_pos, err));
     TRY(set_u32k(w, a, "embedding_length", h->d, err));
