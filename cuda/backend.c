@@ -46,6 +46,7 @@ typedef struct {
     float *lg_host;
     void *graph;
     uint64_t graph_arena, graph_gen;
+    const void *graph_tok, *graph_lg; /* where the captured step reads the token and writes the logits */
     bool graph_off; /* capture failed, or HQ_CUDA_GRAPH=0: eager decode */
 } cu_ctx;
 
@@ -371,7 +372,8 @@ static hq_status cu_experts(rt_exec *x, const rt_weight *down, const rt_weight *
 /* Decode steps run as one CUDA graph: the first captures the step with the
  * token and position read from page-locked host memory by copies inside the
  * graph, later ones write those two numbers and replay it. Valid while the
- * arena and the cache buffers stay where they were (graph_arena, graph_gen).
+ * arena, the call's buffers and the cache buffers stay where they were
+ * (graph_arena, graph_tok/graph_lg, graph_gen).
  * Not for hooks (host copies), dynamic RoPE (the base changes with the
  * position) or HQ_CUDA_GRAPH=0 (x->graphable, graph_off). On the emulator
  * graph_begin fails and the same graph-form step runs eagerly, so the
@@ -391,7 +393,9 @@ static int decode_step(cu_ctx *c, rt_exec *x, hq_status *st) {
     }
     *c->tok_host = x->tokens[0];
     *c->pos_host = x->pos0;
-    if (c->graph && (c->graph_arena != x->arena_gen || c->graph_gen != c->state_gen)) drop_graph(c);
+    if (c->graph && (c->graph_arena != x->arena_gen || c->graph_gen != c->state_gen || c->graph_tok != x->dtok ||
+                     c->graph_lg != x->dlogits))
+        drop_graph(c);
     bool ran = false; /* the step already ran eagerly (emulator, or no stream to capture) */
     if (!c->graph) {
         bool capturing = T->graph_begin() == 0;
@@ -417,6 +421,8 @@ static int decode_step(cu_ctx *c, rt_exec *x, hq_status *st) {
             c->graph = g;
             c->graph_arena = x->arena_gen;
             c->graph_gen = c->state_gen;
+            c->graph_tok = x->dtok;
+            c->graph_lg = x->dlogits;
         }
     }
     if (!ran && T->graph_launch(c->graph) != 0) {
