@@ -1,7 +1,7 @@
 /* convert/convert.c — cv_convert: checkpoint -> GGUF (docs/gguf-schema.md).
  * Metadata first, then tensors in the plan's canonical order, streamed in
- * row chunks through one reused buffer (memory bounded by cv_chunk_bytes, not by
- * the model), into an atomic hq_out: any failure leaves no file behind. */
+ * row chunks through one reused buffer (memory bounded by
+ * cv_options.chunk_bytes, not by the model), into an atomic hq_out: any failure leaves no file behind. */
 #include "convert.h" // defines: cv_convert, cv_tensor_read_rows
 #include "../formats/gguf.h"
 
@@ -11,7 +11,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-uint64_t cv_chunk_bytes = 16u << 20;
 
 hq_status cv_tensor_read_rows(const cv_tensor *t, hq_dtype dt, uint64_t r0, uint64_t nr, void *dst, char *err) {
     const fmt_tensor *s = t->src;
@@ -260,7 +259,7 @@ static hq_status run(cv_job *j, const char *src, const char *dst, const cv_optio
     const char *name = opt && opt->name ? opt->name : base_name(src, nb, sizeof nb);
     TRY(fmt_gguf_writer_init(&j->w, GGUF_DEFAULT_ALIGNMENT, err));
     TRY(write_metadata(j->w, p, j->ck, name, ot, err));
-    /* tensor infos, and the chunk buffer: at most CV_CHUNK bytes, at least one row */
+    /* tensor infos, and the chunk buffer: at most chunk_bytes, at least one row */
     uint64_t bufsz = 0, total = 0;
     for (uint64_t i = 0; i < p->n_tensors; i++) {
         const cv_tensor *t = &p->tensors[i];
@@ -268,7 +267,7 @@ static hq_status run(cv_job *j, const char *src, const char *dst, const cv_optio
         TRY(fmt_gguf_add_tensor(j->w, t->name, ggml_of(dt), t->n_dims, t->ne, err));
         uint64_t nel = fmt_tensor_nelem(t->src), rows = (uint64_t)t->src->shape[0];
         uint64_t row_bytes = nel / rows * hq_dtype_size(dt), tb = nel * hq_dtype_size(dt);
-        uint64_t ch = cv_chunk_bytes ? cv_chunk_bytes : 1;
+        uint64_t ch = opt && opt->chunk_bytes ? opt->chunk_bytes : CV_CHUNK_BYTES;
         uint64_t want = tb < ch ? tb : (row_bytes > ch ? row_bytes : ch / row_bytes * row_bytes);
         if (want > bufsz) bufsz = want;
         if (!hq_add_u64(total, tb, &total)) return hq_fail(err, HQ_ERR_LIMIT, "%s: model too large", src);

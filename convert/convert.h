@@ -19,7 +19,11 @@ typedef struct {
     bool quiet;        /* no progress line */
     const char *name;  /* general.name; NULL = base name of the source */
     char *embedded;    /* out, optional (CV_EMBEDDED_LEN bytes): the auxiliary files embedded, ", "-separated */
+    /* bytes of output converted per streamed piece; 0 = CV_CHUNK_BYTES (tests
+     * lower it to exercise the chunked path). At least one row per piece. */
+    uint64_t chunk_bytes;
 } cv_options;
+#define CV_CHUNK_BYTES (16u << 20)
 #define CV_EMBEDDED_LEN 96
 
 /* Converts the checkpoint at src (dir or file) to GGUF at dst (atomically). */
@@ -100,10 +104,6 @@ void cv_plan_free(cv_plan *p);
  * (CV_OUT_AUTO resolved with cv_plan_default_outtype). Returns a HQ_DT_. */
 hq_dtype cv_tensor_out_dtype(const cv_tensor *t, cv_outtype ot);
 cv_outtype cv_plan_default_outtype(const cv_plan *p);
-
-/* Bytes of output converted per streamed piece (default 16 MiB; tests lower
- * it to exercise the chunked path). At least one row is always converted. */
-extern uint64_t cv_chunk_bytes;
 
 /* Reads rows [r0, r0+nr) of dim 0 of t, converted to dt, into dst
  * (xform applied). Lets big tensors stream in bounded pieces. */

@@ -59,9 +59,16 @@ typedef struct {
     char *err;
 } cv_ctx;
 
-static const fmt_tensor *g_sort_ts; /* qsort has no context argument */
-static int cmp_idx(const void *a, const void *b) {
-    return strcmp(g_sort_ts[*(const uint64_t *)a].name, g_sort_ts[*(const uint64_t *)b].name);
+/* qsort has no context argument: sort (name, index) pairs instead of
+ * indices into a table a global would have to name */
+typedef struct {
+    const char *name;
+    uint64_t i;
+} name_idx;
+static int cmp_name_idx(const void *a, const void *b) {
+    const name_idx *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
 }
 
 /* first position in order whose name is >= key */
@@ -587,10 +594,17 @@ hq_status cv_plan_build(const fmt_tensor *ts, uint64_t n, const char *config_jso
         hq_free(c.used);
         return hq_fail(err, HQ_ERR_NOMEM, "%s: out of memory", c.label);
     }
-    for (uint64_t i = 0; i < n; i++) c.order[i] = i;
-    g_sort_ts = ts;
-    qsort(c.order, n, sizeof *c.order, cmp_idx);
-    g_sort_ts = NULL;
+    name_idx *ni = hq_malloc_array(n ? n : 1, sizeof *ni);
+    if (!ni) {
+        cv_plan_free(c.p);
+        hq_free(c.order);
+        hq_free(c.used);
+        return hq_fail(err, HQ_ERR_NOMEM, "%s: out of memory", c.label);
+    }
+    for (uint64_t i = 0; i < n; i++) ni[i] = (name_idx){ts[i].name, i};
+    qsort(ni, n, sizeof *ni, cmp_name_idx);
+    for (uint64_t i = 0; i < n; i++) c.order[i] = ni[i].i;
+    hq_free(ni);
     for (uint64_t i = 1; i < n; i++)
         if (!strcmp(ts[c.order[i]].name, ts[c.order[i - 1]].name)) {
             hq_status st = hq_fail(err, HQ_ERR_FORMAT, "%s: tensor '%s' appears twice", c.label, ts[c.order[i]].name);

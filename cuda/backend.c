@@ -1,14 +1,14 @@
-/* cuda/backend.c — the runtime's CUDA backend (see backend.h): device copy
- * of a loaded model, support checks, and the forward pass on the device,
- * mirroring runtime/forward.c op for op:
- *   h = Emb[tokens]; per layer: x̂ = RMSNorm(h); h = r₁⊙h + Mixer(x̂);
- *   x̂ = RMSNorm(h); h = r₂⊙h + FFN(x̂);  logits = W_lm·RMSNorm(h)
- * (SSD prefill uses the recurrence kernel rather than the CPU's chunked
- * form — same math, different rounding.) Every op goes through a cu_ops
- * table: the GPU's, or the emulator's for "cuda-emu" and the tests. */
+/* cuda/backend.c — the runtime's CUDA backend (see backend.h): an op table
+ * for runtime/forward.c (runtime/backend_ops.h) over a cu_ops table — the
+ * GPU's, or the emulator's for "cuda-emu" and the tests — plus the device
+ * copy of the parameters, the device mirror of one sequence state, and the
+ * decode step as a CUDA graph. The walk of the model is the runtime's; this
+ * file only maps each op to its kernel. (SSD prefill uses the recurrence
+ * kernel rather than the CPU's chunked form — same math, different
+ * rounding.) The context belongs to the model (rt_model_set_backend). */
 #include "backend.h"
 #include "cu_ops.h"
-#include "../runtime/model_internal.h" // defines: rt_model, rt_layer, rt_state
+#include "../runtime/backend_ops.h" // defines: rt_backend_ops, rt_exec, rt_state_buf
 
 #include <math.h>
 #include <stdio.h>
@@ -16,201 +16,509 @@
 #include <string.h>
 
 typedef struct {
-    float *attn_norm, *attn_res, *ffn_norm, *ffn_res;
-    cu_wt q, k, v, o, dt, sx, sb, sc, sdt, sout, gate, up, down, router, pk_query, ex_down, ex_up;
-    float *bq, *bk, *bv, *bo, *q_norm, *k_norm, *b_dt, *attn_a;
-    float *b_sx, *b_sb, *b_sc, *b_sdt, *b_sout, *ssm_dt_bias, *ssm_a, *ssm_d;
-    float *b_gate, *b_up, *b_down, *b_router, *pk_keys;
-} cu_layer;
+    const void *host;
+    void *dev;
+} cu_map;
 
-typedef struct cu_model {
-    rt_model *m;
+typedef struct {
     const cu_ops *T;
-    cu_wt tok_embd, output;
-    float *out_norm;
-    cu_layer *layers;
-    struct { const void *host; void *dev; } *up; /* uploaded buffers (weights deduplicated by host pointer) */
+    rt_backend_ops ops; /* this context's table (name, label per cu_ops) */
+    char label[24];
+    /* parameters: host pointer → device copy (sorted on first lookup) */
+    cu_map *up;
     int64_t n_up, cap_up;
-    /* device mirror of one rt_state (s->dev_mirror points back here) */
+    bool sorted;
+    /* device mirror of one rt_state: its buffers (rt_state_buf_at order) */
     rt_state *s;
-    int64_t s_pos, s_cap;
-    float **kc, **vc, **beta, **ssm;
-    uint64_t state_gen; /* bumped whenever the cache buffers are reallocated */
-    void *arena;
-    uint64_t arena_cap;
+    int64_t s_pos, s_cap, n_buf;
+    cu_map *buf;        /* host array → device array */
+    uint64_t state_gen; /* bumped whenever the mirror buffers are reallocated */
+    /* what the op scratch holds quantized: x, n tokens, as act_type (cu_act_type) */
+    const float *act_x;
+    int64_t act_n;
+    uint32_t act_type;
     /* decode graph: one token's forward captured once and replayed with the
-     * token and position written into page-locked memory (cu_forward) */
+     * token and position written into page-locked memory */
     int32_t *tok_host;
     int64_t *pos_host, *pos_dev;
     float *lg_host;
     void *graph;
-    void *graph_arena;
-    uint64_t graph_gen;
+    uint64_t graph_arena, graph_gen;
+    const void *graph_tok, *graph_lg; /* where the captured step reads the token and writes the logits */
     bool graph_off; /* capture failed, or HQ_CUDA_GRAPH=0: eager decode */
-    struct cu_model *next;
-} cu_model;
+} cu_ctx;
 
-static cu_model *g_models;
-
-static cu_model *find(const rt_model *m) {
-    for (cu_model *c = g_models; c; c = c->next)
-        if (c->m == m) return c;
-    return NULL;
+/* ---------------- parameters ---------------- */
+static int map_cmp(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t)((const cu_map *)a)->host, y = (uintptr_t)((const cu_map *)b)->host;
+    return x < y ? -1 : x > y;
 }
 
-const char *cu_backend_name(const rt_model *m) {
-    const cu_model *c = m->backend == RT_BACKEND_CUDA ? find(m) : NULL;
-    return c ? c->T->name : "cpu";
-}
-
-/* ---------------- upload ---------------- */
-static void *upload(cu_model *c, const void *host, uint64_t bytes, bool dedupe) {
-    if (!host) return NULL;
+static int cu_upload(void *be, const void *host, uint64_t bytes, bool dedupe) {
+    cu_ctx *c = be;
     if (dedupe)
         for (int64_t i = 0; i < c->n_up; i++)
-            if (c->up[i].host == host) return c->up[i].dev;
+            if (c->up[i].host == host) return 0;
     if (c->n_up == c->cap_up) {
         int64_t nc = c->cap_up ? 2 * c->cap_up : 64;
         void *p = hq_realloc(c->up, (size_t)nc * sizeof c->up[0]);
-        if (!p) return NULL;
+        if (!p) return -1;
         c->up = p;
         c->cap_up = nc;
     }
     void *d = c->T->alloc(bytes);
-    if (!d) return NULL;
+    if (!d) return -1;
     c->up[c->n_up].host = host;
     c->up[c->n_up++].dev = d;
-    if (bytes && c->T->h2d(d, host, bytes) != 0) return NULL;
-    return d;
+    c->sorted = false;
+    return bytes && c->T->h2d(d, host, bytes) != 0 ? -1 : 0;
 }
 
-typedef struct {
-    cu_model *c;
-    bool fail;
-} up_ctx;
-
-static cu_wt up_w(up_ctx *u, const rt_weight *w) {
-    cu_wt r = {NULL, w->type, w->n_in, w->n_out, w->row_bytes};
-    if (!w->data) return r;
-    r.data = upload(u->c, w->data, w->row_bytes * (uint64_t)w->n_out, true);
-    if (!r.data) u->fail = true;
-    return r;
-}
-static float *up_v(up_ctx *u, const float *v, int64_t n) {
-    if (!v) return NULL;
-    float *d = upload(u->c, v, (uint64_t)n * 4u, false);
-    if (!d) u->fail = true;
-    return d;
+/* the device copy of a parameter or of a mirrored state array (NULL for NULL) */
+static void *dev(cu_ctx *c, const void *host) {
+    if (!host) return NULL;
+    for (int64_t i = 0; i < c->n_buf; i++)
+        if (c->buf[i].host == host) return c->buf[i].dev;
+    if (!c->sorted) {
+        qsort(c->up, (size_t)c->n_up, sizeof c->up[0], map_cmp);
+        c->sorted = true;
+    }
+    cu_map key = {host, NULL}, *hit = bsearch(&key, c->up, (size_t)c->n_up, sizeof c->up[0], map_cmp);
+    return hit ? hit->dev : NULL;
 }
 
-static void drop_graph(cu_model *c) {
+static cu_wt wt(cu_ctx *c, const rt_weight *w) {
+    return (cu_wt){dev(c, w->data), w->type, w->n_in, w->n_out, w->row_bytes};
+}
+
+/* ---------------- state mirror ---------------- */
+static void drop_graph(cu_ctx *c) {
     if (c->graph) c->T->graph_free(c->graph);
     c->graph = NULL;
 }
 
-static void free_state(cu_model *c) {
+static void free_state(cu_ctx *c) {
     drop_graph(c);
-    if (!c->kc) return;
-    for (int64_t i = 0; i < c->m->L; i++) {
-        c->T->free(c->kc[i]);
-        c->T->free(c->vc[i]);
-        c->T->free(c->beta[i]);
-        c->T->free(c->ssm[i]);
+    for (int64_t i = 0; i < c->n_buf; i++) c->T->free(c->buf[i].dev);
+    hq_free(c->buf);
+    c->buf = NULL;
+    c->n_buf = 0;
+    if (c->s) {
+        rt_state_mirror *mr = rt_state_mirror_of(c->s);
+        mr->be = NULL, mr->newer = false;
     }
-    hq_free(c->kc), hq_free(c->vc), hq_free(c->beta), hq_free(c->ssm);
-    c->kc = c->vc = c->beta = c->ssm = NULL;
-    if (c->s) c->s->dev_mirror = NULL, c->s->dev_newer = false;
     c->s = NULL;
 }
 
-static int state_sync_out(cu_model *c, rt_state *s, int64_t pos0, int64_t n);
+/* copies rows pos0..pos0+n−1 of the positional buffers and the recurrent states back */
+static int state_sync_out(cu_ctx *c, rt_state *s, int64_t pos0, int64_t n) {
+    for (int64_t i = 0; i < c->n_buf; i++) {
+        rt_state_buf b = rt_state_buf_at(s, i);
+        float *d = c->buf[i].dev;
+        if (!b.by_pos) {
+            if (c->T->d2h(b.host, d, (uint64_t)(b.nseg * b.seg_rows * b.row) * 4u)) return -1;
+            continue;
+        }
+        for (int64_t g = 0; g < b.nseg; g++) {
+            uint64_t off = (uint64_t)((g * b.seg_rows + pos0) * b.row), bytes = (uint64_t)(n * b.row) * 4u;
+            if (c->T->d2h(b.host + off, d + off, bytes)) return -1;
+        }
+    }
+    return 0;
+}
 
 /* the mirrored state's device rows back to the host (before the mirror is
  * reused for another state or released) */
-static int pull_mirror(cu_model *c) {
+static int pull_mirror(cu_ctx *c) {
     rt_state *s = c->s;
-    if (!s || !s->dev_newer) return 0;
-    if (state_sync_out(c, s, 0, s->pos) == 0) {
-        s->dev_newer = false;
+    if (!s) return 0;
+    rt_state_mirror *mr = rt_state_mirror_of(s);
+    if (!mr->newer) return 0;
+    if (state_sync_out(c, s, 0, rt_state_pos(s)) == 0) {
+        mr->newer = false;
         return 0;
     }
-    s->dev_mirror = NULL; /* dev_newer stays: the rows are lost and the sequence is refused until reset */
+    mr->be = NULL; /* newer stays: the rows are lost and the sequence is refused until reset */
     c->s = NULL;
     return -1;
 }
 
-static void destroy(cu_model *c) {
+/* makes the device mirror hold s: 0, -1 (device memory / copy failed) or
+ * -2 (s's newest rows were on a device and are lost) */
+static int state_sync_in(cu_ctx *c, rt_state *s) {
+    const cu_ops *T = c->T;
+    rt_state_mirror *mr = rt_state_mirror_of(s);
+    int64_t pos = rt_state_pos(s), cap = rt_state_cap(s);
+    if (c->s == s && c->s_pos == pos && c->s_cap == cap) return 0;
+    if (mr->newer && c->s != s) return -2;
+    if (c->s != s) { /* the mirror moves to s: the previous state's device rows go home first */
+        if (pull_mirror(c) != 0) return -1;
+        if (c->s) rt_state_mirror_of(c->s)->be = NULL;
+        c->s = NULL;
+    }
+    if (c->s_cap != cap) free_state(c);
+    if (!c->buf) {
+        c->state_gen++;
+        int64_t nb = rt_state_n_bufs(s);
+        c->buf = hq_calloc((size_t)(nb ? nb : 1), sizeof c->buf[0]);
+        if (!c->buf) return -1;
+        c->n_buf = nb;
+        for (int64_t i = 0; i < nb; i++) {
+            rt_state_buf b = rt_state_buf_at(s, i);
+            c->buf[i].dev = T->alloc((uint64_t)(b.nseg * b.seg_rows * b.row) * 4u);
+            if (!c->buf[i].dev) return -1;
+        }
+    }
+    c->s_cap = cap;
+    /* upload the host state (positions < pos) */
+    for (int64_t i = 0; i < c->n_buf; i++) {
+        rt_state_buf b = rt_state_buf_at(s, i);
+        float *d = c->buf[i].dev;
+        c->buf[i].host = b.host;
+        if (!b.by_pos) {
+            if (T->h2d(d, b.host, (uint64_t)(b.nseg * b.seg_rows * b.row) * 4u)) return -1;
+            continue;
+        }
+        if (pos > 0)
+            for (int64_t g = 0; g < b.nseg; g++) {
+                uint64_t off = (uint64_t)(g * b.seg_rows * b.row), bytes = (uint64_t)(pos * b.row) * 4u;
+                if (T->h2d(d + off, b.host + off, bytes)) return -1;
+            }
+    }
+    c->s = s;
+    mr->ops = &c->ops;
+    mr->be = c;
+    c->s_pos = pos;
+    return 0;
+}
+
+static hq_status cu_state_pull(void *be, rt_state *s, char *err) {
+    cu_ctx *c = be;
+    if (c->s != s || pull_mirror(c) != 0)
+        return hq_fail(err, HQ_ERR_INTERNAL, "cuda (%s): copying the sequence state back from the device failed",
+                       c->T->name);
+    return HQ_OK;
+}
+
+static void cu_state_forget(void *be, rt_state *s) {
+    cu_ctx *c = be;
+    if (c->s == s) c->s = NULL;
+}
+
+/* ---------------- lifetime ---------------- */
+static void cu_release(void *be) {
+    cu_ctx *c = be;
+    if (!c) return;
     pull_mirror(c);
     free_state(c);
     for (int64_t i = 0; i < c->n_up; i++) c->T->free(c->up[i].dev);
-    c->T->free(c->arena);
     c->T->free(c->pos_dev);
     c->T->host_free(c->tok_host);
     c->T->host_free(c->pos_host);
     c->T->host_free(c->lg_host);
     hq_free(c->up);
-    hq_free(c->layers);
     hq_free(c);
 }
-
-void cu_backend_release(rt_model *m) {
-    for (cu_model **pp = &g_models; *pp; pp = &(*pp)->next)
-        if ((*pp)->m == m) {
-            cu_model *c = *pp;
-            *pp = c->next;
-            destroy(c);
-            break;
-        }
-    m->backend = RT_BACKEND_CPU;
+static void *cu_alloc(void *be, uint64_t bytes) { return ((cu_ctx *)be)->T->alloc(bytes); }
+static void cu_free(void *be, void *p) {
+    cu_ctx *c = be;
+    drop_graph(c); /* the arena moves: a captured step would write the old one */
+    c->T->free(p);
+}
+static int cu_d2h(void *be, void *dst, const void *src, uint64_t bytes) {
+    return ((cu_ctx *)be)->T->d2h(dst, src, bytes);
 }
 
-/* ---------------- support check ---------------- */
-static const char *why_not(const cu_ops *T, const rt_model *m, char *buf, size_t len) {
-    const rt_weight *ws[24];
-    if (!T->rope_supported(m->P)) return snprintf(buf, len, "head dim %lld has no RoPE kernel", (long long)m->P), buf;
-    for (int64_t li = -1; li < m->L; li++) {
-        int nw = 0;
-        if (li < 0) {
-            ws[nw++] = &m->output;
-        } else {
-            const rt_layer *ly = &m->layers[li];
-            if (ly->mixer == RT_MIX_ATTN) {
-                ws[nw++] = &ly->q, ws[nw++] = &ly->k, ws[nw++] = &ly->v, ws[nw++] = &ly->o, ws[nw++] = &ly->dt;
-                cu_attn_params ap = {m->H, m->KV, m->P, ly->M, 1, m->window, m->keep_topk ? m->keep_window : 0, 1, 0};
-                if (!T->attn_supported(&ap))
-                    return snprintf(buf, len, "layer %lld: attention shape has no kernel (P %lld)", (long long)li,
-                                    (long long)m->P), buf;
-            } else {
-                ws[nw++] = &ly->sx, ws[nw++] = &ly->sb, ws[nw++] = &ly->sc, ws[nw++] = &ly->sdt, ws[nw++] = &ly->sout;
-                cu_ssd_dims dm = {m->H, m->P, m->H, m->P};
-                if (!T->ssd_supported(&dm))
-                    return snprintf(buf, len, "layer %lld: SSD state size %lld has no kernel", (long long)li,
-                                    (long long)m->P), buf;
-            }
-            ws[nw++] = &ly->gate, ws[nw++] = &ly->up, ws[nw++] = &ly->down;
-            if (ly->ffn != RT_FFN_MLP) {
-                ws[nw++] = ly->ffn == RT_FFN_ROUTER ? &ly->router : &ly->pk_query;
-                ws[nw++] = &ly->ex_down, ws[nw++] = &ly->ex_up;
-                if (!T->route_supported(ly->Kk, ly->topk))
-                    return snprintf(buf, len, "layer %lld: routing Kk %lld top-%lld has no kernel", (long long)li,
-                                    (long long)ly->Kk, (long long)ly->topk), buf;
-            }
+/* ---------------- support and scratch ---------------- */
+static cu_attn_params cu_ap(const rt_attn_params *ap) {
+    /* rt_keep_rule and cu_attn_params.keep_rule share their values */
+    return (cu_attn_params){ap->H, ap->KV, ap->P, ap->M, ap->cap, ap->window, ap->keep_window, ap->scale,
+                            (int)ap->keep_rule};
+}
+static bool cu_matmul_ok(void *be, uint32_t type, int64_t n_in) {
+    return ((cu_ctx *)be)->T->matmul_supported(type, n_in);
+}
+static bool cu_rope_ok(void *be, int64_t P) { return ((cu_ctx *)be)->T->rope_supported(P); }
+static bool cu_attn_ok(void *be, const rt_attn_params *ap) {
+    cu_ctx *c = be;
+    cu_attn_params a = cu_ap(ap);
+    return c->T->attn_supported(&a) != 0;
+}
+static bool cu_ssd_ok(void *be, const rt_ssd_dims *dm) {
+    cu_ssd_dims d = {dm->H, dm->P, dm->G, dm->N};
+    return ((cu_ctx *)be)->T->ssd_supported(&d);
+}
+static bool cu_route_ok(void *be, int64_t Kk, int64_t k) { return ((cu_ctx *)be)->T->route_supported(Kk, k); }
+static uint64_t cu_matmul_scratch(void *be, const rt_weight *w, int64_t n) {
+    cu_ctx *c = be;
+    cu_wt d = wt(c, w);
+    return c->T->matmul_scratch(&d, n);
+}
+static uint64_t cu_attn_scratch(void *be, const rt_attn_params *ap, int64_t n) {
+    cu_attn_params a = cu_ap(ap);
+    return ((cu_ctx *)be)->T->attn_scratch(&a, n);
+}
+static uint64_t cu_route_pk_scratch(void *be, int64_t n, int64_t Hr, int64_t Kk) {
+    return ((cu_ctx *)be)->T->route_pk_scratch(n, Hr, Kk);
+}
+static uint64_t cu_experts_scratch(void *be, const rt_weight *down, int64_t n, int64_t k_total) {
+    cu_ctx *c = be;
+    cu_wt d = wt(c, down);
+    return c->T->experts_scratch(&d, n, k_total);
+}
+
+/* ---------------- ops ---------------- */
+#define CTX cu_ctx *c = x->be
+#define GO(e, what) do { if ((e) != 0) { x->fail = what; return HQ_ERR_INTERNAL; } } while (0)
+
+static hq_status cu_embed(rt_exec *x, const rt_weight *w, const int32_t *tok, int64_t n, float *out) {
+    CTX;
+    cu_wt d = wt(c, w);
+    GO(c->T->embed(&d, tok, n, out), "embedding");
+    return HQ_OK;
+}
+static hq_status cu_rmsnorm(rt_exec *x, const float *in, const float *w, float *y, int64_t rows, int64_t d, float eps) {
+    CTX;
+    GO(c->T->rmsnorm(in, dev(c, w), y, rows, d, eps), "rmsnorm");
+    return HQ_OK;
+}
+/* same_x: the previous matmul read the same x and nothing since touched the
+ * op scratch, so its quantized activations are reused when the type family
+ * matches (q/k/v, gate/up, the SSD projections) */
+static hq_status cu_matmul(rt_exec *x, const rt_weight *w, const float *in, float *y, int64_t n, const float *bias,
+                           void *scratch, bool same_x) {
+    CTX;
+    cu_wt d = wt(c, w);
+    uint32_t at = cu_act_type(w->type);
+    bool quant = at != GGML_T_F32; /* float weights leave the scratch as it is */
+    int ready = same_x && quant && c->act_x == in && c->act_n == n && c->act_type == at;
+    GO(c->T->matmul(&d, in, y, n, dev(c, bias), scratch, ready), w->name);
+    if (quant) c->act_x = in, c->act_n = n, c->act_type = at;
+    return HQ_OK;
+}
+static hq_status cu_rope(rt_exec *x, float *v, int64_t n, int64_t heads, int64_t P, int64_t pos0, const int64_t *dpos,
+                         float base) {
+    CTX;
+    GO(c->T->rope(v, n, heads, P, pos0, dpos, base), "rope");
+    return HQ_OK;
+}
+static hq_status cu_swiglu(rt_exec *x, float *g, const float *u, int64_t n) {
+    CTX;
+    GO(c->T->swiglu(g, u, n), "swiglu");
+    return HQ_OK;
+}
+static hq_status cu_softplus_bias(rt_exec *x, float *dt, const float *bias, int64_t n, int64_t H) {
+    CTX;
+    GO(c->T->softplus_bias(dt, dev(c, bias), n, H), "ssd dt");
+    return HQ_OK;
+}
+static hq_status cu_residual(rt_exec *x, float *h, const float *r, const float *br, int64_t n, int64_t d) {
+    CTX;
+    GO(c->T->residual(h, dev(c, r), br, n, d), "residual");
+    return HQ_OK;
+}
+static hq_status cu_copy(rt_exec *x, void *dst, const void *src, uint64_t bytes) {
+    CTX;
+    GO(c->T->d2d(dst, src, bytes), "router quirk");
+    return HQ_OK;
+}
+static hq_status cu_kv_append(rt_exec *x, float *kc, float *vc, float *beta, const float *k, const float *v,
+                              const float *dt, const float *A, int64_t n, int64_t KV, int64_t P, int64_t M, int64_t cap,
+                              int64_t pos0, const int64_t *dpos) {
+    CTX;
+    GO(c->T->kv_append(dev(c, kc), dev(c, vc), dev(c, beta), k, v, dt, dev(c, A), n, KV, P, M, cap, pos0, dpos),
+       "kv append");
+    return HQ_OK;
+}
+static hq_status cu_attn(rt_exec *x, const rt_attn_params *ap, const float *q, const float *kc, const float *vc,
+                         const float *beta, int64_t pos0, const int64_t *dpos, int64_t n, float *out, void *scratch) {
+    CTX;
+    cu_attn_params a = cu_ap(ap);
+    GO(c->T->attn(&a, q, dev(c, kc), dev(c, vc), dev(c, beta), pos0, dpos, n, out, scratch), "attention");
+    return HQ_OK;
+}
+static hq_status cu_ssd(rt_exec *x, const rt_ssd_dims *dm, int64_t n, int64_t chunk, const float *xs, const float *b,
+                        const float *cc, const float *dt, const float *A, const float *D, float *state, float *y,
+                        void *scratch) {
+    CTX;
+    (void)chunk, (void)scratch; /* the recurrence kernel for every n */
+    cu_ssd_dims d = {dm->H, dm->P, dm->G, dm->N};
+    GO(c->T->ssd_scan(&d, n, xs, b, cc, dt, dev(c, A), dev(c, D), dev(c, state), y), "ssd scan");
+    return HQ_OK;
+}
+static hq_status cu_route_router(rt_exec *x, const float *lg, int64_t n, int64_t Kk, int64_t k, int32_t *ids, float *w) {
+    CTX;
+    GO(c->T->route_router(lg, n, Kk, k, ids, w), "routing");
+    return HQ_OK;
+}
+static hq_status cu_route_pk(rt_exec *x, const float *q, const float *keys, int64_t n, int64_t Hr, int64_t R, int64_t Kk,
+                             int64_t k, int32_t *ids, float *w, void *scratch) {
+    CTX;
+    GO(c->T->route_pk(q, dev(c, keys), n, Hr, R, Kk, k, ids, w, scratch), "product-key routing");
+    return HQ_OK;
+}
+static hq_status cu_experts(rt_exec *x, const rt_weight *down, const rt_weight *up, const float *in, int64_t n,
+                            const int32_t *ids, const float *w, int64_t k_total, float *out, void *scratch) {
+    CTX;
+    cu_wt dd = wt(c, down), du = wt(c, up);
+    GO(c->T->experts(&dd, &du, in, n, ids, w, k_total, out, scratch), "experts");
+    return HQ_OK;
+}
+
+/* ---------------- execution ---------------- */
+/* Decode steps run as one CUDA graph: the first captures the step with the
+ * token and position read from page-locked host memory by copies inside the
+ * graph, later ones write those two numbers and replay it. Valid while the
+ * arena, the call's buffers and the cache buffers stay where they were
+ * (graph_arena, graph_tok/graph_lg, graph_gen).
+ * Not for hooks (host copies), dynamic RoPE (the base changes with the
+ * position) or HQ_CUDA_GRAPH=0 (x->graphable, graph_off). On the emulator
+ * graph_begin fails and the same graph-form step runs eagerly, so the
+ * device-position path is tested. Returns 1 when the step must run eagerly. */
+static int decode_step(cu_ctx *c, rt_exec *x, hq_status *st) {
+    const cu_ops *T = c->T;
+    uint64_t V = (uint64_t)x->V;
+    if (!c->tok_host) {
+        c->tok_host = T->host_alloc(4);
+        c->pos_host = T->host_alloc(8);
+        c->lg_host = T->host_alloc(V * 4u);
+        c->pos_dev = T->alloc(8);
+        if (!c->tok_host || !c->pos_host || !c->lg_host || !c->pos_dev) {
+            x->fail = "decode buffers";
+            return -1;
         }
-        for (int i = 0; i < nw; i++)
-            if (!T->matmul_supported(ws[i]->type, ws[i]->n_in))
-                return snprintf(buf, len, "tensor '%s' (%s, row %lld) has no CUDA kernel", ws[i]->name,
-                                ggml_type_name(ws[i]->type), (long long)ws[i]->n_in), buf;
     }
-    if (!T->matmul_supported(m->tok_embd.type, m->tok_embd.n_in))
-        return snprintf(buf, len, "tensor '%s' (%s) has no CUDA kernel", m->tok_embd.name,
-                        ggml_type_name(m->tok_embd.type)), buf;
-    return NULL;
+    *c->tok_host = x->tokens[0];
+    *c->pos_host = x->pos0;
+    if (c->graph && (c->graph_arena != x->arena_gen || c->graph_gen != c->state_gen || c->graph_tok != x->dtok ||
+                     c->graph_lg != x->dlogits))
+        drop_graph(c);
+    bool ran = false; /* the step already ran eagerly (emulator, or no stream to capture) */
+    if (!c->graph) {
+        bool capturing = T->graph_begin() == 0;
+        int rc = T->h2d_async(x->dtok, c->tok_host, 4u);
+        if (rc == 0) rc = T->h2d_async(c->pos_dev, c->pos_host, 8u);
+        /* the kernels must take the position from dpos (a replay runs at a new
+         * one): the by-value position is poisoned, so a kernel that ignored
+         * dpos would fail the emulator tests, not only a GPU's */
+        if (rc == 0 && (*st = x->body(x, x->dtok, -1, c->pos_dev, x->dlogits)) != HQ_OK) rc = -1;
+        if (rc == 0) rc = T->d2h_async(c->lg_host, x->dlogits, V * 4u);
+        if (!capturing) {
+            if (rc != 0) return rc;
+            ran = true;
+        } else {
+            void *g = NULL;
+            if (T->graph_end(&g) != 0 || rc != 0) {
+                /* this step again without a graph; decode stays eager from now on */
+                c->graph_off = true;
+                *st = HQ_OK;
+                x->fail = NULL;
+                return 1;
+            }
+            c->graph = g;
+            c->graph_arena = x->arena_gen;
+            c->graph_gen = c->state_gen;
+            c->graph_tok = x->dtok;
+            c->graph_lg = x->dlogits;
+        }
+    }
+    if (!ran && T->graph_launch(c->graph) != 0) {
+        x->fail = "graph launch";
+        return -1;
+    }
+    char msg[256] = "";
+    if (T->sync(msg, sizeof msg) != 0) {
+        x->fail = "decode step";
+        return -1;
+    }
+    memcpy(x->logits, c->lg_host, (size_t)V * 4u);
+    return 0;
 }
+
+static hq_status cu_execute(rt_exec *x) {
+    cu_ctx *c = x->be;
+    const cu_ops *T = c->T;
+    rt_state *s = x->s;
+    int64_t n = x->n, pos0 = x->pos0;
+    char *err = x->err;
+    int sr = state_sync_in(c, s);
+    if (sr == -2)
+        return hq_fail(err, HQ_ERR_INTERNAL, "cuda (%s): this sequence's state was lost with a failed device step; "
+                       "reset it", T->name);
+    if (sr != 0)
+        return hq_fail(err, HQ_ERR_NOMEM, "cuda (%s): out of device memory for the state of %lld tokens", T->name,
+                       (long long)rt_state_cap(s));
+    c->act_x = NULL; /* nothing quantized yet in this call's op scratch */
+    hq_status st = HQ_OK;
+    int rc = 1;
+    const char *e = getenv("HQ_CUDA_GRAPH");
+    if (x->graphable && !c->graph_off && !(e && !strcmp(e, "0"))) rc = decode_step(c, x, &st);
+    if (rc == 1) { /* eager: every op launched from here */
+        rc = T->h2d(x->dtok, x->tokens, (uint64_t)n * 4u);
+        if (rc == 0 && (st = x->body(x, x->dtok, pos0, NULL, x->dlogits)) != HQ_OK) rc = -1;
+        if (rc == 0 && x->dlogits &&
+            (rc = T->d2h(x->logits, x->dlogits, (uint64_t)((n - x->r0) * x->V) * 4u)) != 0)
+            x->fail = "logits copy";
+    }
+    char msg[256] = "";
+    if (T->sync(msg, sizeof msg) != 0 || rc != 0) {
+        c->s = NULL; /* device state unknown: the sequence must be reset (or was host-newest: re-uploaded) */
+        rt_state_mirror_of(s)->be = NULL;
+        if (st != HQ_OK && !x->fail) return st; /* a runtime error (arena, hooks) with its own message */
+        if (msg[0])
+            return hq_fail(err, HQ_ERR_INTERNAL, "cuda (%s): %s%s%s", T->name, msg, x->fail ? " in " : "",
+                           x->fail ? x->fail : "");
+        return hq_fail(err, HQ_ERR_INTERNAL, "cuda (%s): %s failed (kernel launch or scratch)", T->name,
+                       x->fail ? x->fail : "forward");
+    }
+    rt_state_mirror_of(s)->newer = true; /* the new rows stay on the device until the host needs them */
+    c->s_pos = pos0 + n;
+    return HQ_OK;
+}
+
+/* ---------------- selection ---------------- */
+static const rt_backend_ops cu_backend_ops = {
+    .host_memory = false,
+    .host_addressable = false,
+    .release = cu_release,
+    .alloc = cu_alloc,
+    .free = cu_free,
+    .upload = cu_upload,
+    .d2h = cu_d2h,
+    .execute = cu_execute,
+    .state_pull = cu_state_pull,
+    .state_forget = cu_state_forget,
+    .matmul_ok = cu_matmul_ok,
+    .rope_ok = cu_rope_ok,
+    .attn_ok = cu_attn_ok,
+    .ssd_ok = cu_ssd_ok,
+    .route_ok = cu_route_ok,
+    .matmul_scratch = cu_matmul_scratch,
+    .attn_scratch = cu_attn_scratch,
+    .route_pk_scratch = cu_route_pk_scratch,
+    .experts_scratch = cu_experts_scratch,
+    .embed = cu_embed,
+    .rmsnorm = cu_rmsnorm,
+    .matmul = cu_matmul,
+    .rope = cu_rope,
+    .swiglu = cu_swiglu,
+    .softplus_bias = cu_softplus_bias,
+    .residual = cu_residual,
+    .copy = cu_copy,
+    .kv_append = cu_kv_append,
+    .attn = cu_attn,
+    .ssd = cu_ssd,
+    .route_router = cu_route_router,
+    .route_pk = cu_route_pk,
+    .experts = cu_experts,
+};
+
+const char *cu_backend_name(const rt_model *m) { return rt_model_backend_name(m); }
 
 hq_status cu_backend_select(rt_model *m, const char *name, char *note, size_t note_len, char *err) {
     if (note && note_len) note[0] = 0;
-    cu_backend_release(m);
-    if (!strcmp(name, "cpu")) return HQ_OK;
+    hq_status st = rt_model_set_backend(m, NULL, NULL, NULL, 0, err); /* releases the current device copy */
+    if (st != HQ_OK || !strcmp(name, "cpu")) return st;
     const cu_ops *T = NULL;
     if (!strcmp(name, "cuda-emu")) {
         T = cu_table_emu();
@@ -229,62 +537,17 @@ hq_status cu_backend_select(rt_model *m, const char *name, char *note, size_t no
     } else {
         return hq_fail(err, HQ_ERR_ARG, "unknown backend '%s' (cpu, cuda or cuda-emu)", name);
     }
-    char why[300];
-    if (why_not(T, m, why, sizeof why)) {
-        snprintf(note, note_len, "cuda: %s: running on CPU", why);
-        return HQ_OK;
-    }
-    cu_model *c = hq_calloc(1, sizeof *c);
+    cu_ctx *c = hq_calloc(1, sizeof *c);
     if (!c) return hq_fail(err, HQ_ERR_NOMEM, "cuda: out of memory");
-    c->m = m;
     c->T = T;
-    c->layers = hq_calloc((size_t)m->L, sizeof(cu_layer));
-    up_ctx u = {c, c->layers == NULL};
-    int64_t d = m->d, HP = m->H * m->P, KVP = m->KV * m->P, I = m->I;
-    if (!u.fail) {
-        c->tok_embd = up_w(&u, &m->tok_embd);
-        c->output = up_w(&u, &m->output);
-        c->out_norm = up_v(&u, m->out_norm, d);
-        for (int64_t li = 0; li < m->L && !u.fail; li++) {
-            const rt_layer *ly = &m->layers[li];
-            cu_layer *cl = &c->layers[li];
-            cl->attn_norm = up_v(&u, ly->attn_norm, d), cl->attn_res = up_v(&u, ly->attn_res, d);
-            cl->ffn_norm = up_v(&u, ly->ffn_norm, d), cl->ffn_res = up_v(&u, ly->ffn_res, d);
-            if (ly->mixer == RT_MIX_ATTN) {
-                cl->q = up_w(&u, &ly->q), cl->k = up_w(&u, &ly->k), cl->v = up_w(&u, &ly->v);
-                cl->o = up_w(&u, &ly->o), cl->dt = up_w(&u, &ly->dt);
-                cl->bq = up_v(&u, ly->bq, HP), cl->bk = up_v(&u, ly->bk, KVP), cl->bv = up_v(&u, ly->bv, KVP);
-                cl->bo = up_v(&u, ly->bo, d);
-                cl->q_norm = up_v(&u, ly->q_norm, m->P), cl->k_norm = up_v(&u, ly->k_norm, m->P);
-                cl->b_dt = up_v(&u, ly->b_dt, ly->M), cl->attn_a = up_v(&u, ly->attn_a, ly->M);
-            } else {
-                cl->sx = up_w(&u, &ly->sx), cl->sb = up_w(&u, &ly->sb), cl->sc = up_w(&u, &ly->sc);
-                cl->sdt = up_w(&u, &ly->sdt), cl->sout = up_w(&u, &ly->sout);
-                cl->b_sx = up_v(&u, ly->b_sx, HP), cl->b_sb = up_v(&u, ly->b_sb, HP), cl->b_sc = up_v(&u, ly->b_sc, HP);
-                cl->b_sdt = up_v(&u, ly->b_sdt, m->H), cl->b_sout = up_v(&u, ly->b_sout, d);
-                cl->ssm_dt_bias = up_v(&u, ly->ssm_dt_bias, m->H), cl->ssm_a = up_v(&u, ly->ssm_a, m->H);
-                cl->ssm_d = up_v(&u, ly->ssm_d, m->H);
-            }
-            cl->gate = up_w(&u, &ly->gate), cl->up = up_w(&u, &ly->up), cl->down = up_w(&u, &ly->down);
-            cl->b_gate = up_v(&u, ly->b_gate, I), cl->b_up = up_v(&u, ly->b_up, I), cl->b_down = up_v(&u, ly->b_down, d);
-            if (ly->ffn == RT_FFN_ROUTER) {
-                cl->router = up_w(&u, &ly->router);
-                cl->b_router = up_v(&u, ly->b_router, 2 * ly->Kk);
-            } else if (ly->ffn == RT_FFN_PK) {
-                cl->pk_query = up_w(&u, &ly->pk_query);
-                cl->pk_keys = up_v(&u, ly->pk_keys, ly->Hr * ly->Kk * ly->R);
-            }
-            if (ly->ffn != RT_FFN_MLP) cl->ex_down = up_w(&u, &ly->ex_down), cl->ex_up = up_w(&u, &ly->ex_up);
-        }
-    }
-    if (u.fail) {
-        destroy(c);
-        return hq_fail(err, HQ_ERR_NOMEM, "cuda (%s): out of device memory uploading the weights", T->name);
-    }
-    c->next = g_models;
-    g_models = c;
-    m->backend = RT_BACKEND_CUDA;
-    return HQ_OK;
+    c->ops = cu_backend_ops;
+    c->ops.name = T->name;
+    snprintf(c->label, sizeof c->label, "cuda (%s)", T->name);
+    c->ops.label = c->label;
+    char why[300];
+    st = rt_model_set_backend(m, &c->ops, c, why, sizeof why, err); /* the model owns c from here */
+    if (st == HQ_OK && why[0]) snprintf(note, note_len, "cuda: %s: running on CPU", why);
+    return st;
 }
 
 hq_status cu_cmd_backend(const char *cmd, rt_model *m, const char *name, char *err) {
@@ -292,461 +555,4 @@ hq_status cu_cmd_backend(const char *cmd, rt_model *m, const char *name, char *e
     hq_status st = cu_backend_select(m, name ? name : "cpu", note, sizeof note, err);
     if (st == HQ_OK && note[0]) fprintf(stderr, "hyquant %s: %s\n", cmd, note);
     return st;
-}
-
-/* ---------------- state mirror ---------------- */
-/* makes the device mirror hold s: 0, -1 (device memory / copy failed) or
- * -2 (s's newest rows were on a device and are lost) */
-static int state_sync_in(cu_model *c, rt_state *s) {
-    const rt_model *m = c->m;
-    const cu_ops *T = c->T;
-    if (c->s == s && c->s_pos == s->pos && c->s_cap == s->cap) return 0;
-    if (s->dev_newer && c->s != s) return -2;
-    if (c->s != s) { /* the mirror moves to s: the previous state's device rows go home first */
-        if (pull_mirror(c) != 0) return -1;
-        if (c->s) c->s->dev_mirror = NULL;
-        c->s = NULL;
-    }
-    if (c->s_cap != s->cap) free_state(c);
-    if (!c->kc) {
-        c->state_gen++;
-        c->kc = hq_calloc((size_t)m->L, sizeof(float *));
-        c->vc = hq_calloc((size_t)m->L, sizeof(float *));
-        c->beta = hq_calloc((size_t)m->L, sizeof(float *));
-        c->ssm = hq_calloc((size_t)m->L, sizeof(float *));
-        if (!c->kc || !c->vc || !c->beta || !c->ssm) return -1;
-        for (int64_t i = 0; i < m->L; i++) {
-            const rt_layer *ly = &m->layers[i];
-            if (ly->mixer == RT_MIX_ATTN) {
-                c->kc[i] = T->alloc((uint64_t)(m->KV * m->P * s->cap) * 4u);
-                c->vc[i] = T->alloc((uint64_t)(m->KV * m->P * s->cap) * 4u);
-                c->beta[i] = T->alloc((uint64_t)(ly->M * s->cap) * 4u);
-                if (!c->kc[i] || !c->vc[i] || !c->beta[i]) return -1;
-            } else {
-                c->ssm[i] = T->alloc((uint64_t)(m->H * m->P * m->P) * 4u);
-                if (!c->ssm[i]) return -1;
-            }
-        }
-    }
-    c->s_cap = s->cap;
-    /* upload the host state (positions < pos): the caches are [·, cap, P] */
-    for (int64_t i = 0; i < m->L; i++) {
-        const rt_layer *ly = &m->layers[i];
-        if (ly->mixer == RT_MIX_ATTN) {
-            if (s->pos > 0) {
-                for (int64_t g = 0; g < m->KV; g++) {
-                    uint64_t off = (uint64_t)(g * s->cap * m->P), bytes = (uint64_t)(s->pos * m->P) * 4u;
-                    if (T->h2d(c->kc[i] + off, s->kc[i] + off, bytes) || T->h2d(c->vc[i] + off, s->vc[i] + off, bytes))
-                        return -1;
-                }
-                for (int64_t mm = 0; mm < ly->M; mm++)
-                    if (T->h2d(c->beta[i] + mm * s->cap, s->beta[i] + mm * s->cap, (uint64_t)s->pos * 4u)) return -1;
-            }
-        } else if (T->h2d(c->ssm[i], s->ssm[i], (uint64_t)(m->H * m->P * m->P) * 4u)) {
-            return -1;
-        }
-    }
-    c->s = s;
-    s->dev_mirror = c;
-    c->s_pos = s->pos;
-    return 0;
-}
-
-/* copies the rows written by this call (positions pos0..pos0+n−1) and the SSD states back */
-static int state_sync_out(cu_model *c, rt_state *s, int64_t pos0, int64_t n) {
-    const rt_model *m = c->m;
-    const cu_ops *T = c->T;
-    for (int64_t i = 0; i < m->L; i++) {
-        const rt_layer *ly = &m->layers[i];
-        if (ly->mixer == RT_MIX_ATTN) {
-            for (int64_t g = 0; g < m->KV; g++) {
-                uint64_t off = (uint64_t)((g * s->cap + pos0) * m->P), bytes = (uint64_t)(n * m->P) * 4u;
-                if (T->d2h(s->kc[i] + off, c->kc[i] + off, bytes) || T->d2h(s->vc[i] + off, c->vc[i] + off, bytes))
-                    return -1;
-            }
-            for (int64_t mm = 0; mm < ly->M; mm++)
-                if (T->d2h(s->beta[i] + mm * s->cap + pos0, c->beta[i] + mm * s->cap + pos0, (uint64_t)n * 4u)) return -1;
-        } else if (T->d2h(s->ssm[i], c->ssm[i], (uint64_t)(m->H * m->P * m->P) * 4u)) {
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* ---------------- forward ---------------- */
-typedef struct {
-    cu_model *c;
-    const cu_ops *T;
-    rt_model *m;
-    uint8_t *base;
-    uint64_t used, cap;
-    void *opscr; /* op scratch (matmul activations, attention thresholds, sims, gates) */
-    const int64_t *dpos; /* the position on the device (graph form) or NULL: pos0 by value */
-    /* what the op scratch holds quantized: x, n tokens, as act_type (cu_act_type) */
-    const float *act_x;
-    int64_t act_n;
-    uint32_t act_type;
-    char *err;
-    const char *fail;
-} fw;
-
-static void *take(fw *f, uint64_t bytes) {
-    uint64_t at = (f->used + 255u) & ~(uint64_t)255u;
-    if (at + bytes > f->cap) return NULL;
-    f->used = at + bytes;
-    return f->base + at;
-}
-static float *takef(fw *f, int64_t n) { return take(f, (uint64_t)n * 4u); }
-
-#define GO(e, what)                                                                                    \
-    do {                                                                                               \
-        if ((e) != 0) {                                                                                \
-            f->fail = what;                                                                            \
-            return -1;                                                                                 \
-        }                                                                                              \
-    } while (0)
-
-/* host copy of a device tensor for the observation hooks */
-static float *to_host(fw *f, const void *d, uint64_t bytes) {
-    float *h = hq_malloc((size_t)(bytes ? bytes : 4));
-    if (h && f->T->d2h(h, d, bytes) != 0) {
-        hq_free(h);
-        return NULL;
-    }
-    return h;
-}
-
-/* y = x·Wᵀ (+ b). same_x: the previous matmul read the same x (q/k/v,
- * gate/up, the SSD projections) and nothing since touched the op scratch,
- * so its quantized activations are reused when the type family matches. */
-static int mm_x(fw *f, const rt_weight *hw, const cu_wt *w, const float *x, float *y, int64_t n, const float *bias,
-                bool same_x) {
-    if (f->m->hooks.on_matmul_input) {
-        float *hx = to_host(f, x, (uint64_t)(n * w->n_in) * 4u);
-        if (!hx) GO(-1, "hook input copy");
-        f->m->hooks.on_matmul_input(f->m->hooks.ud, hw->name, hx, n, w->n_in);
-        hq_free(hx);
-    }
-    uint32_t at = cu_act_type(w->type);
-    bool quant = at != GGML_T_F32; /* float weights leave the scratch as it is */
-    int ready = same_x && quant && f->act_x == x && f->act_n == n && f->act_type == at;
-    GO(f->T->matmul(w, x, y, n, bias, f->opscr, ready), hw->name);
-    if (quant) f->act_x = x, f->act_n = n, f->act_type = at;
-    return 0;
-}
-static int mm(fw *f, const rt_weight *hw, const cu_wt *w, const float *x, float *y, int64_t n, const float *bias) {
-    return mm_x(f, hw, w, x, y, n, bias, false);
-}
-
-static int mixer_attn(fw *f, int64_t li, const float *xn, float *out, int64_t n, int64_t pos0, float base) {
-    rt_model *m = f->m;
-    const rt_layer *ly = &m->layers[li];
-    const cu_layer *cl = &f->c->layers[li];
-    const cu_ops *T = f->T;
-    int64_t H = m->H, KV = m->KV, P = m->P, cap = f->c->s_cap;
-    float *q = takef(f, n * H * P), *k = takef(f, n * KV * P), *v = takef(f, n * KV * P), *dt = takef(f, n * ly->M);
-    float *o = takef(f, n * H * P);
-    if (mm(f, &ly->q, &cl->q, xn, q, n, cl->bq) || mm_x(f, &ly->k, &cl->k, xn, k, n, cl->bk, true) ||
-        mm_x(f, &ly->v, &cl->v, xn, v, n, cl->bv, true))
-        return -1;
-    if (cl->q_norm) GO(T->rmsnorm(q, cl->q_norm, q, n * H, P, m->eps), "q_norm");
-    if (cl->k_norm) GO(T->rmsnorm(k, cl->k_norm, k, n * KV, P, m->eps), "k_norm");
-    GO(T->rope(q, n, H, P, pos0, f->dpos, base), "rope q");
-    GO(T->rope(k, n, KV, P, pos0, f->dpos, base), "rope k");
-    if (mm(f, &ly->dt, &cl->dt, v, dt, n, cl->b_dt)) return -1; /* β from the raw v_proj output */
-    GO(T->kv_append(f->c->kc[li], f->c->vc[li], f->c->beta[li], k, v, dt, cl->attn_a, n, KV, P, ly->M, cap, pos0,
-                    f->dpos),
-       "kv append");
-    cu_attn_params ap = {H, KV, P, ly->M, cap, m->window, m->keep_topk ? m->keep_window : 0, 1.0f / sqrtf((float)P),
-                         m->keep_hf_call ? 1 : 0}; /* rt_keep_rule: RT_KEEP_HF_CALL or RT_KEEP_TORCH */
-    GO(T->attn(&ap, q, f->c->kc[li], f->c->vc[li], f->c->beta[li], pos0, f->dpos, n, o, f->opscr), "attention");
-    return mm(f, &ly->o, &cl->o, o, out, n, cl->bo);
-}
-
-static int mixer_ssd(fw *f, int64_t li, const float *xn, float *out, int64_t n, int64_t pos0, float base) {
-    rt_model *m = f->m;
-    const rt_layer *ly = &m->layers[li];
-    const cu_layer *cl = &f->c->layers[li];
-    const cu_ops *T = f->T;
-    int64_t H = m->H, P = m->P;
-    float *x = takef(f, n * H * P), *b = takef(f, n * H * P), *c = takef(f, n * H * P), *dt = takef(f, n * H);
-    float *y = takef(f, n * H * P);
-    if (mm(f, &ly->sx, &cl->sx, xn, x, n, cl->b_sx) || mm_x(f, &ly->sb, &cl->sb, xn, b, n, cl->b_sb, true) ||
-        mm_x(f, &ly->sc, &cl->sc, xn, c, n, cl->b_sc, true) || mm_x(f, &ly->sdt, &cl->sdt, xn, dt, n, cl->b_sdt, true))
-        return -1;
-    GO(T->softplus_bias(dt, cl->ssm_dt_bias, n, H), "ssd dt"); /* Δ = softplus(W_dt x̂ (+ dt_bias)) */
-    GO(T->rope(c, n, H, P, pos0, f->dpos, base), "rope C");
-    GO(T->rope(b, n, H, P, pos0, f->dpos, base), "rope B");
-    cu_ssd_dims dm = {H, P, H, P};
-    GO(T->ssd_scan(&dm, n, x, b, c, dt, cl->ssm_a, cl->ssm_d, f->c->ssm[li], y), "ssd scan");
-    return mm(f, &ly->sout, &cl->sout, y, out, n, cl->b_sout);
-}
-
-static int ffn(fw *f, int64_t li, const float *xn, float *out, int64_t n) {
-    rt_model *m = f->m;
-    const rt_layer *ly = &m->layers[li];
-    const cu_layer *cl = &f->c->layers[li];
-    const cu_ops *T = f->T;
-    int64_t I = m->I;
-    float *g = takef(f, n * I), *u = takef(f, n * I);
-    if (mm(f, &ly->gate, &cl->gate, xn, g, n, cl->b_gate) || mm_x(f, &ly->up, &cl->up, xn, u, n, cl->b_up, true))
-        return -1;
-    GO(T->swiglu(g, u, n * I), "swiglu");
-    if (mm(f, &ly->down, &cl->down, g, out, n, cl->b_down)) return -1;
-    if (ly->ffn == RT_FFN_MLP) return 0;
-    int64_t kt = ly->Hr * ly->topk;
-    int32_t *ids = take(f, (uint64_t)(n * kt) * 4u);
-    float *w = takef(f, n * kt);
-    if (ly->ffn == RT_FFN_ROUTER) {
-        float *lg = takef(f, n * 2 * ly->Kk);
-        if (mm(f, &ly->router, &cl->router, xn, lg, n, cl->b_router)) return -1;
-        if (m->router_quirk && n > 1) { /* HF: router_logits.view(2, N, Kk) over the flat [N, 2Kk] buffer */
-            float *q2 = takef(f, n * 2 * ly->Kk);
-            uint64_t kb = (uint64_t)ly->Kk * 4u;
-            for (int64_t t = 0; t < n; t++) {
-                GO(T->d2d(q2 + t * 2 * ly->Kk, lg + t * ly->Kk, kb), "router quirk");
-                GO(T->d2d(q2 + t * 2 * ly->Kk + ly->Kk, lg + (n + t) * ly->Kk, kb), "router quirk");
-            }
-            lg = q2;
-        }
-        GO(T->route_router(lg, n, ly->Kk, ly->topk, ids, w), "routing");
-    } else {
-        float *q = takef(f, n * ly->Hr * ly->R);
-        if (mm(f, &ly->pk_query, &cl->pk_query, xn, q, n, NULL)) return -1;
-        GO(T->route_pk(q, cl->pk_keys, n, ly->Hr, ly->R, ly->Kk, ly->topk, ids, w, f->opscr), "product-key routing");
-    }
-    if (m->hooks.on_experts) {
-        int32_t *hi = (int32_t *)to_host(f, ids, (uint64_t)(n * kt) * 4u);
-        float *hx = to_host(f, xn, (uint64_t)(n * m->d) * 4u);
-        if (hi && hx) m->hooks.on_experts(m->hooks.ud, (int32_t)li, ly->ex_down.name, hi, kt, hx, n, m->d);
-        hq_free(hi);
-        hq_free(hx);
-        if (!hi || !hx) GO(-1, "hook copy");
-    }
-    GO(T->experts(&cl->ex_down, &cl->ex_up, xn, n, ids, w, kt, out, f->opscr), "experts");
-    return 0;
-}
-
-static int hidden_hook(fw *f, int64_t li, const char *where, const float *h, int64_t n) {
-    if (!f->m->hooks.on_hidden) return 0;
-    float *hh = to_host(f, h, (uint64_t)(n * f->m->d) * 4u);
-    if (!hh) GO(-1, "hook copy");
-    f->m->hooks.on_hidden(f->m->hooks.ud, (int32_t)li, where, hh, n, f->m->d);
-    hq_free(hh);
-    return 0;
-}
-
-/* bytes of device scratch for n tokens (an upper bound of what forward takes) */
-static uint64_t arena_bytes(const cu_model *c, int64_t n, int64_t cap, uint64_t *op_out) {
-    const rt_model *m = c->m;
-    const cu_ops *T = c->T;
-    int64_t d = m->d, HP = m->H * m->P, KVP = m->KV * m->P, mix = 0, ff = 0;
-    uint64_t op = 0;
-#define OPMAX(x) do { uint64_t v_ = (x); if (v_ > op) op = v_; } while (0)
-    OPMAX(T->matmul_scratch(&c->output, n));
-    for (int64_t i = 0; i < m->L; i++) {
-        const rt_layer *ly = &m->layers[i];
-        const cu_layer *cl = &c->layers[i];
-        int64_t a = ly->mixer == RT_MIX_ATTN ? n * (2 * HP + 2 * KVP + ly->M) : n * (4 * HP + m->H);
-        int64_t kt = ly->Hr * ly->topk;
-        int64_t b = 2 * n * m->I + 2 * n * kt + n * (4 * ly->Kk + ly->Hr * ly->R);
-        if (a > mix) mix = a;
-        if (b > ff) ff = b;
-        const cu_wt *ws[] = {&cl->q, &cl->k, &cl->v, &cl->o, &cl->dt, &cl->sx, &cl->sb, &cl->sc, &cl->sdt, &cl->sout,
-                             &cl->gate, &cl->up, &cl->down, &cl->router, &cl->pk_query};
-        for (size_t j = 0; j < sizeof ws / sizeof ws[0]; j++)
-            if (ws[j]->data) OPMAX(T->matmul_scratch(ws[j], n));
-        if (ly->mixer == RT_MIX_ATTN) {
-            cu_attn_params ap = {m->H, m->KV, m->P, ly->M, cap, m->window, m->keep_topk ? m->keep_window : 0, 1, 0};
-            OPMAX(T->attn_scratch(&ap, n));
-        }
-        if (ly->ffn == RT_FFN_PK) OPMAX(T->route_pk_scratch(n, ly->Hr, ly->Kk));
-        if (ly->ffn != RT_FFN_MLP) OPMAX(T->experts_scratch(&cl->ex_down, n, kt));
-    }
-#undef OPMAX
-    *op_out = op;
-    return (uint64_t)(3 * n * d + (mix > ff ? mix : ff) + n * m->V) * 4u + (uint64_t)n * 4u + op + 64u * 256u;
-}
-
-/* The layers and the output head on the device: token ids at dtok, logits
- * rows r0.. into lg (device) — the part of a forward a graph captures. */
-static int forward_body(fw *f, const int32_t *dtok, int64_t n, int64_t pos0, float base, float *h, float *xn,
-                        float *br, float *lg, int64_t r0) {
-    rt_model *m = f->m;
-    cu_model *c = f->c;
-    const cu_ops *T = f->T;
-    int64_t d = m->d;
-    uint64_t mark = f->used;
-    int rc = T->embed(&c->tok_embd, dtok, n, h);
-    if (rc != 0) f->fail = "embedding";
-    for (int64_t li = 0; li < m->L && rc == 0; li++) {
-        const rt_layer *ly = &m->layers[li];
-        const cu_layer *cl = &c->layers[li];
-        f->used = mark;
-        if ((rc = T->rmsnorm(h, cl->attn_norm, xn, n, d, m->eps)) != 0) {
-            f->fail = "rmsnorm";
-            break;
-        }
-        rc = ly->mixer == RT_MIX_ATTN ? mixer_attn(f, li, xn, br, n, pos0, base) : mixer_ssd(f, li, xn, br, n, pos0, base);
-        if (rc == 0 && (rc = T->residual(h, cl->attn_res, br, n, d)) != 0) f->fail = "residual";
-        if (rc == 0) rc = hidden_hook(f, li, "mixer", h, n);
-        if (rc != 0) break;
-        f->used = mark;
-        if ((rc = T->rmsnorm(h, cl->ffn_norm, xn, n, d, m->eps)) != 0) {
-            f->fail = "rmsnorm";
-            break;
-        }
-        rc = ffn(f, li, xn, br, n);
-        if (rc == 0 && (rc = T->residual(h, cl->ffn_res, br, n, d)) != 0) f->fail = "residual";
-        if (rc == 0) rc = hidden_hook(f, li, "ffn", h, n);
-    }
-    if (rc == 0 && lg) {
-        int64_t nr = n - r0;
-        if ((rc = T->rmsnorm(h + r0 * d, c->out_norm, xn, nr, d, m->eps)) != 0) f->fail = "output norm";
-        if (rc == 0) rc = mm(f, &m->output, &c->output, xn, lg, nr, NULL);
-    }
-    return rc;
-}
-
-/* Decode steps run as one CUDA graph: the first captures the step with the
- * token and position read from page-locked host memory by copies inside the
- * graph, later ones write those two numbers and replay it. Valid while the
- * arena and the cache buffers stay where they were (graph_arena, graph_gen).
- * Not for hooks (host copies), dynamic RoPE (the base changes with the
- * position) or HQ_CUDA_GRAPH=0. On the emulator graph_begin fails and the
- * same graph-form step runs eagerly, so the device-position path is tested. */
-static bool graph_form(const cu_model *c, const rt_model *m, int64_t n, int64_t r0, const float *logits) {
-    if (c->graph_off || n != 1 || r0 != 0 || !logits || m->has_hooks || m->rope_dynamic) return false;
-    const char *e = getenv("HQ_CUDA_GRAPH");
-    return !(e && !strcmp(e, "0"));
-}
-
-static int decode_step(fw *f, const int32_t *token, int64_t pos0, float base, float *logits) {
-    cu_model *c = f->c;
-    const cu_ops *T = f->T;
-    int64_t V = f->m->V, d = f->m->d;
-    if (!c->tok_host) {
-        c->tok_host = T->host_alloc(4);
-        c->pos_host = T->host_alloc(8);
-        c->lg_host = T->host_alloc((uint64_t)V * 4u);
-        c->pos_dev = T->alloc(8);
-        if (!c->tok_host || !c->pos_host || !c->lg_host || !c->pos_dev) {
-            f->fail = "decode buffers";
-            return -1;
-        }
-    }
-    *c->tok_host = *token;
-    *c->pos_host = pos0;
-    if (c->graph && (c->graph_arena != c->arena || c->graph_gen != c->state_gen)) drop_graph(c);
-    bool ran = false; /* the step already ran eagerly (emulator, or no stream to capture) */
-    if (!c->graph) {
-        uint64_t mark = f->used;
-        int32_t *dtok = take(f, 4u);
-        float *h = takef(f, d), *xn = takef(f, d), *br = takef(f, d), *lg = takef(f, V);
-        bool capturing = T->graph_begin() == 0;
-        f->dpos = c->pos_dev;
-        int rc = T->h2d_async(dtok, c->tok_host, 4u);
-        if (rc == 0) rc = T->h2d_async(c->pos_dev, c->pos_host, 8u);
-        /* the kernels must take the position from dpos (a replay runs at a new
-         * one): the by-value position is poisoned, so a kernel that ignored
-         * dpos would fail the emulator tests, not only a GPU's */
-        if (rc == 0) rc = forward_body(f, dtok, 1, -1, base, h, xn, br, lg, 0);
-        if (rc == 0) rc = T->d2h_async(c->lg_host, lg, (uint64_t)V * 4u);
-        f->dpos = NULL;
-        if (!capturing) {
-            if (rc != 0) return rc;
-            ran = true;
-        } else {
-            void *g = NULL;
-            if (T->graph_end(&g) != 0 || rc != 0) {
-                /* this step again without a graph; decode stays eager from now on */
-                c->graph_off = true;
-                f->used = mark;
-                return 1;
-            }
-            c->graph = g;
-            c->graph_arena = c->arena;
-            c->graph_gen = c->state_gen;
-        }
-    }
-    if (!ran && T->graph_launch(c->graph) != 0) {
-        f->fail = "graph launch";
-        return -1;
-    }
-    char msg[256] = "";
-    if (T->sync(msg, sizeof msg) != 0) {
-        f->fail = "decode step";
-        return -1;
-    }
-    memcpy(logits, c->lg_host, (size_t)V * 4u);
-    return 0;
-}
-
-hq_status cu_forward(rt_model *m, rt_state *s, const int32_t *tokens, int64_t n, float *logits, int64_t r0,
-                     char *err) {
-    cu_model *c = find(m);
-    if (!c) return hq_fail(err, HQ_ERR_INTERNAL, "cuda: model has no device copy");
-    const cu_ops *T = c->T;
-    int sr = state_sync_in(c, s);
-    if (sr == -2)
-        return hq_fail(err, HQ_ERR_INTERNAL, "cuda (%s): this sequence's state was lost with a failed device step; "
-                       "reset it", T->name);
-    if (sr != 0)
-        return hq_fail(err, HQ_ERR_NOMEM, "cuda (%s): out of device memory for the state of %lld tokens", T->name,
-                       (long long)s->cap);
-    uint64_t op = 0, need = arena_bytes(c, n, s->cap, &op);
-    if (need > c->arena_cap) {
-        drop_graph(c);
-        T->free(c->arena);
-        c->arena = T->alloc(need);
-        c->arena_cap = c->arena ? need : 0;
-        if (!c->arena)
-            return hq_fail(err, HQ_ERR_NOMEM, "cuda (%s): out of device memory for %lld tokens (%llu bytes of scratch)",
-                           T->name, (long long)n, (unsigned long long)need);
-    }
-    fw f = {.c = c, .T = T, .m = m, .base = c->arena, .cap = c->arena_cap, .err = err};
-    int64_t d = m->d, pos0 = s->pos;
-    float base = m->rope_dynamic ? rt_rope_base(m->rope_theta, m->rope_factor, m->ctx_len, m->P, pos0 + n - 1)
-                                 : m->rope_theta;
-    f.opscr = take(&f, op);
-    int rc = 1;
-    if (graph_form(c, m, n, r0, logits)) rc = decode_step(&f, tokens, pos0, base, logits);
-    if (rc == 1) { /* eager: every op launched from here */
-        int32_t *dtok = take(&f, (uint64_t)n * 4u);
-        float *h = takef(&f, n * d), *xn = takef(&f, n * d), *br = takef(&f, n * d);
-        float *lg = logits ? takef(&f, (n - r0) * m->V) : NULL;
-        rc = T->h2d(dtok, tokens, (uint64_t)n * 4u);
-        if (rc == 0) rc = forward_body(&f, dtok, n, pos0, base, h, xn, br, lg, r0);
-        if (rc == 0 && lg && (rc = T->d2h(logits, lg, (uint64_t)((n - r0) * m->V) * 4u)) != 0) f.fail = "logits copy";
-    }
-    char msg[256] = "";
-    if (T->sync(msg, sizeof msg) != 0 || rc != 0) {
-        c->s = NULL; /* device state unknown: the sequence must be reset (or was host-newest: re-uploaded) */
-        s->dev_mirror = NULL;
-        if (msg[0])
-            return hq_fail(err, HQ_ERR_INTERNAL, "cuda (%s): %s%s%s", T->name, msg, f.fail ? " in " : "",
-                           f.fail ? f.fail : "");
-        return hq_fail(err, HQ_ERR_INTERNAL, "cuda (%s): %s failed (kernel launch or scratch)", T->name,
-                       f.fail ? f.fail : "forward");
-    }
-    s->pos += n;
-    s->dev_newer = true; /* the new rows stay on the device until the host needs them */
-    c->s_pos = s->pos;
-    return HQ_OK;
-}
-
-hq_status cu_state_pull(rt_state *s, char *err) {
-    cu_model *c = s->dev_mirror;
-    if (!s->dev_newer) return HQ_OK;
-    if (!c || c->s != s || pull_mirror(c) != 0)
-        return hq_fail(err, HQ_ERR_INTERNAL, "cuda (%s): copying the sequence state back from the device failed",
-                       c ? c->T->name : "?");
-    return HQ_OK;
-}
-
-void cu_state_forget(rt_state *s) {
-    cu_model *c = s->dev_mirror;
-    if (c && c->s == s) c->s = NULL;
-    s->dev_mirror = NULL;
-    s->dev_newer = false;
 }

@@ -83,7 +83,6 @@ int hq_cmd_generate(int argc, char **argv) {
     char err[HQ_ERR_LEN] = "";
     hq_status st;
     if (!prompt) return hq_cmd_error(cmd, HQ_ERR_ARG, "a prompt is required (-p TEXT)");
-    rt_cmd_tame_openmp(argc, argv);
     rt_set_threads((int)threads);
 
     rt_model *m = NULL;

@@ -210,6 +210,5 @@ int hq_cmd_perplexity(int argc, char **argv) {
     if (rc >= 0) return rc;
     if (!a.text) return hq_cmd_error("perplexity", HQ_ERR_ARG, "--text FILE is required");
     a.model = pos[0];
-    rt_cmd_tame_openmp(argc, argv);
     return run(&a);
 }

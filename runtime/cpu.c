@@ -5,14 +5,40 @@
 #include "../core/half.h"
 #include "../quant/quant.h"
 
+#include "model_internal.h" // defines: rt_model (threads, ref), rt_settings_saved
+
 #include <stdlib.h>
 #include <string.h>
 
+/* The reference switch: a process default, and inside a forward call the
+ * model's own setting (thread-local: two models may run on two threads). */
 static bool g_ref = false;
-static int g_threads = 0;
+static _Thread_local int t_ref = -1;
 
 void rt_ops_set_ref(bool on) { g_ref = on; }
-bool rt_ops_ref(void) { return g_ref; }
+bool rt_ops_ref(void) { return t_ref >= 0 ? t_ref != 0 : g_ref; }
+
+/* The thread count is the calling thread's OpenMP setting (omp_set_num_threads
+ * is per thread): a model with its own count sets it for the call and puts
+ * the previous one back. */
+void rt_settings_enter(const rt_model *m, rt_settings_saved *sv) {
+    sv->ref = t_ref;
+    sv->threads = 0;
+    if (m->ref >= 0) t_ref = m->ref;
+#ifdef _OPENMP
+    if (m->threads > 0) {
+        sv->threads = omp_get_max_threads();
+        omp_set_num_threads(m->threads);
+    }
+#endif
+}
+
+void rt_settings_leave(const rt_settings_saved *sv) {
+    t_ref = sv->ref;
+#ifdef _OPENMP
+    if (sv->threads > 0) omp_set_num_threads(sv->threads);
+#endif
+}
 
 static bool g_simd = true;
 void rt_cpu_set_simd(bool on) { g_simd = on; }
@@ -33,9 +59,10 @@ bool rt_cpu_has_avx2(void) {
 }
 
 void rt_set_threads(int n) {
-    g_threads = n < 0 ? 0 : n;
 #ifdef _OPENMP
     omp_set_num_threads(n > 0 ? n : omp_get_num_procs());
+#else
+    (void)n;
 #endif
 }
 

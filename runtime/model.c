@@ -2,7 +2,6 @@
  * architecture metadata, bind and validate every tensor (name, shape, type),
  * refuse what we cannot run, and allocate sequence states. */
 #include "model_internal.h" // defines: rt_model, rt_layer, rt_state
-#include "../cuda/backend.h" // defines: cu_backend_release
 #include "../core/half.h"
 #include "../quant/quant.h"
 
@@ -393,8 +392,10 @@ hq_status rt_model_load(const char *gguf_path, rt_model **out, char *err) {
     *out = NULL;
     rt_model *m = hq_calloc(1, sizeof *m);
     if (!m) return hq_fail(err, HQ_ERR_NOMEM, "%s: out of memory", gguf_path);
+    rt_backend_model_init(m); /* runtime/backend.c: the CPU table, process-default settings */
     hq_status st = fmt_gguf_open(gguf_path, &m->g, err);
     if (st != HQ_OK) {
+        rt_backend_model_free(m);
         hq_free(m);
         return st;
     }
@@ -458,7 +459,6 @@ hq_status rt_model_load(const char *gguf_path, rt_model **out, char *err) {
         }
     if ((st = load_tokenizer(m, err)) != HQ_OK) goto fail;
     hq_free(c.used);
-    m->backend = RT_BACKEND_CPU;
     *out = m;
     return HQ_OK;
 fail:
@@ -469,7 +469,7 @@ fail:
 
 void rt_model_free(rt_model *m) {
     if (!m) return;
-    if (m->backend == RT_BACKEND_CUDA) cu_backend_release(m); /* cuda/backend.c: device copy */
+    rt_backend_model_free(m); /* runtime/backend.c: the backend's copy, the arena */
     for (int64_t i = 0; i < m->n_owned; i++) hq_free(m->owned[i]);
     hq_free(m->owned);
     hq_free(m->layers);
@@ -489,6 +489,8 @@ int32_t rt_model_eos(const rt_model *m) { return m->eos; }
 bool rt_model_add_bos(const rt_model *m) { return m->add_bos; }
 const char *rt_model_arch(const rt_model *m) { return m->arch; }
 void rt_use_reference_kernels(bool on) { rt_ops_set_ref(on); }
+void rt_model_set_threads(rt_model *m, int n) { m->threads = n < 0 ? 0 : n; }
+void rt_model_set_reference(rt_model *m, int on) { m->ref = on < 0 ? -1 : on != 0; }
 void rt_model_set_hf_prefill(rt_model *m, bool on) {
     m->router_quirk = on;
     m->keep_hf_call = on;
@@ -532,6 +534,12 @@ hq_status rt_state_new(const rt_model *m, int64_t max_tokens, rt_state **out, ch
             if (!s->ssm[i]) goto oom;
         }
     }
+    /* the forward scratch for the largest call this state can take */
+    hq_status st = rt_arena_reserve(m, rt_forward_arena_bytes(m, s, max_tokens, 0), err);
+    if (st != HQ_OK) {
+        rt_state_free(s);
+        return st;
+    }
     *out = s;
     return HQ_OK;
 oom:
@@ -540,7 +548,7 @@ oom:
 }
 
 void rt_state_reset(rt_state *s) {
-    cu_state_forget(s); /* the zeroed host state is the newest again */
+    rt_state_forget_mirror(s); /* the zeroed host state is the newest again */
     s->pos = 0;
     for (int64_t i = 0; i < s->m->L; i++)
         if (s->ssm[i]) memset(s->ssm[i], 0, (size_t)(s->m->H * s->m->P * s->m->P) * sizeof(float));
@@ -548,7 +556,7 @@ void rt_state_reset(rt_state *s) {
 
 void rt_state_free(rt_state *s) {
     if (!s) return;
-    cu_state_forget(s);
+    rt_state_forget_mirror(s);
     for (int64_t i = 0; i < s->m->L; i++) {
         if (s->kc) hq_free(s->kc[i]);
         if (s->vc) hq_free(s->vc[i]);

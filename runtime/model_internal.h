@@ -4,6 +4,7 @@
  * are converted to owned fp32 copies at load. */
 #ifndef HQ_RT_MODEL_INTERNAL_H
 #define HQ_RT_MODEL_INTERNAL_H
+#include "backend_ops.h" // defines: rt_backend_ops, rt_state_mirror
 #include "ops.h"
 #include "runtime.h"
 #include "tokenizer.h"
@@ -43,7 +44,18 @@ typedef struct {
 
 struct rt_model {
     fmt_gguf *g;
-    rt_backend backend;
+    /* where the forward runs (runtime/backend.c): the backend's table and
+     * context, and the table the walk calls (the backend's ops, the CPU's
+     * where it has none) */
+    const rt_backend_ops *be_ops;
+    void *be;
+    rt_backend_ops ops;
+    /* scratch for one forward call, in the backend's memory: sized when a
+     * state is set up (rt_state_new) or the backend changes, never per call */
+    struct rt_arena *arena;
+    /* settings of this model (rt_model_set_threads / _set_reference):
+     * threads 0 and ref −1 follow the process defaults */
+    int threads, ref;
     char arch[16];
     int64_t V, d, I, L, H, KV, P, ctx_len;
     float eps;
@@ -75,10 +87,26 @@ struct rt_state {
     float **kc, **vc;            /* per attn layer: (KV, cap, P) */
     float **beta;                /* per attn layer: (M, cap) */
     float **ssm;                 /* per SSD layer: (H, P, N) */
-    /* the CUDA backend's device mirror of this state (cuda/backend.c), or
-     * NULL; dev_newer: the mirror holds rows the host arrays lack
-     * (cu_state_pull copies them back when the CPU needs them) */
-    void *dev_mirror;
-    bool dev_newer;
+    /* a backend's copy of this state (cuda/backend.c) and whether it holds
+     * rows the host arrays lack (state_pull copies them back when the CPU
+     * needs them) */
+    rt_state_mirror mirror;
 };
+
+/* runtime/backend.c */
+void rt_backend_model_init(rt_model *m);  /* the CPU backend and default settings (load) */
+void rt_backend_model_free(rt_model *m);  /* releases the backend and the arena */
+void rt_state_forget_mirror(rt_state *s); /* reset/free: the backend's copy no longer stands for s */
+/* grows m's arena to at least bytes (backend memory); drops it when the backend changed */
+hq_status rt_arena_reserve(const rt_model *m, uint64_t bytes, char *err);
+void *rt_arena_base(const rt_model *m, uint64_t *cap);
+uint64_t rt_arena_gen(const rt_model *m);
+/* bytes of arena a forward of n tokens, logits from row r0, on a state of cap takes (forward.c) */
+uint64_t rt_forward_arena_bytes(const rt_model *m, rt_state *s, int64_t n, int64_t r0);
+/* the model's settings for the calling thread, for the length of a call */
+typedef struct {
+    int threads, ref;
+} rt_settings_saved;
+void rt_settings_enter(const rt_model *m, rt_settings_saved *sv);
+void rt_settings_leave(const rt_settings_saved *sv);
 #endif

@@ -7,14 +7,12 @@
  * Layout conventions (all row-major, fp32 activations):
  *   token-major activations: x[t][i] = x[t*n_in + i]
  *   head-major vectors inside a token: x[t][h][p] = x[(t*H + h)*P + p]
- * A later CUDA backend mirrors these signatures; rt_model carries the backend
- * enum and forward.c is the single dispatch point. */
+ * Backends (runtime/backend_ops.h) call these through the CPU table and
+ * mirror their semantics; runtime/forward.c is the one walk of the model. */
 #ifndef HQ_RT_OPS_H
 #define HQ_RT_OPS_H
 #include "../core/hq.h"
 #include "../core/topk_torch.h" // defines: hq_vj, hq_topk_torch
-
-typedef enum { RT_BACKEND_CPU = 0, RT_BACKEND_CUDA /* cuda/backend.h */ } rt_backend;
 
 /* A weight matrix [n_out, n_in] as stored in the GGUF (PyTorch Linear
  * layout): n_out rows of n_in elements in `type` (F32/F16/BF16 or any block

@@ -41,7 +41,14 @@ typedef struct {
 } rt_hooks;
 void rt_model_set_hooks(rt_model *m, const rt_hooks *h);
 
+/* Process defaults for every model that has no setting of its own: */
 void rt_set_threads(int n); /* 0 = all cores */
+/* Settings of one model (its forward calls only; two models in one process
+ * can differ): threads 0 = the process default; reference 1 = every op runs
+ * its _ref twin, 0 = the optimized ops, −1 = the process default
+ * (rt_use_reference_kernels). */
+void rt_model_set_threads(rt_model *m, int n);
+void rt_model_set_reference(rt_model *m, int on);
 
 /* ---- additions (runtime-owned; additive) ---- */
 /* As rt_forward, but logits (n_vocab floats, may be NULL) only for the last
@@ -65,7 +72,8 @@ int32_t rt_model_eos(const rt_model *m);         /* -1 if none */
 bool rt_model_add_bos(const rt_model *m);        /* tokenizer.ggml.add_bos_token */
 const char *rt_model_arch(const rt_model *m);    /* "cheems" | "doge" */
 /* true: every op runs its plain scalar _ref twin (tests; verify's
- * "reference kernels only" run). Global, not thread-safe against a running forward. */
+ * "reference kernels only" run). The process default; a model's own
+ * setting (rt_model_set_reference) wins. */
 void rt_use_reference_kernels(bool on);
 /* Reproduce transformers' multi-token forward, model(input_ids), instead of
  * its cached decode (docs/doge-keep-window.md). Off by default: every token
@@ -81,11 +89,6 @@ void rt_use_reference_kernels(bool on);
  *    two differ only when β ties at the cut.
  * The CUDA backend follows both parts (cuda/attn.cu, same tie order). */
 void rt_model_set_hf_prefill(rt_model *m, bool on);
-/* For hq_cmd_* functions only (argv as the subcommand receives it, argv[-1]
- * being the program path): re-executes the process once with a short OpenMP
- * spin (GOMP_SPINCOUNT) unless the user chose OMP_WAIT_POLICY/GOMP_SPINCOUNT;
- * see runtime/cmd_common.c. Returns only when no re-exec happened. */
-void rt_cmd_tame_openmp(int argc, char **argv);
 /* Hook notes: on_matmul_input is called for every matrix product with a
  * weight (quantizable or not: attn_dt, ssm_dt, ffn_gate_inp, ffn_pk_query
  * included); the lm_head reports "output.weight", or "token_embd.weight"

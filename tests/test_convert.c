@@ -796,10 +796,9 @@ static void test_e2e(void) {
     snprintf(b, sizeof b, "%s/chunked.gguf", g_tmp);
     cv_options o = {.quiet = true, .name = "m"};
     CHECK(cv_convert(FIXTURE("convert/cheems_alog"), a, &o, err) == HQ_OK, "%s", err);
-    uint64_t saved = cv_chunk_bytes;
-    cv_chunk_bytes = 100; /* < one row of most tensors: one row per piece */
-    CHECK(cv_convert(FIXTURE("convert/cheems_alog"), b, &o, err) == HQ_OK, "%s", err);
-    cv_chunk_bytes = saved;
+    cv_options oc = o;
+    oc.chunk_bytes = 100; /* < one row of most tensors: one row per piece */
+    CHECK(cv_convert(FIXTURE("convert/cheems_alog"), b, &oc, err) == HQ_OK, "%s", err);
     CHECK(same_file(a, b), "row-chunked streaming changes the output");
     unlink(b);
     /* failures leave neither the output nor a temporary file */

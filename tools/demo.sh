@@ -5,6 +5,8 @@
 # with a note (the stubs answer "not available in this build yet").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# libgomp's idle spin starves the working thread on a busy machine (bench/README.md)
+[ -n "${OMP_WAIT_POLICY:-}${GOMP_SPINCOUNT:-}" ] || export OMP_WAIT_POLICY=passive
 HQ=./hyquant
 MODEL=models/cheems-tiny
 EVAL=data/eval.txt

@@ -59,7 +59,6 @@ int hq_cmd_verify(int argc, char **argv) {
     rc.quant = o.quant;
     rc.text = o.text;
     rc.base_logits = o.base_logits;
-    rt_cmd_tame_openmp(argc, argv);
     vf_result r;
     char err[HQ_ERR_LEN] = "";
     hq_status st;
