@@ -9,6 +9,7 @@
  * (GOMP_SPINCOUNT=10000, then futex sleep) unless the user set
  * OMP_WAIT_POLICY or GOMP_SPINCOUNT. */
 #include "runtime.h" // defines: rt_cmd_tame_openmp
+#include "../core/par.h"
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@ void rt_cmd_tame_openmp(int argc, char **argv) {
 #ifdef _OPENMP
     (void)argc;
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || getenv("HQ_NO_REEXEC")) return;
+    if (hq_par_launched()) return; /* never re-exec an MPI process (core/par.h) */
     if (setenv("GOMP_SPINCOUNT", "10000", 1) != 0) return;
     /* argv is the subcommand's view (argv[0] = command name); main's array
      * starts one slot earlier with the program path */
