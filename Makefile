@@ -1,6 +1,6 @@
 # hyquant — one Makefile. `make` builds ./hyquant; `make test` runs the suite
 # (normal build, then the same tests under ASan+UBSan); `make demo` runs the
-# main job on the bundled model. Knobs: NO_OMP=1, NO_CUDA=1, CC=clang.
+# main job on the bundled model. Knobs: NO_OMP=1, NO_CUDA=1, NO_MPI=1, CC=clang.
 
 CC      ?= gcc
 NVCC    ?= nvcc
@@ -30,6 +30,22 @@ ifneq ($(strip $(DEB_MISSING)),)
     endif
   else
     $(error [deps] missing Debian packages; run: sudo apt-get install -y $(DEB_MISSING))
+  endif
+endif
+
+# Open MPI (optional, docs/scale-out.md): installed as root when missing; a
+# failed install or no root only means a build without MPI
+MPI_PKGS := openmpi-bin libopenmpi-dev
+ifeq ($(NO_MPI)$(DEPS_PREFIX),)
+  MPI_MISSING := $(shell for p in $(MPI_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)
+  ifneq ($(strip $(MPI_MISSING)),)
+    ifeq ($(shell id -u),0)
+      $(info [deps] installing Open MPI for scale-out: $(MPI_MISSING))
+      MPI_LOG := $(shell (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(MPI_MISSING) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(MPI_MISSING))) >/dev/null 2>&1; echo $$?)
+      ifneq ($(MPI_LOG),0)
+        $(info [deps] could not install $(MPI_MISSING): building without MPI)
+      endif
+    endif
   endif
 endif
 
@@ -65,10 +81,29 @@ else
   endif
 endif
 
+# MPI (docs/scale-out.md): built in when mpicc is found (Debian: openmpi-bin
+# libopenmpi-dev), used only when a launcher (mpirun, srun) starts the process
+ifeq ($(NO_MPI),1)
+  MPI_CFLAGS :=
+  MPI_LIBS :=
+  $(info [probe] MPI: disabled (NO_MPI=1))
+else
+  HAVE_MPICC := $(shell command -v mpicc 2>/dev/null)
+  ifneq ($(HAVE_MPICC),)
+    MPI_CFLAGS := -DHQ_MPI $(shell mpicc --showme:compile 2>/dev/null)
+    MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null)
+    $(info [probe] MPI: $(HAVE_MPICC) — mpirun/srun split the work (docs/scale-out.md))
+  else
+    MPI_CFLAGS :=
+    MPI_LIBS :=
+    $(info [probe] MPI: mpicc not found — one process (apt-get install openmpi-bin libopenmpi-dev for scale-out))
+  endif
+endif
+
 WARN    := -Wall -Wextra -Wshadow -Werror
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) $(OMP_FLAGS) $(CJSON_CFLAGS) -MMD -MP -I.
-LDLIBS  := $(CJSON_LIBS) $(ZLIB_LIBS) -lm -lpthread
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) $(OMP_FLAGS) $(CJSON_CFLAGS) $(MPI_CFLAGS) -MMD -MP -I.
+LDLIBS  := $(CJSON_LIBS) $(ZLIB_LIBS) $(MPI_LIBS) -lm -lpthread
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
 # ---- sources: every .c in the module folders is part of the library

@@ -1,5 +1,6 @@
 /* cli/main.c — the `hyquant` binary: subcommand dispatch. */
 #include "commands.h" // defines: hq_cmd_*
+#include "../core/par.h" // defines: hq_par_init, hq_par_rank
 
 #include <stdio.h>
 #include <string.h>
@@ -10,20 +11,24 @@ typedef struct {
     const char *name;
     int (*fn)(int, char **);
     const char *help;
+    bool splits; /* splits its work over MPI ranks (docs/scale-out.md); else rank 0 runs it alone */
 } hq_command;
 
 static const hq_command k_commands[] = {
-    {"inspect", hq_cmd_inspect, "show variant, hyper-parameters and tensors of a checkpoint or GGUF"},
-    {"convert", hq_cmd_convert, "convert a PyTorch/safetensors checkpoint to GGUF"},
-    {"perplexity", hq_cmd_perplexity, "perplexity of a GGUF model on a text (llama-perplexity protocol)"},
-    {"generate", hq_cmd_generate, "generate text from a prompt"},
-    {"calibrate", hq_cmd_calibrate, "collect importance statistics (imatrix) on calibration text"},
-    {"quantize", hq_cmd_quantize, "quantize a GGUF model to int8/int4 block formats"},
-    {"verify", hq_cmd_verify, "compare a quantized model with its base: PPL, KLD, top-1, per-layer drift"},
+    {"inspect", hq_cmd_inspect, "show variant, hyper-parameters and tensors of a checkpoint or GGUF", false},
+    {"convert", hq_cmd_convert, "convert a PyTorch/safetensors checkpoint to GGUF", false},
+    {"perplexity", hq_cmd_perplexity, "perplexity of a GGUF model on a text (llama-perplexity protocol)", true},
+    {"generate", hq_cmd_generate, "generate text from a prompt", false},
+    {"calibrate", hq_cmd_calibrate, "collect importance statistics (imatrix) on calibration text", true},
+    {"quantize", hq_cmd_quantize, "quantize a GGUF model to int8/int4 block formats", false},
+    {"verify", hq_cmd_verify, "compare a quantized model with its base: PPL, KLD, top-1, per-layer drift", false},
 };
 
 int hq_cmd_error(const char *cmd, hq_status st, const char *msg) {
-    fprintf(stderr, "hyquant %s: %s\n", cmd, msg && *msg ? msg : hq_status_name(st));
+    if (hq_par_active() && hq_par_rank() != 0) /* a rank's own failure, before the ranks agree on one */
+        fprintf(stderr, "hyquant %s (rank %d): %s\n", cmd, hq_par_rank(), msg && *msg ? msg : hq_status_name(st));
+    else
+        fprintf(stderr, "hyquant %s: %s\n", cmd, msg && *msg ? msg : hq_status_name(st));
     return st == HQ_ERR_ARG ? 2 : 1;
 }
 
@@ -49,12 +54,28 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(c, "--version") || !strcmp(c, "version")) {
         printf("hyquant %s\n", HQ_VERSION);
+        printf("mpi: %s\n", hq_par_built() ? "yes (mpirun/srun split perplexity and calibrate)" : "no");
         return 0;
     }
     for (size_t i = 0; i < sizeof k_commands / sizeof *k_commands; i++)
         if (!strcmp(c, k_commands[i].name)) {
             hq_set_command_name(c);
-            return k_commands[i].fn(argc - 1, argv + 1);
+            char err[HQ_ERR_LEN] = "";
+            if (hq_par_init(err) != HQ_OK) {
+                fprintf(stderr, "hyquant %s: %s\n", c, err);
+                return 1;
+            }
+            int rc = 0;
+            if (k_commands[i].splits || !hq_par_active() || hq_par_rank() == 0) rc = k_commands[i].fn(argc - 1, argv + 1);
+            /* a command that does not split its work runs once, on rank 0;
+             * every rank exits with its status */
+            if (!k_commands[i].splits && hq_par_active()) {
+                int32_t r = rc;
+                hq_par_bcast(&r, sizeof r, 0, err);
+                rc = r;
+            }
+            hq_par_finalize();
+            return rc;
         }
     fprintf(stderr, "hyquant: unknown command '%s'\n", c);
     usage(stderr);

@@ -10,6 +10,7 @@
  * whose inputs have outlier columns). Output is atomic. */
 #include "../cli/commands.h" // defines: hq_cmd_calibrate
 #include "../core/opts.h"
+#include "../core/par.h"
 #include "../runtime/runtime.h"
 #include "../runtime/tokenizer.h"
 #include "imatrix.h"
@@ -23,6 +24,11 @@ typedef struct {
     double max_x2;  /* largest single x² seen */
     double sum_x2;  /* Σ x² over all columns and tokens */
     double n;       /* tokens × columns */
+    /* the entry's in_sum2 and counts, accumulated in double and stored as
+     * float at the end: sums over millions of tokens keep their digits, and
+     * MPI ranks' sums add up to the one-process numbers (core/par.h) */
+    double *sum2;   /* (n_mat, ncols) */
+    double *cnt;    /* (n_mat) */
 } q_cal_stat;
 
 typedef struct {
@@ -91,8 +97,17 @@ static q_imatrix_entry *cal_entry(q_cal *c, const char *name, int64_t ncols, int
             c->stat = ns;
             c->cap_stat = nc;
         }
-        if (!q_imatrix_add(c->im, name, ncols, n_mat, xtx)) return NULL;
+        uint64_t na;
+        if (!hq_mul_u64((uint64_t)n_mat, (uint64_t)ncols + 1u, &na)) return NULL;
+        double *acc = hq_calloc((size_t)na, sizeof(double));
+        if (!acc) return NULL;
+        if (!q_imatrix_add(c->im, name, ncols, n_mat, xtx)) {
+            hq_free(acc);
+            return NULL;
+        }
         i = c->im->n - 1;
+        c->stat[i].sum2 = acc;
+        c->stat[i].cnt = acc + n_mat * ncols;
     }
     q_imatrix_entry *e = &c->im->e[i];
     if (e->ncols != ncols || e->n_mat != n_mat) {
@@ -118,13 +133,13 @@ static void on_matmul(void *ud, const char *name, const float *x, int64_t n_tok,
         const float *xt = x + t * n_in;
         for (int64_t j = 0; j < n_in; j++) {
             double v = (double)xt[j] * xt[j];
-            e->in_sum2[j] += (float)v;
+            st->sum2[j] += v;
             st->sum_x2 += v;
             if (v > st->max_x2) st->max_x2 = v;
         }
     }
     st->n += (double)n_tok * (double)n_in;
-    e->counts[0] += (float)n_tok;
+    st->cnt[0] += (double)n_tok;
     if (e->xtx) {
         /* xtx += Σ_t x_t x_tᵀ */
         if (!cal_gram(c, x, n_tok, n_in)) {
@@ -154,28 +169,29 @@ static void on_experts(void *ud, int32_t layer, const char *name, const int32_t 
         if (!c->bad_name[0]) c->oom = true;
         return;
     }
+    q_cal_stat *su = NULL;
     /* ffn_expert_up: rows are scaled by a scalar gate -> uniform importance */
     char up[HQ_MAX_GGUF_NAME + 1];
     q_imatrix_entry *eu = NULL;
     const char *p = strstr(name, "ffn_expert_down");
     if (p && strlen(name) + 2 <= HQ_MAX_GGUF_NAME) {
         snprintf(up, sizeof up, "%.*sffn_expert_up%s", (int)(p - name), name, p + strlen("ffn_expert_down"));
-        q_cal_stat *su;
         if (q_imatrix_find(c->im, up)) eu = cal_entry(c, up, n_in, E, false, &su);
         e = (q_imatrix_entry *)q_imatrix_find(c->im, name); /* cal_entry may have moved the array */
+        st = &c->stat[e - c->im->e];
     }
     for (int64_t t = 0; t < n_tok; t++) {
         const float *xt = x + t * n_in;
         for (int64_t k = 0; k < k_total; k++) {
             int32_t id = ids[t * k_total + k];
             if (id < 0 || id >= E) continue;
-            float *s = e->in_sum2 + (int64_t)id * n_in;
-            for (int64_t j = 0; j < n_in; j++) s[j] += xt[j] * xt[j];
-            e->counts[id] += 1;
-            if (eu) {
-                float *u = eu->in_sum2 + (int64_t)id * n_in;
+            double *sm = st->sum2 + (int64_t)id * n_in;
+            for (int64_t j = 0; j < n_in; j++) sm[j] += (double)(xt[j] * xt[j]);
+            st->cnt[id] += 1;
+            if (eu && su) {
+                double *u = su->sum2 + (int64_t)id * n_in;
                 for (int64_t j = 0; j < n_in; j++) u[j] += 1;
-                eu->counts[id] += 1;
+                su->cnt[id] += 1;
             }
         }
     }
@@ -241,6 +257,70 @@ static void report(const q_cal *c, uint64_t tokens, uint64_t chunks) {
     hq_free(r);
 }
 
+/* v[0..n) floats summed over the ranks in rank order, in double, in pieces
+ * (a Σxxᵀ can be large); every rank gets the sum */
+static hq_status par_sum_floats(float *v, int64_t n, double *tmp, int64_t piece, char *err) {
+    for (int64_t o = 0; o < n; o += piece) {
+        int64_t k = n - o < piece ? n - o : piece;
+        for (int64_t i = 0; i < k; i++) tmp[i] = v[o + i];
+        hq_status st = hq_par_sum_f64(tmp, k, err);
+        if (st != HQ_OK) return st;
+        for (int64_t i = 0; i < k; i++) v[o + i] = (float)tmp[i];
+    }
+    return HQ_OK;
+}
+
+/* the double accumulators into the entries' floats (what is saved) */
+static void cal_finish(q_cal *c) {
+    for (int64_t i = 0; i < c->im->n; i++) {
+        q_imatrix_entry *e = &c->im->e[i];
+        const q_cal_stat *st = &c->stat[i];
+        for (int64_t k = 0; k < e->n_mat * e->ncols; k++) e->in_sum2[k] = (float)st->sum2[k];
+        for (int64_t k = 0; k < e->n_mat; k++) e->counts[k] = (float)st->cnt[k];
+    }
+}
+
+/* MPI: every rank calibrated its share of the chunks; add the statistics of
+ * all ranks in rank order (same entries in the same order: each rank ran ≥ 1
+ * chunk of the same model, checked). Σx² and counts are doubles until saved,
+ * so the file equals the one-process file (the float roundings happen after
+ * the sum); Σxxᵀ stays float per rank (its size) and its sum can differ from
+ * the one-process sum in the last bits. max_x2: each rank's maximum in its
+ * slot of a P-vector, summed, then the largest. */
+static hq_status par_reduce(q_cal *c, uint64_t *tokens, char *err) {
+    q_imatrix *im = c->im;
+    uint64_t names = 1469598103934665603ull;
+    for (int64_t i = 0; i < im->n; i++)
+        for (const char *p = im->e[i].name; *p; p++) names = (names ^ (unsigned char)*p) * 1099511628211ull;
+    uint64_t same[2] = {names, (uint64_t)im->n};
+    hq_status st = hq_par_check_same(same, sizeof same, "the set of calibrated matrices", err);
+    if (st != HQ_OK) return st;
+    const int64_t piece = 1 << 20;
+    double *tmp = hq_malloc_array((size_t)piece, sizeof(double));
+    int P = hq_par_size(), R = hq_par_rank();
+    double *mx = hq_calloc((size_t)P, sizeof(double));
+    if (!tmp || !mx) st = hq_fail(err, HQ_ERR_NOMEM, "out of memory for the reduction");
+    st = hq_par_agree(st, err);
+    for (int64_t i = 0; st == HQ_OK && i < im->n; i++) {
+        q_imatrix_entry *e = &im->e[i];
+        for (int64_t o = 0, na = e->n_mat * (e->ncols + 1); st == HQ_OK && o < na; o += piece)
+            st = hq_par_sum_f64(c->stat[i].sum2 + o, na - o < piece ? na - o : piece, err);
+        if (st == HQ_OK && e->xtx) st = par_sum_floats(e->xtx, e->ncols * e->ncols, tmp, piece, err);
+        double sn[2] = {c->stat[i].sum_x2, c->stat[i].n};
+        if (st == HQ_OK) st = hq_par_sum_f64(sn, 2, err);
+        memset(mx, 0, (size_t)P * sizeof(double));
+        mx[R] = c->stat[i].max_x2;
+        if (st == HQ_OK) st = hq_par_sum_f64(mx, P, err);
+        c->stat[i].sum_x2 = sn[0], c->stat[i].n = sn[1];
+        for (int r = 0; r < P; r++) c->stat[i].max_x2 = mx[r] > c->stat[i].max_x2 ? mx[r] : c->stat[i].max_x2;
+    }
+    double t = (double)*tokens;
+    if (st == HQ_OK && (st = hq_par_sum_f64(&t, 1, err)) == HQ_OK) *tokens = (uint64_t)t;
+    hq_free(tmp);
+    hq_free(mx);
+    return st;
+}
+
 int hq_cmd_calibrate(int argc, char **argv) {
     const char *text = NULL, *out = NULL;
     int64_t ctx = 512, chunks = 0, threads = 0;
@@ -279,37 +359,49 @@ int hq_cmd_calibrate(int argc, char **argv) {
         return hq_cmd_error("calibrate", HQ_ERR_ARG, "need MODEL.gguf, --text FILE and -o FILE");
     }
     if ((st = hq_opts_check_paths(opts, pos, n_pos, 0, err))) return hq_cmd_error("calibrate", st, err);
-    if (quiet) hq_quiet = 1;
-    rt_set_threads((int)threads);
+    if (quiet || hq_par_rank() != 0) hq_quiet = 1; /* progress from rank 0 only */
+    rt_set_threads(threads || !hq_par_active() ? (int)threads : hq_par_default_threads());
     c.full_hessian = full;
     c.im = hq_calloc(1, sizeof *c.im);
-    if (!c.im) return hq_cmd_error("calibrate", HQ_ERR_NOMEM, "out of memory");
-    uint64_t len = 0, n_ids = 0;
-    if ((st = hq_read_file(text, HQ_MAX_TEXT, &buf, &len, err))) goto fail;
-    if ((st = rt_model_load(pos[0], &m, err))) goto fail;
+    uint64_t len = 0, n_ids = 0, tokens = 0;
+    int32_t *chunk = NULL;
+    int P = hq_par_size(), R = hq_par_rank();
+    int64_t n_chunks = 0, body = 0;
+    int32_t bos = -1;
+    if (!c.im) {
+        st = hq_fail(err, HQ_ERR_NOMEM, "out of memory");
+        goto setup_done;
+    }
+    if ((st = hq_read_file(text, HQ_MAX_TEXT, &buf, &len, err))) goto setup_done;
+    if ((st = rt_model_load(pos[0], &m, err))) goto setup_done;
     rt_model_set_hf_prefill(m, hf);
     struct rt_tokenizer *tok = rt_model_tokenizer(m);
     if (!tok) {
         st = hq_fail(err, HQ_ERR_UNSUPPORTED, "%s: no tokenizer embedded (tokenizer.huggingface.json)", pos[0]);
-        goto fail;
+        goto setup_done;
     }
-    if ((st = rt_tokenize(tok, buf, len, false, &ids, &n_ids, err))) goto fail;
+    if ((st = rt_tokenize(tok, buf, len, false, &ids, &n_ids, err))) goto setup_done;
     int64_t mctx = rt_model_ctx_len(m);
     if (mctx > 1 && ctx > mctx) ctx = mctx;
-    int32_t bos = rt_model_bos(m);
+    bos = rt_model_bos(m);
     /* each chunk: [BOS] + ctx-1 text tokens (or ctx text tokens without BOS) */
-    int64_t body = bos >= 0 ? ctx - 1 : ctx;
-    int64_t n_chunks = (int64_t)n_ids / body;
+    body = bos >= 0 ? ctx - 1 : ctx;
+    n_chunks = (int64_t)n_ids / body;
     if (n_chunks == 0 && n_ids >= 2) n_chunks = 1;
     if (chunks > 0 && n_chunks > chunks) n_chunks = chunks;
     if (n_chunks == 0) {
         st = hq_fail(err, HQ_ERR_ARG, "%s: only %llu tokens; need at least 2", text, (unsigned long long)n_ids);
-        goto fail;
+        goto setup_done;
+    }
+    if (n_chunks < P) { /* every rank needs a share (the statistics' entries appear as the chunks run) */
+        st = hq_fail(err, HQ_ERR_ARG, "%s: %lld chunks of %lld tokens for %d MPI ranks; use at most %lld ranks or a "
+                     "longer text", text, (long long)n_chunks, (long long)ctx, P, (long long)n_chunks);
+        goto setup_done;
     }
     /* expert tables get their [E, d] entries up front (the hook only sees ids) */
     {
         fmt_gguf *g = NULL;
-        if ((st = fmt_gguf_open(pos[0], &g, err))) goto fail;
+        if ((st = fmt_gguf_open(pos[0], &g, err))) goto setup_done;
         c.im->model_fp = q_model_fingerprint(g); /* quantize warns when used on another model */
         for (uint64_t i = 0; i < fmt_gguf_n_tensors(g); i++) {
             const fmt_gguf_tensor *t = fmt_gguf_tensor_at(g, i);
@@ -319,22 +411,21 @@ int hq_cmd_calibrate(int argc, char **argv) {
                 if (!cal_entry(&c, t->name, (int64_t)t->ne[0], (int64_t)t->ne[1], false, &sp)) {
                     fmt_gguf_close(g);
                     st = hq_fail(err, HQ_ERR_NOMEM, "out of memory");
-                    goto fail;
+                    goto setup_done;
                 }
             }
         }
         fmt_gguf_close(g);
     }
-    if ((st = rt_state_new(m, ctx, &s, err))) goto fail;
+    if ((st = rt_state_new(m, ctx, &s, err))) goto setup_done;
     rt_hooks h = {.ud = &c, .on_matmul_input = on_matmul, .on_experts = on_experts};
     rt_model_set_hooks(m, &h);
-    int32_t *chunk = hq_malloc_array((size_t)ctx, sizeof(int32_t));
-    if (!chunk) {
-        st = hq_fail(err, HQ_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    uint64_t tokens = 0;
-    for (int64_t k = 0; k < n_chunks; k++) {
+    chunk = hq_malloc_array((size_t)ctx, sizeof(int32_t));
+    if (!chunk) st = hq_fail(err, HQ_ERR_NOMEM, "out of memory");
+setup_done: /* every rank reaches here: one agreement on the setup */
+    if ((st = hq_par_agree(st, err)) != HQ_OK) goto fail;
+    /* chunk k runs on rank k mod P (one process: all of them, in order) */
+    for (int64_t k = R; k < n_chunks; k += P) {
         int64_t off = k * body, nb = (int64_t)n_ids - off < body ? (int64_t)n_ids - off : body, n = 0;
         if (bos >= 0) chunk[n++] = bos;
         memcpy(chunk + n, ids + off, sizeof(int32_t) * (size_t)nb);
@@ -344,28 +435,33 @@ int hq_cmd_calibrate(int argc, char **argv) {
         if (!st && c.oom) st = hq_fail(err, HQ_ERR_NOMEM, "out of memory accumulating statistics");
         if (!st && c.bad_name[0])
             st = hq_fail(err, HQ_ERR_INTERNAL, "matrix '%s' changed shape between calls", c.bad_name);
-        if (st) {
-            hq_free(chunk);
-            goto fail;
-        }
+        if (st) break;
         tokens += (uint64_t)n;
         hq_progress("calibrate", (uint64_t)k + 1, (uint64_t)n_chunks, "chunks");
     }
     hq_progress_done();
-    hq_free(chunk);
     rt_model_set_hooks(m, NULL);
-    c.im->chunk_count = (uint32_t)n_chunks;
-    c.im->chunk_size = (uint32_t)ctx;
-    c.im->datasets = hq_calloc(1, sizeof(char *));
-    if (c.im->datasets && (c.im->datasets[0] = hq_strdup(text))) c.im->n_datasets = 1;
-    report(&c, tokens, (uint64_t)n_chunks);
-    if ((st = q_imatrix_save(c.im, out, err))) goto fail;
-    printf("wrote %s (%lld entries%s)\n", out, (long long)c.im->n, full ? ", with full Σxxᵀ" : "");
+    if ((st = hq_par_agree(st, err)) != HQ_OK) goto fail;
+    if (hq_par_active() && (st = par_reduce(&c, &tokens, err)) != HQ_OK) goto fail;
+    cal_finish(&c);
+    if (R == 0) { /* rank 0 reports and writes */
+        c.im->chunk_count = (uint32_t)n_chunks;
+        c.im->chunk_size = (uint32_t)ctx;
+        c.im->datasets = hq_calloc(1, sizeof(char *));
+        if (c.im->datasets && (c.im->datasets[0] = hq_strdup(text))) c.im->n_datasets = 1;
+        report(&c, tokens, (uint64_t)n_chunks);
+        if ((st = q_imatrix_save(c.im, out, err)) == HQ_OK)
+            printf("wrote %s (%lld entries%s%s)\n", out, (long long)c.im->n, full ? ", with full Σxxᵀ" : "",
+                   P > 1 ? (snprintf(err, sizeof err, ", %d ranks", P), err) : "");
+    }
+    if ((st = hq_par_agree(st, err)) != HQ_OK) goto fail;
     goto done;
-fail:
+fail: /* after an agreement every rank has the same failure: rank 0 says it */
     hq_progress_done();
-    rc = hq_cmd_error("calibrate", st, err);
+    rc = hq_par_rank() == 0 ? hq_cmd_error("calibrate", st, err) : st == HQ_ERR_ARG ? 2 : 1;
 done:
+    hq_free(chunk);
+    for (int64_t i = 0; c.im && i < c.im->n; i++) hq_free(c.stat[i].sum2);
     rt_state_free(s);
     rt_model_free(m);
     hq_free(ids);
