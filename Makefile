@@ -65,25 +65,29 @@ else
   endif
 endif
 
-WARN    := -Wall -Wextra -Wshadow -Werror
+WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Werror
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) $(OMP_FLAGS) $(CJSON_CFLAGS) -MMD -MP -I.
 LDLIBS  := $(CJSON_LIBS) $(ZLIB_LIBS) -lm -lpthread
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-# ---- sources: every .c in the module folders is part of the library
+# ---- sources: every .c in the module folders is part of the library; the
+# subcommands are cli/cmd_*.c (tests that run a command link them too), the
+# binary's main is cli/main.c
 LIB_DIRS := core formats convert quant runtime verify cuda
 LIB_SRC  := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
-CLI_SRC  := $(sort $(wildcard cli/*.c))
+CMD_SRC  := $(sort $(wildcard cli/cmd_*.c))
+CLI_SRC  := cli/main.c $(CMD_SRC)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CMD_OBJ  := $(CMD_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
-STUB_OBJ := $(BUILD)/cli/stubs.o
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 ASAN_DIR      := $(BUILD)/asan
 ASAN_LIB_OBJ  := $(LIB_SRC:%.c=$(ASAN_DIR)/%.o)
+ASAN_CMD_OBJ  := $(CMD_SRC:%.c=$(ASAN_DIR)/%.o)
 ASAN_TEST_BIN := $(TEST_SRC:tests/%.c=$(ASAN_DIR)/tests/%)
 
 .PHONY: all test test-fast test-asan test-cuda demo fixtures bench clean help
@@ -103,17 +107,17 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/%.c $(LIB_OBJ) $(STUB_OBJ)
+$(BUILD)/tests/%: tests/%.c $(CMD_OBJ) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(STUB_OBJ) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(CMD_OBJ) $(LIB_OBJ) $(LDLIBS)
 
 $(ASAN_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
 
-$(ASAN_DIR)/tests/%: tests/%.c $(ASAN_LIB_OBJ) $(ASAN_DIR)/cli/stubs.o
+$(ASAN_DIR)/tests/%: tests/%.c $(ASAN_CMD_OBJ) $(ASAN_LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $< $(ASAN_LIB_OBJ) $(ASAN_DIR)/cli/stubs.o $(LDLIBS)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $< $(ASAN_CMD_OBJ) $(ASAN_LIB_OBJ) $(LDLIBS)
 
 $(ASAN_DIR)/hyquant: $(CLI_SRC:%.c=$(ASAN_DIR)/%.o) $(ASAN_LIB_OBJ)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
@@ -148,4 +152,4 @@ clean:
 -include cuda/cuda.mk
 -include tests/fuzz.mk
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)
--include $(ASAN_LIB_OBJ:.o=.d)
+-include $(ASAN_LIB_OBJ:.o=.d) $(ASAN_CMD_OBJ:.o=.d)

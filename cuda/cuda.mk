@@ -38,9 +38,9 @@ ifneq ($(HAVE_NVCC),)
 endif
 
 # bench/bench_gpu.c, linked like a test (bench/bench_gpu.sh, tools/gpu_check.sh)
-$(BUILD)/bench_gpu: bench/bench_gpu.c $(LIB_OBJ) $(STUB_OBJ)
+$(BUILD)/bench_gpu: bench/bench_gpu.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(STUB_OBJ) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
 
 test-cuda: $(CU_TESTS)
 	@fail=0; for t in $(CU_TESTS); do echo "== $$t"; $$t || fail=1; done; exit $$fail

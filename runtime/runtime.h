@@ -82,11 +82,6 @@ void rt_use_reference_kernels(bool on);
  * The CUDA backend honours the router part only (cuda/attn.cu keeps ties at
  * the lower key index). */
 void rt_model_set_hf_prefill(rt_model *m, bool on);
-/* For hq_cmd_* functions only (argv as the subcommand receives it, argv[-1]
- * being the program path): re-executes the process once with a short OpenMP
- * spin (GOMP_SPINCOUNT) unless the user chose OMP_WAIT_POLICY/GOMP_SPINCOUNT;
- * see runtime/cmd_common.c. Returns only when no re-exec happened. */
-void rt_cmd_tame_openmp(int argc, char **argv);
 /* Hook notes: on_matmul_input is called for every matrix product with a
  * weight (quantizable or not: attn_dt, ssm_dt, ffn_gate_inp, ffn_pk_query
  * included); the lm_head reports "output.weight", or "token_embd.weight"

@@ -11,7 +11,7 @@ set -u
 cd "$(dirname "$0")/.."
 # libgomp spins ~300k iterations at every barrier before it sleeps; on a busy
 # 2-core machine the spinning threads starve the working one and a test runs
-# 3-10x slower (runtime/cmd_common.c). The commands re-exec themselves with a
+# 3-10x slower (cli/cmd_common.c). The commands re-exec themselves with a
 # short spin; the test programs get the same setting from here.
 if [ -z "${OMP_WAIT_POLICY:-}" ] && [ -z "${GOMP_SPINCOUNT:-}" ]; then export GOMP_SPINCOUNT=10000; fi
 total_p=0; total_f=0; failed_names=()

@@ -1,4 +1,4 @@
-/* runtime/cmd_common.c — helpers for the runtime's subcommands.
+/* cli/cmd_common.c — helpers shared by the subcommands that run the model.
  *
  * libgomp's default barrier wait spins for a long time (~300k iterations)
  * before sleeping. On a shared 2-core machine that is already busy, a
@@ -8,12 +8,12 @@
  * that will run the model re-executes itself once with a short spin
  * (GOMP_SPINCOUNT=10000, then futex sleep) unless the user set
  * OMP_WAIT_POLICY or GOMP_SPINCOUNT. */
-#include "runtime.h" // defines: rt_cmd_tame_openmp
+#include "commands.h" // defines: hq_cmd_tame_openmp
 
 #include <stdlib.h>
 #include <unistd.h>
 
-void rt_cmd_tame_openmp(int argc, char **argv) {
+void hq_cmd_tame_openmp(int argc, char **argv) {
 #ifdef _OPENMP
     (void)argc;
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || getenv("HQ_NO_REEXEC")) return;

@@ -1,4 +1,4 @@
-/* quant/cmd_calibrate.c — `hyquant calibrate model.gguf --text FILE -o model.imatrix`
+/* cli/cmd_calibrate.c — `hyquant calibrate model.gguf --text FILE -o model.imatrix`
  *
  * Runs the model over calibration text in chunks of --ctx tokens (each chunk
  * a fresh sequence, starting with BOS when the model has one, as
@@ -8,11 +8,11 @@
  * --full-hessian also accumulates Σxxᵀ per plain matrix for GPTQ.
  * Prints a coverage report (tokens, experts never / rarely routed, matrices
  * whose inputs have outlier columns). Output is atomic. */
-#include "../cli/commands.h" // defines: hq_cmd_calibrate
+#include "commands.h" // defines: hq_cmd_calibrate
 #include "../core/opts.h"
 #include "../runtime/runtime.h"
 #include "../runtime/tokenizer.h"
-#include "imatrix.h"
+#include "../quant/imatrix.h"
 
 #include <math.h>
 #include <stdio.h>

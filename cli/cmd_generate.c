@@ -1,11 +1,11 @@
-/* runtime/cmd_generate.c — `hyquant generate model.gguf -p "…" [-n N]
+/* cli/cmd_generate.c — `hyquant generate model.gguf -p "…" [-n N]
  * [--temp T] [--seed S] [--top-k K]`: tokenize the prompt (BOS prepended when
  * the tokenizer config says add_bos_token), prefill it in one batched
  * forward, then decode one token at a time, printing each piece as soon as it
  * is sampled. temp 0 = greedy (arg-max, lowest id on ties). Stops at EOS. */
-#include "runtime.h"   // defines: rt_forward_last
-#include "tokenizer.h"
-#include "../cli/commands.h"
+#include "commands.h" // defines: hq_cmd_generate
+#include "../runtime/runtime.h"
+#include "../runtime/tokenizer.h"
 #include "../core/opts.h"
 #include "../cuda/backend.h" // defines: cu_cmd_backend
 
@@ -83,7 +83,7 @@ int hq_cmd_generate(int argc, char **argv) {
     char err[HQ_ERR_LEN] = "";
     hq_status st;
     if (!prompt) return hq_cmd_error(cmd, HQ_ERR_ARG, "a prompt is required (-p TEXT)");
-    rt_cmd_tame_openmp(argc, argv);
+    hq_cmd_tame_openmp(argc, argv);
     rt_set_threads((int)threads);
 
     rt_model *m = NULL;
