@@ -31,8 +31,8 @@ ifneq ($(HAVE_NVCC),)
 
   # hyquant links $^ (so the objects join its prerequisites); the tests link
   # $(LIB_OBJ) $(LDLIBS), so they get the objects through LDLIBS
-  hyquant: $(CU_OBJ)
-  hyquant: LDLIBS += $(CU_LIBS)
+  $(HQ_BIN): $(CU_OBJ)
+  $(HQ_BIN): LDLIBS += $(CU_LIBS)
   $(TEST_BIN) $(BUILD)/bench_gpu: $(CU_OBJ)
   $(TEST_BIN) $(BUILD)/bench_gpu: LDLIBS += $(CU_OBJ) $(CU_LIBS)
 endif

@@ -4,6 +4,7 @@
  * CDMoE expert tables get one slice per expert with the tokens routed to it.
  * With full_hessian it also accumulates Σxxᵀ per plain matrix for GPTQ. */
 #include "calibrate.h" // defines: q_cal_*
+#include "../core/omp.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -48,7 +49,7 @@ static bool cal_gram(q_cal *c, const float *x, int64_t n_tok, int64_t n_in) {
     c->last_tok = n_tok;
     c->last_in = n_in;
     float *restrict G = c->gram;
-#pragma omp parallel for schedule(dynamic, 8)
+    HQ_OMP("omp parallel for schedule(dynamic, 8)")
     for (int64_t a = 0; a < n_in; a++) {
         float *restrict ga = G + a * n_in;
         memset(ga, 0, sizeof(float) * (size_t)n_in);
@@ -59,7 +60,7 @@ static bool cal_gram(q_cal *c, const float *x, int64_t n_tok, int64_t n_in) {
             for (int64_t b = a; b < n_in; b++) ga[b] += xa * xt[b];
         }
     }
-#pragma omp parallel for schedule(static)
+    HQ_OMP("omp parallel for schedule(static)")
     for (int64_t a = 0; a < n_in; a++)
         for (int64_t b = 0; b < a; b++) G[a * n_in + b] = G[b * n_in + a];
     return true;
