@@ -46,6 +46,10 @@ state() {
 }
 TIME=""
 [ -z "$SAN" ] && [ -x /usr/bin/time ] && TIME=/usr/bin/time
+if [ -z "$TIME" ]; then
+  if [ -n "$SAN" ]; then echo "skip peak-RSS bounds: the sanitizers change memory use"
+  else echo "skip peak-RSS bounds: /usr/bin/time not installed"; fi
+fi
 
 # run_case NAME WANT_RC NEEDLE MAX_RSS_MB CHANGES -- hyquant args...
 #   NEEDLE: text the single stderr line must contain ("" for a success);
