@@ -1,17 +1,25 @@
 # hyquant — one Makefile. `make` builds ./hyquant; `make test` runs the suite
-# (normal build, then the same tests under ASan+UBSan); `make demo` runs the
-# main job on the bundled model. Knobs: NO_OMP=1, NO_CUDA=1, NO_MPI=1, CC=clang.
+# (normal build, then the same tests under ASan+UBSan, then a smoke run of the
+# NO_OMP=1 and NO_CUDA=1 NO_MPI=1 builds); `make demo` runs the main job on the
+# bundled model. Knobs: NO_OMP=1, NO_CUDA=1, NO_MPI=1, CC=clang, BUILD=dir and
+# HQ_BIN=path (where objects and the binary go; the variants use build/noomp,
+# build/nocuda).
 
 CC      ?= gcc
 NVCC    ?= nvcc
 BUILD   := build
+HQ_BIN  := hyquant
 PY      ?= python3
 
 # ---- Debian packages the build needs: installed when root, else the exact line.
+# Checked only when a goal compiles something (not for clean, help, fixtures).
 # DEPS_PREFIX=dir: take cJSON and zlib from Debian packages unpacked there
 # (dpkg -x) instead — for machines with no package registry (tools/gpu_check.sh).
 DEB_PKGS := libcjson-dev zlib1g-dev pkg-config
-ifneq ($(DEPS_PREFIX),)
+NEED_DEPS := $(filter-out clean help fixtures,$(or $(MAKECMDGOALS),all))
+ifeq ($(NEED_DEPS),)
+  DEB_MISSING :=
+else ifneq ($(DEPS_PREFIX),)
   DEPS_LIB := $(abspath $(DEPS_PREFIX))/usr/lib/x86_64-linux-gnu
   DEB_MISSING :=
   CJSON_CFLAGS := -I$(abspath $(DEPS_PREFIX))/usr/include/cjson -I$(abspath $(DEPS_PREFIX))/usr/include
@@ -36,7 +44,7 @@ endif
 # Open MPI (optional, docs/scale-out.md): installed as root when missing; a
 # failed install or no root only means a build without MPI
 MPI_PKGS := openmpi-bin libopenmpi-dev
-ifeq ($(NO_MPI)$(DEPS_PREFIX),)
+ifeq ($(NO_MPI)$(DEPS_PREFIX)$(if $(NEED_DEPS),,skip),)
   MPI_MISSING := $(shell for p in $(MPI_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)
   ifneq ($(strip $(MPI_MISSING)),)
     ifeq ($(shell id -u),0)
@@ -55,7 +63,9 @@ ifeq ($(DEPS_PREFIX),)
   ZLIB_LIBS    := $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
 endif
 
-# ---- probes, each printing what it found
+# ---- probes, each printing what it found (skipped, like the package check,
+# for goals that compile nothing)
+ifneq ($(NEED_DEPS),)
 ifeq ($(NO_OMP),1)
   OMP_FLAGS :=
   $(info [probe] OpenMP: disabled (NO_OMP=1))
@@ -80,7 +90,9 @@ else
     $(info [probe] nvcc: not found — CUDA backend not built (emulated kernels still tested))
   endif
 endif
+endif
 
+ifneq ($(NEED_DEPS),)
 # MPI (docs/scale-out.md): built in when mpicc is found (Debian: openmpi-bin
 # libopenmpi-dev), used only when a launcher (mpirun, srun) starts the process
 ifeq ($(NO_MPI),1)
@@ -100,61 +112,69 @@ else
   endif
 endif
 
-WARN    := -Wall -Wextra -Wshadow -Werror
+endif
+
+WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Werror
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) $(OMP_FLAGS) $(CJSON_CFLAGS) $(MPI_CFLAGS) -MMD -MP -I.
 LDLIBS  := $(CJSON_LIBS) $(ZLIB_LIBS) $(MPI_LIBS) -lm -lpthread
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-# ---- sources: every .c in the module folders is part of the library
+# ---- sources: every .c in the module folders is part of the library; the
+# subcommands are cli/cmd_*.c (tests that run a command link them too), the
+# binary's main is cli/main.c
 LIB_DIRS := core formats convert quant runtime verify cuda
 LIB_SRC  := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
-CLI_SRC  := $(sort $(wildcard cli/*.c))
+CMD_SRC  := $(sort $(wildcard cli/cmd_*.c))
+CLI_SRC  := cli/main.c $(CMD_SRC)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CMD_OBJ  := $(CMD_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
-STUB_OBJ := $(BUILD)/cli/stubs.o
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 ASAN_DIR      := $(BUILD)/asan
 ASAN_LIB_OBJ  := $(LIB_SRC:%.c=$(ASAN_DIR)/%.o)
+ASAN_CMD_OBJ  := $(CMD_SRC:%.c=$(ASAN_DIR)/%.o)
 ASAN_TEST_BIN := $(TEST_SRC:tests/%.c=$(ASAN_DIR)/tests/%)
 
-.PHONY: all test test-fast test-asan test-cuda demo fixtures bench clean help
-all: hyquant
+.PHONY: all test test-fast test-asan test-cuda test-variants variants demo fixtures bench clean help
+all: $(HQ_BIN)
 
 help:
 	@echo "make            build ./hyquant"
-	@echo "make test       run the test suite (normal + ASan/UBSan)"
-	@echo "make test-fast  run the test suite without the sanitizer pass"
+	@echo "make test       run the test suite (normal + ASan/UBSan + NO_OMP/NO_CUDA smoke runs)"
+	@echo "make test-fast  run the test suite once, without the sanitizer pass and the variants"
+	@echo "make test-variants  build NO_OMP=1 and NO_CUDA=1 NO_MPI=1 in build/noomp, build/nocuda and smoke-test them"
 	@echo "make demo       convert, evaluate, quantize and verify the bundled model"
 	@echo "make fixtures   regenerate reference fixtures with the Python tools (needs tools/requirements.txt)"
 
-hyquant: $(CLI_OBJ) $(LIB_OBJ)
+$(HQ_BIN): $(CLI_OBJ) $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/%.c $(LIB_OBJ) $(STUB_OBJ)
+$(BUILD)/tests/%: tests/%.c $(CMD_OBJ) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(STUB_OBJ) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(CMD_OBJ) $(LIB_OBJ) $(LDLIBS)
 
 $(ASAN_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
 
-$(ASAN_DIR)/tests/%: tests/%.c $(ASAN_LIB_OBJ) $(ASAN_DIR)/cli/stubs.o
+$(ASAN_DIR)/tests/%: tests/%.c $(ASAN_CMD_OBJ) $(ASAN_LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $< $(ASAN_LIB_OBJ) $(ASAN_DIR)/cli/stubs.o $(LDLIBS)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $< $(ASAN_CMD_OBJ) $(ASAN_LIB_OBJ) $(LDLIBS)
 
 $(ASAN_DIR)/hyquant: $(CLI_SRC:%.c=$(ASAN_DIR)/%.o) $(ASAN_LIB_OBJ)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
 # test-fast: the suite once; test: also under ASan+UBSan (tests may read
-# HQ_SANITIZED=1 to shrink slow cases). The runner prints "N passed, N failed".
+# HQ_SANITIZED=1 to shrink slow cases) and tests/smoke.sh on the variants.
+# The runner prints "N passed, N failed, N skipped".
 test-fast: hyquant $(TEST_BIN)
 	@tests/run.sh $(BUILD) ./hyquant
 
@@ -162,8 +182,11 @@ test-asan: $(ASAN_DIR)/hyquant $(ASAN_TEST_BIN)
 	@HQ_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	    tests/run.sh $(ASAN_DIR) $(ASAN_DIR)/hyquant
 
-test: hyquant $(TEST_BIN) $(ASAN_DIR)/hyquant $(ASAN_TEST_BIN)
-	@HQ_SANITIZED_DIR=$(ASAN_DIR) tests/run.sh $(BUILD) ./hyquant $(ASAN_DIR) $(ASAN_DIR)/hyquant
+test: hyquant $(TEST_BIN) $(ASAN_DIR)/hyquant $(ASAN_TEST_BIN) variants
+	@HQ_SANITIZED_DIR=$(ASAN_DIR) tests/run.sh $(BUILD) ./hyquant $(ASAN_DIR) $(ASAN_DIR)/hyquant $(VARIANT_RUN)
+
+test-variants: hyquant variants
+	@tests/run.sh $(VARIANT_RUN)
 
 demo: hyquant
 	@tools/demo.sh
@@ -182,5 +205,20 @@ clean:
 
 -include cuda/cuda.mk
 -include tests/fuzz.mk
+
+# ---- the build knobs, kept working: each variant is a full build in its own
+# directory (a sub-make with the knob); tests/smoke.sh runs it end to end and
+# compares its outputs with ./hyquant's. NO_OMP=1 links the nvcc objects of
+# the main build (OpenMP does not touch them) instead of compiling them again.
+VARIANT_noomp  := NO_OMP=1 CU_GPU_DIR=$(BUILD)/cuda/gpu
+VARIANT_nocuda := NO_CUDA=1 NO_MPI=1
+VARIANT_NAMES  := noomp nocuda
+VARIANT_RUN    := $(foreach v,$(VARIANT_NAMES),--smoke $(BUILD)/$(v) $(BUILD)/$(v)/hyquant)
+variants: $(CU_OBJ)
+	@for v in $(VARIANT_NAMES); do \
+	  case $$v in noomp) k="$(VARIANT_noomp)";; nocuda) k="$(VARIANT_nocuda)";; esac; \
+	  echo "== variant $$v: $$k"; \
+	  $(MAKE) --no-print-directory BUILD=$(BUILD)/$$v HQ_BIN=$(BUILD)/$$v/hyquant $$k $(BUILD)/$$v/hyquant || exit 1; \
+	done
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)
--include $(ASAN_LIB_OBJ:.o=.d)
+-include $(ASAN_LIB_OBJ:.o=.d) $(ASAN_CMD_OBJ:.o=.d)

@@ -118,7 +118,6 @@ def hq_lib():
     objs = []
     for d in ("core", "formats", "convert", "quant", "runtime", "verify", "cuda"):
         objs += sorted(glob.glob(os.path.join(ROOT, "build", d, "*.o")))
-    objs.append(os.path.join(ROOT, "build", "cli", "stubs.o"))
     os.makedirs(WORK, exist_ok=True)
     lib = os.path.join(WORK, "libhyquant.a")
     if os.path.exists(lib):

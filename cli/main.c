@@ -24,14 +24,6 @@ static const hq_command k_commands[] = {
     {"verify", hq_cmd_verify, "compare a quantized model with its base: PPL, KLD, top-1, per-layer drift", false},
 };
 
-int hq_cmd_error(const char *cmd, hq_status st, const char *msg) {
-    if (hq_par_active() && hq_par_rank() != 0) /* a rank's own failure, before the ranks agree on one */
-        fprintf(stderr, "hyquant %s (rank %d): %s\n", cmd, hq_par_rank(), msg && *msg ? msg : hq_status_name(st));
-    else
-        fprintf(stderr, "hyquant %s: %s\n", cmd, msg && *msg ? msg : hq_status_name(st));
-    return st == HQ_ERR_ARG ? 2 : 1;
-}
-
 static void usage(FILE *f) {
     fprintf(f, "hyquant %s — convert, quantize and verify Cheems/Doge hybrid SSM+attention+MoE models\n\n"
                "usage: hyquant <command> [options]   (hyquant <command> --help for details)\n\ncommands:\n",

@@ -1,6 +1,6 @@
 /* core/opts.c — see opts.h */
-#include "opts.h" // defines: hq_opts_parse, hq_opts_usage, hq_cmd_start
-#include "../cli/commands.h"
+#include "opts.h" // defines: hq_opts_parse, hq_opts_usage, hq_cmd_start, hq_cmd_error
+#include "par.h"
 
 #include <errno.h>
 #include <math.h>
@@ -163,6 +163,14 @@ void hq_str_list_free(hq_str_list *l) {
     hq_free(l->v);
     l->v = NULL;
     l->n = 0;
+}
+
+int hq_cmd_error(const char *cmd, hq_status st, const char *msg) {
+    if (hq_par_active() && hq_par_rank() != 0) /* a rank's own failure, before the ranks agree on one (par.h) */
+        fprintf(stderr, "hyquant %s (rank %d): %s\n", cmd, hq_par_rank(), msg && *msg ? msg : hq_status_name(st));
+    else
+        fprintf(stderr, "hyquant %s: %s\n", cmd, msg && *msg ? msg : hq_status_name(st));
+    return st == HQ_ERR_ARG ? 2 : 1;
 }
 
 int hq_cmd_start(const hq_cmd_def *d, int argc, char **argv, const char **pos) {

@@ -52,6 +52,10 @@ typedef struct {
     unsigned out_pos;     /* bit i set: positional i is an output path */
 } hq_cmd_def;
 
+/* Prints "hyquant <cmd>: <msg>" on stderr (msg empty: the status name) and
+ * returns the exit status for st: 2 for HQ_ERR_ARG, else 1. */
+int hq_cmd_error(const char *cmd, hq_status st, const char *msg);
+
 /* Parses argv. Returns -1 when the command goes on (positionals in pos),
  * otherwise its exit status: 0 after printing the usage for -h/--help, 2
  * after printing "hyquant <cmd>: <msg>" for a parse error or a wrong count. */

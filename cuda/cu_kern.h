@@ -204,4 +204,44 @@ HQ_DEVICE float cu_deq1(uint32_t type, const uint8_t *row, int64_t i) {
     default: return NAN; /* unsupported types are refused before launch */
     }
 }
+
+/* The host wrappers of the op files (separate translation units under nvcc,
+ * one under cuda/kernels_emu.c), reached through the tables in table.cu. */
+CU_API int CU_SYM(cu_rmsnorm)(const float *x, const float *w, float *y, int64_t rows, int64_t d, float eps);
+CU_API int CU_SYM(cu_rmsnorm_supported)(int64_t d);
+CU_API int CU_SYM(cu_rope)(float *x, int64_t n_tok, int64_t n_heads, int64_t P, int64_t pos0, const int64_t *dpos,
+                           float base);
+CU_API int CU_SYM(cu_rope_supported)(int64_t P);
+CU_API int CU_SYM(cu_matmul_f)(const cu_wt *w, const float *x, float *y, int64_t n_tok, const float *bias);
+CU_API int CU_SYM(cu_matmul_f_supported)(uint32_t type, int64_t n_in);
+CU_API int CU_SYM(cu_matmul_q)(const cu_wt *w, const float *x, float *y, int64_t n_tok, const float *bias,
+                               void *scratch, int act_ready);
+CU_API int CU_SYM(cu_matmul_q_supported)(uint32_t type, int64_t n_in);
+CU_API int CU_SYM(cu_quant_act)(uint32_t type, const float *x, int64_t n_tok, int64_t n_in, void *scratch);
+CU_API int CU_SYM(cu_swiglu)(float *g, const float *u, int64_t n);
+CU_API int CU_SYM(cu_softplus_bias)(float *dt, const float *bias, int64_t n, int64_t H);
+CU_API int CU_SYM(cu_residual)(float *h, const float *r, const float *br, int64_t n, int64_t d);
+CU_API int CU_SYM(cu_kv_append)(float *kc, float *vc, float *beta, const float *k, const float *v, const float *dt,
+                                const float *A, int64_t n, int64_t KV, int64_t P, int64_t M, int64_t cap,
+                                int64_t pos0, const int64_t *dpos);
+CU_API int CU_SYM(cu_embed)(const cu_wt *w, const int32_t *tokens, int64_t n, float *out);
+CU_API int CU_SYM(cu_ssd_scan)(const cu_ssd_dims *dm, int64_t n, const float *x, const float *b, const float *c,
+                               const float *dt, const float *A, const float *D, float *state, float *y);
+CU_API int CU_SYM(cu_ssd_supported)(const cu_ssd_dims *dm);
+CU_API int CU_SYM(cu_attn)(const cu_attn_params *ap, const float *q, const float *kc, const float *vc,
+                           const float *beta, int64_t pos0, const int64_t *dpos, int64_t n, float *out,
+                           void *scratch);
+CU_API uint64_t CU_SYM(cu_attn_scratch)(const cu_attn_params *ap, int64_t n);
+CU_API int CU_SYM(cu_attn_supported)(const cu_attn_params *ap);
+CU_API int CU_SYM(cu_route_router)(const float *logits, int64_t n, int64_t Kk, int64_t k, int32_t *ids, float *w);
+CU_API int CU_SYM(cu_route_pk)(const float *q, const float *keys, int64_t n, int64_t Hr, int64_t R, int64_t Kk,
+                               int64_t k, int32_t *ids, float *w, void *scratch);
+CU_API uint64_t CU_SYM(cu_route_pk_scratch)(int64_t n, int64_t Hr, int64_t Kk);
+CU_API int CU_SYM(cu_route_supported)(int64_t Kk, int64_t k);
+CU_API int CU_SYM(cu_experts)(const cu_wt *down, const cu_wt *up, const float *x, int64_t n, const int32_t *ids,
+                              const float *w, int64_t k_total, float *out, void *scratch);
+CU_API uint64_t CU_SYM(cu_experts_scratch)(const cu_wt *down, int64_t n, int64_t k_total);
+CU_API int CU_SYM(cu_logsoftmax)(const float *x, float *y, int64_t rows, int64_t V);
+CU_API int CU_SYM(cu_nll)(const float *x, const int32_t *target, float *nll, int64_t rows, int64_t V);
+CU_API int CU_SYM(cu_kl)(const float *a, const float *b, float *kl, int64_t rows, int64_t V);
 #endif

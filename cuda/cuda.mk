@@ -31,16 +31,16 @@ ifneq ($(HAVE_NVCC),)
 
   # hyquant links $^ (so the objects join its prerequisites); the tests link
   # $(LIB_OBJ) $(LDLIBS), so they get the objects through LDLIBS
-  hyquant: $(CU_OBJ)
-  hyquant: LDLIBS += $(CU_LIBS)
+  $(HQ_BIN): $(CU_OBJ)
+  $(HQ_BIN): LDLIBS += $(CU_LIBS)
   $(TEST_BIN) $(BUILD)/bench_gpu: $(CU_OBJ)
   $(TEST_BIN) $(BUILD)/bench_gpu: LDLIBS += $(CU_OBJ) $(CU_LIBS)
 endif
 
 # bench/bench_gpu.c, linked like a test (bench/bench_gpu.sh, tools/gpu_check.sh)
-$(BUILD)/bench_gpu: bench/bench_gpu.c $(LIB_OBJ) $(STUB_OBJ)
+$(BUILD)/bench_gpu: bench/bench_gpu.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(STUB_OBJ) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
 
 test-cuda: $(CU_TESTS)
 	@fail=0; for t in $(CU_TESTS); do echo "== $$t"; $$t || fail=1; done; exit $$fail

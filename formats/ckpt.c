@@ -25,14 +25,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Real implementation in formats/torch.c; this weak fallback keeps the
- * library linkable while that module is absent. */
-__attribute__((weak)) hq_status fmt_torch_parse(const uint8_t *buf, uint64_t len, const char *label, int file_index,
-                                                fmt_ckpt *ck, char *err) {
-    (void)buf, (void)len, (void)file_index, (void)ck;
-    return hq_fail(err, HQ_ERR_UNSUPPORTED, "%s: torch reader not built", label);
-}
-
 /* ---------------- dtypes ---------------- */
 
 static const struct {

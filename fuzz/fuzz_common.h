@@ -18,6 +18,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* the harnesses (fuzz/harnesses.h lists them) */
+int fuzz_zip(const uint8_t *d, size_t n);
+int fuzz_pickle(const uint8_t *d, size_t n);
+int fuzz_safetensors(const uint8_t *d, size_t n);
+int fuzz_torch(const uint8_t *d, size_t n);
+int fuzz_gguf(const uint8_t *d, size_t n);
+int fuzz_imatrix(const uint8_t *d, size_t n);
+int fuzz_config(const uint8_t *d, size_t n);
+int fuzz_ckpt_index(const uint8_t *d, size_t n);
+int fuzz_tokenizer_load(const uint8_t *d, size_t n);
+int fuzz_tokenize(const uint8_t *d, size_t n);
+int fuzz_model(const uint8_t *d, size_t n);
+
 #define FZ_ASSERT(cond, ...)                                                   \
     do {                                                                       \
         if (!(cond)) {                                                         \

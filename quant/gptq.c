@@ -1,5 +1,6 @@
 /* quant/gptq.c — GPTQ onto ggml block formats; algorithm in gptq.h */
 #include "gptq.h" // defines: q_gptq_quantize, q_gptq_loss
+#include "../core/omp.h"
 #include "../core/half.h"
 #include "formats.h"
 #include "quant.h"
@@ -144,7 +145,7 @@ static bool chol_lower(double *A, int64_t n) {
         if (!(s > 0)) return false;
         double ljj = sqrt(s);
         A[j * n + j] = ljj;
-#pragma omp parallel for schedule(static) if (n - j > 256)
+        HQ_OMP("omp parallel for schedule(static) if (n - j > 256)")
         for (int64_t i = j + 1; i < n; i++) A[i * n + j] = (A[i * n + j] - dot(A + i * n, A + j * n, j)) / ljj;
     }
     for (int64_t i = 0; i < n; i++)
@@ -167,7 +168,7 @@ static bool chol_inverse_upper(double *H, double *out, int64_t n) {
     /* out = V⁻¹, row by row: U_ij = −Σ_{k=i}^{j−1} U_ik V_kj / V_jj, accumulated
      * as axpys over the rows of V */
     memset(out, 0, sizeof(double) * (size_t)(n * n));
-#pragma omp parallel for schedule(dynamic, 8)
+    HQ_OMP("omp parallel for schedule(dynamic, 8)")
     for (int64_t i = 0; i < n; i++) {
         double *u = out + i * n; /* u[j] holds the running Σ until j is reached */
         for (int64_t k = i; k < n; k++) {
@@ -258,7 +259,7 @@ hq_status q_gptq_quantize(uint32_t type, float *W, int64_t rows, int64_t ncols, 
     for (int64_t pb = 0; pb < nb; pb++) {
         const int64_t p0 = pb * B;
         int bad = 0;
-#pragma omp parallel for schedule(static) reduction(| : bad)
+        HQ_OMP("omp parallel for schedule(static) reduction(| : bad)")
         for (int64_t r = 0; r < rows; r++) {
             float *w = W + r * ncols + p0;
             uint8_t *bk = blk + (size_t)r * bs;
@@ -288,7 +289,7 @@ hq_status q_gptq_quantize(uint32_t type, float *W, int64_t rows, int64_t ncols, 
         }
         /* lazy batch update of the remaining columns: W[:, p0+B:] -= Err · U[p0:p0+B, p0+B:] */
         if (p0 + B < ncols) {
-#pragma omp parallel for schedule(static)
+            HQ_OMP("omp parallel for schedule(static)")
             for (int64_t r = 0; r < rows; r++) {
                 float *w = W + r * ncols;
                 const float *e = err1 + r * B;

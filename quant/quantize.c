@@ -1,5 +1,6 @@
 /* quant/quantize.c — streaming GGUF quantizer; see quantize.h */
 #include "quantize.h" // defines: q_quantize_file, q_method_name
+#include "../core/omp.h"
 #include "../core/half.h"
 #include "../formats/gguf.h"
 #include "../runtime/runtime.h"
@@ -132,12 +133,12 @@ static hq_status quantize_tensor(const fmt_gguf_tensor *t, q_tensor_plan *p, con
     float *x = b->f32;
     /* 1. to f32, then refuse NaN/Inf */
     int64_t bad_row = -1;
-#pragma omp parallel for schedule(static)
+    HQ_OMP("omp parallel for schedule(static)")
     for (int64_t r = 0; r < rows; r++) {
         row_to_f32(p->in_type, src + (uint64_t)r * in_row, x + r * ne0, ne0);
         for (int64_t j = 0; j < ne0; j++)
             if (!isfinite(x[r * ne0 + j])) {
-#pragma omp critical
+                HQ_OMP("omp critical")
                 if (bad_row < 0 || r < bad_row) bad_row = r;
                 break;
             }
@@ -167,7 +168,7 @@ static hq_status quantize_tensor(const fmt_gguf_tensor *t, q_tensor_plan *p, con
         if (st != HQ_ERR_UNSUPPORTED) return st;
         /* q_gptq_quantize refuses unsupported types before touching x */
     }
-#pragma omp parallel for schedule(dynamic, 8) reduction(+ : uniform)
+    HQ_OMP("omp parallel for schedule(dynamic, 8) reduction(+ : uniform)")
     for (int64_t r = 0; r < rows; r++) {
         const float *imp = NULL;
         if (ie) {
@@ -182,15 +183,15 @@ validate:
     if (block_quantized(p->out_type)) {
         /* like ggml_validate_row_data: every dequantized value finite */
         int64_t bad = -1;
-#pragma omp parallel
+        HQ_OMP("omp parallel")
         {
             float *w = imps + (int64_t)thread_id() * ne0;
-#pragma omp for schedule(static)
+            HQ_OMP("omp for schedule(static)")
             for (int64_t r = 0; r < rows; r++) {
                 row_to_f32(p->out_type, out + (uint64_t)r * out_row, w, ne0);
                 for (int64_t j = 0; j < ne0; j++)
                     if (!isfinite(w[j])) {
-#pragma omp critical
+                        HQ_OMP("omp critical")
                         bad = r;
                         break;
                     }

@@ -1,6 +1,5 @@
 /* quant/traits.c — the q_traits table (quant/quant.h): one designated
- * initializer per ggml type id, plus the small row helpers. Defining
- * q_traits here overrides the weak stub in cli/stubs.c. */
+ * initializer per ggml type id, plus the small row helpers. */
 #include "quant.h"
 #include "formats.h"
 

@@ -169,6 +169,7 @@ int64_t rt_attn_scratch(const rt_attn_params *ap) {
 static void keep_slow(const rt_attn_params *ap, const float *bm0, int64_t lo, int64_t tpos, int64_t pos0, float thr,
                       int64_t L, rt_vj *row, char *keep) {
     int64_t cnt = tpos - lo + 1, kw = ap->keep_window;
+    if (cnt <= 0) return; /* never (the caller has cnt > kw); inlined without OpenMP, gcc cannot tell */
     memset(keep, 0, (size_t)cnt);
     if (ap->keep_rule == RT_KEEP_LOW_INDEX) { /* β > thr, then ties lowest index first */
         int64_t gt = 0;
@@ -205,6 +206,7 @@ void rt_attn(const rt_attn_params *ap, const float *q, const float *kc, const fl
 #endif
     (void)avx2;
     int64_t items = n * H, work = items * (pos0 + n) * P;
+    (void)work; /* used by the OpenMP clause only */
     RT_OMP("omp parallel for schedule(dynamic, 4) if(items > 1 && work > (1 << 16))")
     for (int64_t it = 0; it < items; it++) {
         int64_t t = it / H, h = it % H;

@@ -56,6 +56,7 @@ static hq_status quant_matmul(const rt_weight *w, const float *x, float *y, int6
         RT_OMP("omp parallel for schedule(static) if(n_tok > 1)")
         for (int64_t t = 0; t < n_tok; t++) act_convert(tr, false, x + t * w->n_in, buf + t * arb, w->n_in);
         int64_t nb = (w->n_out + 15) / 16, work = n_tok * w->n_out * w->n_in;
+        (void)work; /* used by the OpenMP clause only */
         RT_OMP("omp parallel for schedule(dynamic, 1) if(work > (1 << 20))")
         for (int64_t b = 0; b < nb; b++) {
             int64_t o0 = b * 16, o1 = o0 + 16 < w->n_out ? o0 + 16 : w->n_out;
@@ -288,6 +289,7 @@ hq_status rt_matmul(const rt_weight *w, const float *x, float *y, int64_t n_tok,
             return hq_fail(err, HQ_ERR_NOMEM, "matmul '%s': out of memory for conversion buffers", w->name);
     }
     int64_t nb = (w->n_out + RB - 1) / RB, work = n_tok * w->n_out * w->n_in;
+    (void)work; /* used by the OpenMP clause only */
     RT_OMP("omp parallel for schedule(dynamic, 1) if(work > (1 << 18))")
     for (int64_t b = 0; b < nb; b++) {
         int64_t o0 = b * RB, o1 = o0 + RB < w->n_out ? o0 + RB : w->n_out;

@@ -1,6 +1,8 @@
 /* runtime/tok_internal.h — internals shared by the tokenizer's files:
- *   tokenizer.c   tokenizer.json loading, added tokens, the encode pipeline,
- *                 post-processor, token_to_piece
+ *   tok_json.c    tokenizer.json loading: model, normalizers, pre-tokenizers,
+ *                 added tokens, post-processor, decoder
+ *   tokenizer.c   the encode pipeline (added-token extraction, BPE cache,
+ *                 post-processor ids), token_to_piece
  *   tok_bpe.c     string/pair hash maps and the BPE merge loop
  *   tok_pretok.c  normalizers, pre-tokenizers and the hand-written matchers
  *                 for the GPT-2 / Llama-3 split regexes

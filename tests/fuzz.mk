@@ -15,7 +15,7 @@ FUZZ_DIR     := $(BUILD)/fuzz
 FUZZ_NAMES   := zip pickle safetensors torch gguf imatrix config ckpt_index tokenizer_load tokenize model
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -I. $(CJSON_CFLAGS) -Wall -Wno-unknown-pragmas $(FUZZ_SAN)
-FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/cli/stubs.o $(FUZZ_DIR)/obj/fuzz/fuzz_cpu.o
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/fuzz/fuzz_cpu.o
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
 REPLAY_BINS  := $(FUZZ_NAMES:%=$(BUILD)/fuzz-replay/fuzz_%)
 
@@ -25,9 +25,7 @@ $(FUZZ_DIR)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -include fuzz/fuzz_cpu.h -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
 
-# objects, not an archive: an archive member holding a strong definition is
-# never pulled in when another member already gave a weak placeholder
-# (formats/ckpt.c's weak fmt_torch_parse), so the harness would fuzz the stub
+# objects, not an archive: linked as the tests link them
 $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(FUZZ_LIB_OBJ)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJ) $(LDLIBS)
 
@@ -63,9 +61,9 @@ fuzz-minimize: $(FUZZ_DIR)/fuzz_$(H)
 	$(FUZZ_DIR)/fuzz_$(H) -merge=1 $(FUZZ_DIR)/min/$(H) fuzz/corpus/$(H) $(FUZZ_DIR)/corpus/$(H)
 	@echo "minimized set in $(FUZZ_DIR)/min/$(H) (review, then copy into fuzz/corpus/$(H))"
 
-$(BUILD)/fuzz-replay/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h fuzz/replay_main.c $(LIB_OBJ) $(STUB_OBJ)
+$(BUILD)/fuzz-replay/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h fuzz/replay_main.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< fuzz/replay_main.c $(LIB_OBJ) $(STUB_OBJ) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< fuzz/replay_main.c $(LIB_OBJ) $(LDLIBS)
 
 fuzz-replay: $(REPLAY_BINS)
 	@for h in $(FUZZ_NAMES); do printf '%-15s ' $$h; $(BUILD)/fuzz-replay/fuzz_$$h fuzz/corpus/$$h fuzz/regressions/$$h || exit 1; done

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 HQ=${HYQUANT:-./hyquant}
 if ! command -v python3 >/dev/null 2>&1 ||
    ! python3 -c 'import gguf, numpy, safetensors' >/dev/null 2>&1; then
-  echo "skipped: python3 with gguf, numpy and safetensors not available"
+  echo "skip: python3 with gguf, numpy and safetensors not available"
   echo "0 passed, 0 failed"
   exit 0
 fi

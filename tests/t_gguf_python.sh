@@ -6,7 +6,7 @@
 set -u
 cd "$(dirname "$0")/.."
 if ! python3 -c "import gguf, numpy" >/dev/null 2>&1; then
-  echo "skipped: python gguf package not installed"
+  echo "skip: python gguf package not installed"
   echo "0 passed, 0 failed"
   exit 0
 fi

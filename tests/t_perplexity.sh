@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/t_perplexity.sh — `hyquant perplexity` and `hyquant generate` from the
 # command line: usage errors (exit 2), bad inputs (exit 1, one line), and on
-# the bundled model models/cheems-tiny (when its weights exist): JSON output,
+# the bundled model models/cheems-tiny (committed: missing weights fail): JSON output,
 # thread-count independence, the --save-logits file size, greedy determinism,
 # and the PyTorch perplexity of models/cheems-tiny/reference_ppl.json
 # reproduced to 4 significant digits (tools/train_tiny.py export computes it
@@ -27,7 +27,7 @@ expect_fail "corrupt model" 1 "bad.gguf" -- perplexity "$T/bad.gguf" --text "$T/
 
 MODEL=${HQ_PPL_MODEL:-models/cheems-tiny}  # override to try another checkpoint dir
 if [ ! -f "$MODEL/model.safetensors" ] && [ ! -f "$MODEL/pytorch_model.bin" ]; then
-  echo "skip model checks: $MODEL has no weights yet"
+  bad "$MODEL has no weights (committed)"
   finish
 fi
 G="$T/tiny.gguf"
@@ -76,7 +76,11 @@ s2=$("$HQ" generate "$G" -p "The" -n 8 --temp 0.8 --top-k 20 --seed 7 -q 2>/dev/
 
 # ---- the PyTorch reference perplexity of the bundled model (4 significant digits)
 REF="$MODEL/reference_ppl.json"
-if [ -f "$REF" ] && [ -f data/eval.txt ] && [ -z "${HQ_SANITIZED:-}" ]; then
+if [ -n "${HQ_SANITIZED:-}" ]; then
+  echo "skip reference PPL: sanitizer pass (the normal pass checks it)"
+elif [ ! -f "$REF" ] || [ ! -f data/eval.txt ]; then
+  bad "reference PPL: $REF or data/eval.txt is missing (committed)"
+else
   ctx=$(sed -n 's/.*"ctx": *\([0-9]*\).*/\1/p' "$REF" | head -1)
   want=$(sed -n 's/.*"ppl_f64": *\([0-9.eE+-]*\).*/\1/p' "$REF" | head -1)
   js=$("$HQ" perplexity "$G" --text data/eval.txt --ctx "$ctx" --json 2>"$T/stderr")
@@ -84,8 +88,6 @@ if [ -f "$REF" ] && [ -f data/eval.txt ] && [ -z "${HQ_SANITIZED:-}" ]; then
   if awk -v a="$got" -v b="$want" 'BEGIN{d=a-b; if (d<0) d=-d; exit !(b > 0 && d/b < 5e-5)}'; then ok; else
     bad "bundled model PPL $got vs PyTorch $want (ctx $ctx): $(cat "$T/stderr" | tail -2)"; fi
   echo "bundled model: hyquant PPL $got, PyTorch (float64) $want, ctx $ctx"
-else
-  echo "skip reference PPL: no $REF / data/eval.txt, or sanitizer build"
 fi
 
 finish

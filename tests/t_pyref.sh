@@ -8,12 +8,12 @@
 set -u
 cd "$(dirname "$0")/.."
 if [ "${HQ_SANITIZED:-0}" = "1" ]; then
-  echo "skipped: Python-only check, already run in the normal pass"
+  echo "skip: Python-only check, already run in the normal pass"
   echo "0 passed, 0 failed"
   exit 0
 fi
 if ! python3 -c "import torch, transformers, safetensors, numpy" >/dev/null 2>&1; then
-  echo "skipped: python3 with torch/transformers/safetensors/numpy not available"
+  echo "skip: python3 with torch/transformers/safetensors/numpy not available"
   echo "0 passed, 0 failed"
   exit 0
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/t_quant_python.sh — our ggml blocks against gguf-py (Python `gguf`):
 # dequantization bit-exact for every type, quantization byte-exact for the
-# types gguf-py can quantize. Skips cleanly when Python or gguf is missing.
+# types gguf-py can quantize. Skips (a "skip:" line, counted by tests/run.sh)
+# when Python or gguf is missing.
 set -u
 cd "$(dirname "$0")/.."
 bin="${HQ_BUILD:-build}/tests/test_quant"

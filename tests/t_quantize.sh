@@ -9,7 +9,7 @@ pass=0; fail=0
 ok() { if eval "$2"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: $1"; fi; }
 T=$(mktemp -d /tmp/hq_t_quantize.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-if [ ! -x "$B/tests/test_quantize" ]; then echo "skip: $B/tests/test_quantize not built"; echo "0 passed, 0 failed"; exit 0; fi
+if [ ! -x "$B/tests/test_quantize" ]; then echo "FAIL: $B/tests/test_quantize not built"; echo "0 passed, 1 failed"; exit 1; fi
 "$B/tests/test_quantize" --write-fixture "$T" || { echo "fixture failed"; echo "0 passed, 1 failed"; exit 1; }
 
 "$HQ" quantize "$T/model.gguf" "$T/x.gguf" --type Q3_XYZ -q 2>"$T/err"; rc=$?

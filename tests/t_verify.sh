@@ -37,7 +37,7 @@ expect_fail "missing model" 1 "a.gguf" -- verify "$T/a.gguf" "$T/b.gguf" --text 
 
 FX=tests/fixtures/models/cheems-tiny-random
 if [ ! -d "$FX" ]; then
-  echo "skip model checks: $FX is missing"
+  bad "committed fixture $FX is missing"
   finish
 fi
 B="$T/base.gguf"; Q="$T/q8.gguf"

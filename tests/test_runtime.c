@@ -4,7 +4,7 @@
  *    (tests/fixtures/models/<name>/ with config + weights + ref.json +
  *    ref_logits.f32): convert with cv_convert, run, compare logits (max
  *    |Δ| / max |ref| <= 1e-4), greedy continuation token for token.
- *    Skipped (with a message) when no fixture exists.
+ *    The fixtures are committed: none found is a failure.
  * B. A synthetic hybrid model written here with the GGUF writer (SSD with
  *    D/dt_bias, DMAttn with per-head and per-KV-head A, q/k norm, biases,
  *    keep-window top-k, product-key and router CDMoE, F16/BF16/Q8_0 weights):
@@ -180,10 +180,9 @@ static void fixture(const char *dir, const char *name) {
 static int fixtures(void) {
     DIR *d = opendir(FIXTURE("models"));
     int n = 0;
-    if (!d) {
-        printf("skip parity: no tests/fixtures/models (run tools/make_fixtures.py)\n");
-        return 0;
-    }
+    /* committed fixtures: missing is a failure, not a skip */
+    CHECK(d != NULL, "no tests/fixtures/models (committed; run tools/make_fixtures.py)");
+    if (!d) return 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
@@ -195,7 +194,7 @@ static int fixtures(void) {
         n++;
     }
     closedir(d);
-    if (!n) printf("skip parity: no fixture with ref.json under tests/fixtures/models\n");
+    CHECK(n > 0, "no fixture with ref.json under tests/fixtures/models");
     return n;
 }
 

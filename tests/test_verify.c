@@ -1,7 +1,7 @@
 /* tests/test_verify.c — verify/: statistics against an independent naive
  * computation (two-pass variances, per-token differences for the ln-ratio
  * error, insertion-sorted percentiles); on a converted fixture model
- * (tests/fixtures/models/cheems-tiny-random, skipped when absent): the base
+ * (tests/fixtures/models/cheems-tiny-random, committed: absent fails): the base
  * against itself gives exactly ratio 1 / KLD 0 / 100% top-1 / zero drift;
  * a copy with one perturbed tensor gives drift that starts exactly at that
  * sub-block, and its weight error equals the perturbation's; quantized
@@ -606,7 +606,7 @@ int main(void) {
     test_stats_edges();
     const char *fx = FIXTURE("models/cheems-tiny-random");
     if (!hq_is_dir(fx)) {
-        printf("skip model tests: %s is missing\n", fx);
+        CHECK(0, "committed fixture %s is missing", fx);
         TEST_END();
     }
     snprintf(g_tmp, sizeof g_tmp, "/tmp/hq_test_verify.XXXXXX");

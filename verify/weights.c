@@ -3,6 +3,7 @@
  * both sides converted row by row with q_traits(type)->to_float. Tensors
  * stored identically (same type and bytes) are 0 without decoding. */
 #include "verify.h" // defines: vf_weight_errors, vf_kind_of_tensor
+#include "../core/omp.h"
 #include "../quant/quant.h"
 
 #include <math.h>
@@ -62,7 +63,7 @@ static hq_status tensor_error(const fmt_gguf_tensor *tb, const fmt_gguf_tensor *
     if (!buf) return hq_fail(err, HQ_ERR_NOMEM, "tensor '%s': out of memory for two rows", tb->name);
     double sd = 0, sb = 0;
     const uint8_t *pb = tb->data, *pq = tq->data;
-#pragma omp parallel for reduction(+ : sd, sb) schedule(static) num_threads(nt)
+    HQ_OMP("omp parallel for reduction(+ : sd, sb) schedule(static) num_threads(nt)")
     for (int64_t r = 0; r < (int64_t)rows; r++) {
         int th = 0;
 #ifdef _OPENMP

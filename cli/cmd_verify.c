@@ -1,10 +1,10 @@
-/* verify/cmd_verify.c — `hyquant verify base.gguf quant.gguf --text FILE ...`:
+/* cli/cmd_verify.c — `hyquant verify base.gguf quant.gguf --text FILE ...`:
  * options, the run (drift.c), the terminal table and report files
  * (report.c, svg.c), thresholds. Exit status 0, 1 failure, 2 usage,
  * 3 when --max-kld / --max-ppl-ratio / --min-top1 is exceeded (the reports
  * are still written). */
-#include "verify.h" // defines: hq_cmd_verify
-#include "../cli/commands.h"
+#include "commands.h" // defines: hq_cmd_verify
+#include "../verify/verify.h"
 #include "../core/opts.h"
 #include "../runtime/runtime.h"
 

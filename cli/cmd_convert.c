@@ -1,6 +1,6 @@
-/* convert/cmd_convert.c — `hyquant convert <checkpoint dir|file> -o out.gguf` */
-#include "convert.h" // defines: hq_cmd_convert
-#include "../cli/commands.h"
+/* cli/cmd_convert.c — `hyquant convert <checkpoint dir|file> -o out.gguf` */
+#include "commands.h" // defines: hq_cmd_convert
+#include "../convert/convert.h"
 #include "../core/opts.h"
 
 #include <string.h>

@@ -1,4 +1,4 @@
-/* runtime/cmd_perplexity.c — `hyquant perplexity model.gguf --text FILE`
+/* cli/cmd_perplexity.c — `hyquant perplexity model.gguf --text FILE`
  * following llama-perplexity (spec file-formats §6 1.7):
  * (tokenization and chunk layout: runtime/ppl.c, shared with verify)
  *  - the whole text is tokenized once (no special tokens; a BOS is prepended
@@ -13,11 +13,11 @@
  * Without a BOS (add_bos false or no id) the chunk starts with plain text
  * tokens; since only the second half is scored every scored token still has
  * ≥ ctx/2 tokens of context. */
-#include "runtime.h"     // defines: rt_model_load, rt_forward_from
-#include "tokenizer.h"
-#include "logits_file.h"
-#include "ppl.h"
-#include "../cli/commands.h"
+#include "commands.h" // defines: hq_cmd_perplexity
+#include "../runtime/runtime.h"
+#include "../runtime/tokenizer.h"
+#include "../runtime/logits_file.h"
+#include "../runtime/ppl.h"
 #include "../core/limits.h"
 #include "../core/opts.h"
 #include "../core/par.h"

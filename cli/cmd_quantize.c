@@ -1,7 +1,7 @@
-/* quant/cmd_quantize.c — `hyquant quantize in.gguf out.gguf --type TYPE ...` */
-#include "../cli/commands.h" // defines: hq_cmd_quantize
+/* cli/cmd_quantize.c — `hyquant quantize in.gguf out.gguf --type TYPE ...` */
+#include "commands.h" // defines: hq_cmd_quantize
 #include "../core/opts.h"
-#include "quantize.h"
+#include "../quant/quantize.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

@@ -1,11 +1,11 @@
-/* runtime/cmd_generate.c — `hyquant generate model.gguf -p "…" [-n N]
+/* cli/cmd_generate.c — `hyquant generate model.gguf -p "…" [-n N]
  * [--temp T] [--seed S] [--top-k K]`: tokenize the prompt (BOS prepended when
  * the tokenizer config says add_bos_token), prefill it in one batched
  * forward, then decode one token at a time, printing each piece as soon as it
  * is sampled. temp 0 = greedy (arg-max, lowest id on ties). Stops at EOS. */
-#include "runtime.h"   // defines: rt_forward_last
-#include "tokenizer.h"
-#include "../cli/commands.h"
+#include "commands.h" // defines: hq_cmd_generate
+#include "../runtime/runtime.h"
+#include "../runtime/tokenizer.h"
 #include "../core/opts.h"
 #include "../cuda/backend.h" // defines: cu_cmd_backend
 

@@ -1,8 +1,8 @@
-/* convert/cmd_inspect.c — `hyquant inspect <checkpoint dir | file | .gguf> [--json]`:
+/* cli/cmd_inspect.c — `hyquant inspect <checkpoint dir | file | .gguf> [--json]`:
  * variant, hyper-parameters, per-layer kinds, tensors (dtype, shape, bytes),
  * parameter counts by group, and the spec §4.5 warning for SSD A > 0. */
-#include "convert.h" // defines: hq_cmd_inspect
-#include "../cli/commands.h"
+#include "commands.h" // defines: hq_cmd_inspect
+#include "../convert/convert.h"
 #include "../core/opts.h"
 #include "../formats/gguf.h"
 
