@@ -50,9 +50,9 @@ bool q_row_is_finite(const float *x, int64_t n);
  * the type has no quantizer or n_per_row does not fit the block size. */
 uint64_t q_quantize_rows(uint32_t type, const float *x, void *y, int64_t nrows, int64_t n_per_row,
                          const float *imatrix);
-/* Whether the AVX2+FMA kernels are in use (CPU has them and not disabled).
- * q_simd_enable(false) forces every fast path to its scalar twin (tests,
- * or HQ_NO_SIMD=1 in the environment). */
-bool q_simd_avx2(void);
-void q_simd_enable(bool on);
+/* Whether the AVX2+FMA kernels are in use: core/cpu.h's level (HQ_CPU, or
+ * hq_cpu_set_max(HQ_CPU_SCALAR) in tests, sends every fast path to its
+ * scalar twin). Kept as a name so quant/ reads as before. */
+#include "../core/cpu.h" // defines: hq_cpu_has
+static inline bool q_simd_avx2(void) { return hq_cpu_has(HQ_CPU_AVX2); }
 #endif

@@ -2,7 +2,7 @@
  * reference-kernels switch, and weight-row helpers shared by the ops. */
 #include "rt_cpu.h"      // defines: RT_OMP, RT_AVX2
 #include "runtime.h"     // defines: rt_set_threads
-#include "../core/half.h"
+#include "../core/vec.h" // defines: hq_f16_to_f32_row, hq_bf16_to_f32_row
 #include "../quant/quant.h"
 
 #include <stdlib.h>
@@ -13,24 +13,6 @@ static int g_threads = 0;
 
 void rt_ops_set_ref(bool on) { g_ref = on; }
 bool rt_ops_ref(void) { return g_ref; }
-
-static bool g_simd = true;
-void rt_cpu_set_simd(bool on) { g_simd = on; }
-
-bool rt_cpu_has_avx2(void) {
-#if RT_X86
-    static int cached = -1;
-    if (!g_simd) return false;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-        if (getenv("HQ_NO_AVX2")) cached = 0; /* lets tests exercise the portable path */
-    }
-    return cached != 0;
-#else
-    return false;
-#endif
-}
 
 void rt_set_threads(int n) {
     g_threads = n < 0 ? 0 : n;
@@ -76,16 +58,8 @@ void rt_weight_row_f32(const rt_weight *w, int64_t r, float *dst) {
     int64_t n = w->n_in;
     switch (w->type) {
     case GGML_T_F32: memcpy(dst, row, (size_t)n * 4); break;
-    case GGML_T_F16: {
-        const uint16_t *h = (const uint16_t *)row;
-        for (int64_t i = 0; i < n; i++) dst[i] = hq_f16_to_f32(h[i]);
-        break;
-    }
-    case GGML_T_BF16: {
-        const uint16_t *h = (const uint16_t *)row;
-        for (int64_t i = 0; i < n; i++) dst[i] = hq_bf16_to_f32(h[i]);
-        break;
-    }
+    case GGML_T_F16: hq_f16_to_f32_row(row, dst, n); break;
+    case GGML_T_BF16: hq_bf16_to_f32_row(row, dst, n); break;
     default: q_traits(w->type)->to_float(row, dst, n); break;
     }
 }
