@@ -6,6 +6,7 @@
 #include "half.h" // defines: hq_f16_to_f32, hq_f32_to_bf16
 #include "simd.h" // defines: HQ_AVX2, HQ_AVX512, hq_f16x8, hq_hsum_ps
 
+#include <math.h>
 #include <string.h>
 
 static inline uint16_t ld16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
@@ -222,4 +223,14 @@ void hq_axpy_f32(float a, const float *x, float *y, int64_t n) {
     }
 #endif
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+double hq_lse(const float *x, int64_t n, float *mx_out) {
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] > mx) mx = x[i];
+    double z = 0;
+    for (int64_t i = 0; i < n; i++) z += exp((double)x[i] - mx);
+    *mx_out = mx;
+    return log(z);
 }

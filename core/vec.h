@@ -30,6 +30,11 @@ float hq_dot_f32(const float *a, const float *b, int64_t n);
 /* w: n F16 (BF16) values, a: n floats */
 float hq_dot_f16_f32(const void *w, const float *a, int64_t n);
 float hq_dot_bf16_f32(const void *w, const float *a, int64_t n);
+/* The one log-sum-exp (ppl NLL, saved logits, verify's log-softmax):
+ * *mx = max x_i (float), returns log Σ exp((double)x_i − *mx), so
+ * log p_i = (double)x_i − *mx − lse. Scalar at every level: callers
+ * compare these numbers byte for byte across runs and machines. */
+double hq_lse(const float *x, int64_t n, float *mx);
 /* y += a·x (one FMA per element at the SIMD levels) */
 void hq_axpy_f32(float a, const float *x, float *y, int64_t n);
 #endif

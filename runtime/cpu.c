@@ -2,7 +2,6 @@
  * reference-kernels switch, and weight-row helpers shared by the ops. */
 #include "rt_cpu.h"      // defines: RT_OMP, RT_AVX2
 #include "runtime.h"     // defines: rt_set_threads
-#include "../core/vec.h" // defines: hq_f16_to_f32_row, hq_bf16_to_f32_row
 #include "../quant/quant.h"
 
 #include <stdlib.h>
@@ -55,11 +54,6 @@ hq_status rt_weight_check(const rt_weight *w, char *err) {
 
 void rt_weight_row_f32(const rt_weight *w, int64_t r, float *dst) {
     const uint8_t *row = (const uint8_t *)w->data + (uint64_t)r * w->row_bytes;
-    int64_t n = w->n_in;
-    switch (w->type) {
-    case GGML_T_F32: memcpy(dst, row, (size_t)n * 4); break;
-    case GGML_T_F16: hq_f16_to_f32_row(row, dst, n); break;
-    case GGML_T_BF16: hq_bf16_to_f32_row(row, dst, n); break;
-    default: q_traits(w->type)->to_float(row, dst, n); break;
-    }
+    if (w->type == GGML_T_F32) memcpy(dst, row, (size_t)w->n_in * 4); /* no call for the common case */
+    else q_row_to_f32(w->type, row, dst, w->n_in); /* quant.h: the one row -> f32 */
 }
