@@ -20,11 +20,17 @@ static inline float f16_quiet(uint16_t h) {
 }
 
 /* ---------------- scalar ---------------- */
-static void f16_to_f32_scalar(const uint8_t *s, float *d, int64_t i, int64_t n) {
-    for (; i < n; i++) d[i] = f16_quiet(ld16(s + 2 * i));
+static void f16_to_f32_scalar(const uint8_t *s, uint8_t *d, int64_t i, int64_t n) {
+    for (; i < n; i++) {
+        float f = f16_quiet(ld16(s + 2 * i));
+        memcpy(d + 4 * i, &f, 4);
+    }
 }
-static void bf16_to_f32_scalar(const uint8_t *s, float *d, int64_t i, int64_t n) {
-    for (; i < n; i++) d[i] = hq_bf16_to_f32(ld16(s + 2 * i));
+static void bf16_to_f32_scalar(const uint8_t *s, uint8_t *d, int64_t i, int64_t n) {
+    for (; i < n; i++) {
+        float f = hq_bf16_to_f32(ld16(s + 2 * i));
+        memcpy(d + 4 * i, &f, 4);
+    }
 }
 static void f32_to_f16_scalar(const uint8_t *s, uint8_t *d, int64_t i, int64_t n) {
     for (; i < n; i++) {
@@ -41,12 +47,12 @@ static void f32_to_bf16_scalar(const uint8_t *s, uint8_t *d, int64_t i, int64_t 
 
 #if HQ_X86
 /* ---------------- AVX2 (+F16C) ---------------- */
-HQ_AVX2 static int64_t f16_to_f32_avx2(const uint8_t *s, float *d, int64_t i, int64_t n) {
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(d + i, hq_f16x8(s + 2 * i));
+HQ_AVX2 static int64_t f16_to_f32_avx2(const uint8_t *s, uint8_t *d, int64_t i, int64_t n) {
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps((float *)(void *)(d + 4 * i), hq_f16x8(s + 2 * i));
     return i;
 }
-HQ_AVX2 static int64_t bf16_to_f32_avx2(const uint8_t *s, float *d, int64_t i, int64_t n) {
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(d + i, hq_bf16x8(s + 2 * i));
+HQ_AVX2 static int64_t bf16_to_f32_avx2(const uint8_t *s, uint8_t *d, int64_t i, int64_t n) {
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps((float *)(void *)(d + 4 * i), hq_bf16x8(s + 2 * i));
     return i;
 }
 HQ_AVX2 static int64_t f32_to_f16_avx2(const uint8_t *s, uint8_t *d, int64_t i, int64_t n) {
@@ -72,15 +78,15 @@ HQ_AVX2 static int64_t f32_to_bf16_avx2(const uint8_t *s, uint8_t *d, int64_t i,
 }
 
 /* ---------------- AVX-512 (F+BW+VL): 16 at a time, AVX2 for the rest ---- */
-HQ_AVX512 static int64_t f16_to_f32_avx512(const uint8_t *s, float *d, int64_t i, int64_t n) {
+HQ_AVX512 static int64_t f16_to_f32_avx512(const uint8_t *s, uint8_t *d, int64_t i, int64_t n) {
     for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(d + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(s + 2 * i))));
+        _mm512_storeu_ps((void *)(d + 4 * i), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(s + 2 * i))));
     return i;
 }
-HQ_AVX512 static int64_t bf16_to_f32_avx512(const uint8_t *s, float *d, int64_t i, int64_t n) {
+HQ_AVX512 static int64_t bf16_to_f32_avx512(const uint8_t *s, uint8_t *d, int64_t i, int64_t n) {
     for (; i + 16 <= n; i += 16) {
         __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(s + 2 * i)));
-        _mm512_storeu_si512((void *)(d + i), _mm512_slli_epi32(w, 16));
+        _mm512_storeu_si512((void *)(d + 4 * i), _mm512_slli_epi32(w, 16));
     }
     return i;
 }
@@ -146,8 +152,9 @@ HQ_AVX2 static void axpy_f32_avx2(float a, const float *x, float *y, int64_t n) 
 #endif
 
 /* ---------------- public: level dispatch ---------------- */
-void hq_f16_to_f32_row(const void *src, float *dst, int64_t n) {
+void hq_f16_to_f32_row(const void *src, void *dstv, int64_t n) {
     const uint8_t *s = src;
+    uint8_t *dst = dstv;
     int64_t i = 0;
 #if HQ_X86
     if (hq_cpu_has(HQ_CPU_AVX512)) i = f16_to_f32_avx512(s, dst, i, n);
@@ -156,8 +163,9 @@ void hq_f16_to_f32_row(const void *src, float *dst, int64_t n) {
     f16_to_f32_scalar(s, dst, i, n);
 }
 
-void hq_bf16_to_f32_row(const void *src, float *dst, int64_t n) {
+void hq_bf16_to_f32_row(const void *src, void *dstv, int64_t n) {
     const uint8_t *s = src;
+    uint8_t *dst = dstv;
     int64_t i = 0;
 #if HQ_X86
     if (hq_cpu_has(HQ_CPU_AVX512)) i = bf16_to_f32_avx512(s, dst, i, n);

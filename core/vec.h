@@ -21,8 +21,8 @@
 #include <stdint.h>
 
 /* src/dst may be unaligned (checkpoint bytes); rows must not overlap */
-void hq_f16_to_f32_row(const void *src, float *dst, int64_t n);
-void hq_bf16_to_f32_row(const void *src, float *dst, int64_t n);
+void hq_f16_to_f32_row(const void *src, void *dst, int64_t n);
+void hq_bf16_to_f32_row(const void *src, void *dst, int64_t n);
 void hq_f32_to_f16_row(const void *src, void *dst, int64_t n);
 void hq_f32_to_bf16_row(const void *src, void *dst, int64_t n);
 

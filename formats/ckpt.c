@@ -248,11 +248,11 @@ static void cvt_run_contig(hq_dtype sdt, const uint8_t *src, hq_dtype ddt, uint8
     }
     /* the four half <-> f32 pairs: core/vec.h (exact at every CPU level) */
     if (sdt == HQ_DT_BF16 && ddt == HQ_DT_F32) {
-        hq_bf16_to_f32_row(src, (float *)(void *)dst, (int64_t)n);
+        hq_bf16_to_f32_row(src, dst, (int64_t)n);
         return;
     }
     if (sdt == HQ_DT_F16 && ddt == HQ_DT_F32) {
-        hq_f16_to_f32_row(src, (float *)(void *)dst, (int64_t)n);
+        hq_f16_to_f32_row(src, dst, (int64_t)n);
         return;
     }
     if (sdt == HQ_DT_F32 && ddt == HQ_DT_F16) {
