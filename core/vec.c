@@ -143,6 +143,14 @@ HQ_AVX2 static float dot_bf16_avx2(const uint16_t *w, const float *b, int64_t n)
 #undef LD
 #undef TL
 }
+HQ_AVX2 static float dot_f32_acc1_avx2(const float *a, const float *b, int64_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+    float s = hq_hsum_ps(acc);
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
 HQ_AVX2 static void axpy_f32_avx2(float a, const float *x, float *y, int64_t n) {
     __m256 va = _mm256_set1_ps(a);
     int64_t i = 0;
@@ -201,6 +209,20 @@ float hq_dot_f32(const float *a, const float *b, int64_t n) {
     float s = 0;
     for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
     return s;
+}
+
+float hq_dot_f32_attn(const float *a, const float *b, int64_t n) {
+#if HQ_X86
+    if (hq_cpu_has(HQ_CPU_AVX2)) return dot_f32_acc1_avx2(a, b, n);
+#endif
+    float s0 = 0, s1 = 0;
+    int64_t i = 0;
+    for (; i + 2 <= n; i += 2) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+    }
+    if (i < n) s0 += a[i] * b[i];
+    return s0 + s1;
 }
 
 float hq_dot_f16_f32(const void *w, const float *a, int64_t n) {

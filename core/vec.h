@@ -27,6 +27,12 @@ void hq_f32_to_f16_row(const void *src, void *dst, int64_t n);
 void hq_f32_to_bf16_row(const void *src, void *dst, int64_t n);
 
 float hq_dot_f32(const float *a, const float *b, int64_t n);
+/* The attention's q·k and its older rounding: avx2/avx512 one 8-lane FMA
+ * accumulator, scalar two interleaved sums. Kept apart from hq_dot_f32 on
+ * purpose: moving attention to hq_dot_f32 changes `make demo`'s perplexity
+ * in the 4th decimal and the calibrated imatrix bytes (measured), and the
+ * demo's numbers are part of the contract. */
+float hq_dot_f32_attn(const float *a, const float *b, int64_t n);
 /* w: n F16 (BF16) values, a: n floats */
 float hq_dot_f16_f32(const void *w, const float *a, int64_t n);
 float hq_dot_bf16_f32(const void *w, const float *a, int64_t n);

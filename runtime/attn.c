@@ -171,7 +171,7 @@ void rt_attn(const rt_attn_params *ap, const float *q, const float *kc, const fl
         return;
     }
     int64_t H = ap->H, KV = ap->KV, P = ap->P, G = H / KV, per = rt_attn_scratch(ap);
-    float (*dot)(const float *, const float *, int64_t) = rt_dot_f32;
+    float (*dot)(const float *, const float *, int64_t) = hq_dot_f32_attn; /* core/vec.h: why its own rounding */
     void (*axpy)(float, const float *, float *, int64_t) = rt_axpy_f32;
     int64_t items = n * H, work = items * (pos0 + n) * P;
     RT_OMP("omp parallel for schedule(dynamic, 4) if(items > 1 && work > (1 << 16))")
