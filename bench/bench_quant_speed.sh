@@ -4,7 +4,7 @@
 # Columns: params/s of from_float_ref, from_float (fast path), quantize_imatrix
 # (NULL weights); GB/s of quantized bytes for to_float and vec_dot.
 # Targets: Q8_0/Q4_0 quantize >= 200 M params/s per core, Q4_K >= 50 M.
-# Run on an idle machine; HQ_NO_SIMD=1 shows the scalar fallbacks.
+# Run on an idle machine; HQ_CPU=scalar (or avx2) shows the lower levels (core/cpu.h).
 set -eu
 cd "$(dirname "$0")/.."
 make -s -j2 build/tests/test_quant >/dev/null

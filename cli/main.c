@@ -1,6 +1,7 @@
 /* cli/main.c — the `hyquant` binary: subcommand dispatch. */
 #include "commands.h" // defines: hq_cmd_*
 #include "../core/par.h" // defines: hq_par_init, hq_par_rank
+#include "../core/cpu.h" // defines: hq_cpu_check_env, hq_cpu_describe
 
 #include <stdio.h>
 #include <string.h>
@@ -35,6 +36,13 @@ static void usage(FILE *f) {
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     hq_install_signal_cleanup();
+    char cerr[HQ_ERR_LEN];
+    if (hq_cpu_check_env(cerr) != HQ_OK) { /* HQ_CPU: core/cpu.h */
+        fprintf(stderr, "hyquant: %s\n", cerr);
+        return 2;
+    }
+    const char *alias = hq_cpu_info_get()->env_alias;
+    if (alias) fprintf(stderr, "hyquant: note: %s is deprecated, use HQ_CPU=scalar\n", alias);
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -45,7 +53,9 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(c, "--version") || !strcmp(c, "version")) {
-        printf("hyquant %s\n", HQ_VERSION);
+        char cpu[160];
+        hq_cpu_describe(cpu, sizeof cpu);
+        printf("hyquant %s\n%s\n", HQ_VERSION, cpu);
         printf("mpi: %s\n", hq_par_built() ? "yes (mpirun/srun split perplexity and calibrate)" : "no");
         return 0;
     }

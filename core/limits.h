@@ -25,6 +25,13 @@
 #define HQ_MAX_GGUF_ALIGN 65536               /* general.alignment upper bound */
 #define HQ_MAX_SHARDS 10000                   /* files in a sharded checkpoint */
 #define HQ_MAX_TEXT (1ull << 31)              /* evaluation / calibration text bytes */
-#define HQ_MAX_VOCAB (1 << 24)                /* token ids in tokenizer.json (largest real: ~1M) */
+#define HQ_MAX_VOCAB (1 << 24)                /* token ids in tokenizer.json / GGUF vocab_size (largest real: ~1M) */
+/* model hyper-parameters of a GGUF (runtime/model.c); real models are far below */
+#define HQ_MAX_EMBD 65536                     /* embedding_length d */
+#define HQ_MAX_LAYERS 4096                    /* block_count */
+#define HQ_MAX_HEADS 1024                     /* attention.head_count (and _kv) */
+#define HQ_MAX_HEAD_DIM 1024                  /* attention.key_length */
+#define HQ_MAX_FFN (1 << 20)                  /* feed_forward_length */
+#define HQ_MAX_CTX (1 << 24)                  /* context_length */
 
 #endif

@@ -1,7 +1,8 @@
-/* core/simd.h — x86 AVX2 helpers shared by the fast paths in quant/ and
- * runtime/. Everything here carries HQ_AVX2 (a target attribute, so the rest
- * of the build stays baseline x86-64): call it only from an HQ_AVX2 function
- * reached after a run-time CPU check (q_simd_avx2, rt_cpu_has_avx2).
+/* core/simd.h — x86 AVX2 / AVX-512 helpers shared by the fast paths in core/,
+ * quant/ and runtime/. Everything here carries HQ_AVX2 or HQ_AVX512 (target
+ * attributes, so the rest of the build stays baseline x86-64): call it only
+ * from a function of the same attribute reached after the run-time check
+ * hq_cpu_has(HQ_CPU_AVX2 / HQ_CPU_AVX512) (core/cpu.h).
  * HQ_X86 is 0 on other architectures, where none of this exists. */
 #ifndef HQ_SIMD_H
 #define HQ_SIMD_H
@@ -11,6 +12,13 @@
 #include <stdint.h>
 
 #define HQ_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define HQ_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
+
+/* 8 F16 / BF16 values widened to floats (exact; F16C quiets a NaN) */
+HQ_AVX2 static inline __m256 hq_f16x8(const void *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+HQ_AVX2 static inline __m256 hq_bf16x8(const void *p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
 
 /* Σ of the 8 lanes: high half onto low, then pairs, then the last two
  * (one fixed order, so every caller rounds the same way) */

@@ -16,11 +16,11 @@
  */
 #include "ckpt.h" // defines: fmt_ckpt_*, fmt_tensor_*, hq_dtype_*
 #include "../core/half.h"
+#include "../core/vec.h" // defines: hq_f16_to_f32_row, hq_f32_to_bf16_row
 #include "nameset.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
-#include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -188,8 +188,9 @@ hq_status fmt_ckpt_add(fmt_ckpt *ck, const fmt_tensor *t, const char *label, cha
 /* ---------------- gather + convert ----------------
  * A run is n elements of a source dtype, sstride bytes apart, converted into
  * n consecutive elements of the output dtype. Contiguous runs take tight
- * loops (memcpy when the dtypes agree); f16 <-> f32 use F16C when the CPU has
- * it (same rounding as core/half.h: round to nearest even, quiet NaN). */
+ * loops (memcpy when the dtypes agree); f16/bf16 <-> f32 use the shared row
+ * helpers of core/vec.h, SIMD by CPU level (same rounding as core/half.h:
+ * round to nearest even, quiet NaN). */
 
 static inline uint16_t ld16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static inline float ldf(const uint8_t *p) { float v; memcpy(&v, p, 4); return v; }
@@ -231,104 +232,27 @@ static void cvt_run_ref(hq_dtype sdt, const uint8_t *src, uint64_t sstride, hq_d
     }
 }
 
-__attribute__((target("avx2,f16c"))) static void f16_to_f32_f16c(const uint8_t *src, uint8_t *dst, uint64_t n) {
-    uint64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m128i h = _mm_loadu_si128((const __m128i *)(src + 2 * i));
-        _mm256_storeu_ps((float *)(void *)(dst + 4 * i), _mm256_cvtph_ps(h));
-    }
-    for (; i < n; i++) {
-        float f = f16_to_f32_quiet(ld16(src + 2 * i));
-        memcpy(dst + 4 * i, &f, 4);
-    }
-}
-
-__attribute__((target("avx2,f16c"))) static void f32_to_f16_f16c(const uint8_t *src, uint8_t *dst, uint64_t n) {
-    uint64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 f = _mm256_loadu_ps((const float *)(const void *)(src + 4 * i));
-        _mm_storeu_si128((__m128i *)(void *)(dst + 2 * i), _mm256_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT));
-    }
-    for (; i < n; i++) {
-        uint16_t h = hq_f32_to_f16(ldf(src + 4 * i));
-        memcpy(dst + 2 * i, &h, 2);
-    }
-}
-
-__attribute__((target("avx2"))) static void bf16_to_f32_avx2(const uint8_t *src, uint8_t *dst, uint64_t n) {
-    uint64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + 2 * i)));
-        _mm256_storeu_si256((__m256i *)(dst + 4 * i), _mm256_slli_epi32(w, 16));
-    }
-    for (; i < n; i++) {
-        uint32_t u = (uint32_t)ld16(src + 2 * i) << 16;
-        memcpy(dst + 4 * i, &u, 4);
-    }
-}
-
-/* hq_f32_to_bf16 eight at a time: NaN -> quiet, else round to nearest even */
-__attribute__((target("avx2"))) static void f32_to_bf16_avx2(const uint8_t *src, uint8_t *dst, uint64_t n) {
-    uint64_t i = 0;
-    const __m256i absm = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
-    const __m256i bias = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1), q = _mm256_set1_epi32(0x400000);
-    for (; i + 8 <= n; i += 8) {
-        __m256i u = _mm256_loadu_si256((const __m256i *)(src + 4 * i));
-        __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, absm), inf);
-        __m256i r = _mm256_add_epi32(_mm256_add_epi32(u, bias), _mm256_and_si256(_mm256_srli_epi32(u, 16), one));
-        __m256i v = _mm256_srli_epi32(_mm256_blendv_epi8(r, _mm256_or_si256(u, q), nan), 16);
-        __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(v, v), 0x08);
-        _mm_storeu_si128((__m128i *)(dst + 2 * i), _mm256_castsi256_si128(p));
-    }
-    for (; i < n; i++) {
-        uint16_t h = hq_f32_to_bf16(ldf(src + 4 * i));
-        memcpy(dst + 2 * i, &h, 2);
-    }
-}
-
-static int g_have_f16c = -1;
-static bool have_f16c(void) {
-    if (g_have_f16c < 0) {
-        const char *e = getenv("HQ_NO_SIMD");
-        g_have_f16c = (!e || !*e || *e == '0') && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
-    }
-    return g_have_f16c;
-}
-
 /* contiguous source: dtype-pair specific tight loops */
 static void cvt_run_contig(hq_dtype sdt, const uint8_t *src, hq_dtype ddt, uint8_t *dst, uint64_t n) {
     if (sdt == ddt) {
         memcpy(dst, src, (size_t)(n * hq_dtype_size(sdt)));
         return;
     }
+    /* the four half <-> f32 pairs: core/vec.h (exact at every CPU level) */
     if (sdt == HQ_DT_BF16 && ddt == HQ_DT_F32) {
-        if (have_f16c()) {
-            bf16_to_f32_avx2(src, dst, n);
-            return;
-        }
-        for (uint64_t i = 0; i < n; i++) {
-            uint32_t u = (uint32_t)ld16(src + 2 * i) << 16;
-            memcpy(dst + 4 * i, &u, 4);
-        }
+        hq_bf16_to_f32_row(src, dst, (int64_t)n);
         return;
     }
-    if (sdt == HQ_DT_F16 && ddt == HQ_DT_F32 && have_f16c()) {
-        f16_to_f32_f16c(src, dst, n);
+    if (sdt == HQ_DT_F16 && ddt == HQ_DT_F32) {
+        hq_f16_to_f32_row(src, dst, (int64_t)n);
         return;
     }
-    if (sdt == HQ_DT_F32 && ddt == HQ_DT_F16 && have_f16c()) {
-        f32_to_f16_f16c(src, dst, n);
+    if (sdt == HQ_DT_F32 && ddt == HQ_DT_F16) {
+        hq_f32_to_f16_row(src, dst, (int64_t)n);
         return;
     }
     if (sdt == HQ_DT_F32 && ddt == HQ_DT_BF16) {
-        if (have_f16c()) {
-            f32_to_bf16_avx2(src, dst, n);
-            return;
-        }
-        for (uint64_t i = 0; i < n; i++) {
-            uint16_t h = hq_f32_to_bf16(ldf(src + 4 * i));
-            memcpy(dst + 2 * i, &h, 2);
-        }
+        hq_f32_to_bf16_row(src, dst, (int64_t)n);
         return;
     }
     uint32_t ses = hq_dtype_size(sdt);

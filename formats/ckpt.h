@@ -79,7 +79,8 @@ bool fmt_tensor_is_contiguous(const fmt_tensor *t);
  * f16->f32 are exact; narrowing rounds to nearest even. */
 hq_status fmt_tensor_read(const fmt_tensor *t, hq_dtype out_dtype, void *dst, char *err);
 /* Plain scalar twin of fmt_tensor_read (element by element, no fast paths);
- * tests compare the two. Setting HQ_NO_SIMD=1 also disables F16C paths. */
+ * tests compare the two. HQ_CPU=scalar (core/cpu.h) also turns off the SIMD
+ * row conversions of the fast path. */
 hq_status fmt_tensor_read_ref(const fmt_tensor *t, hq_dtype out_dtype, void *dst, char *err);
 
 /* ---- used by the individual readers (safetensors.c, torch.c) ---- */

@@ -6,10 +6,17 @@
 #include "calibrate.h" // defines: q_cal_*
 #include "../core/omp.h"
 #include "../core/par.h"
+#include "../formats/schema.h" // defines: fmt_schema_lookup, FMT_T_EXPERT_DOWN
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* whether a GGUF name is schema tensor id (its layer into *layer) */
+static bool schema_is(const char *name, fmt_tensor_id id, int64_t *layer) {
+    const fmt_schema_entry *e = fmt_schema_lookup(name, layer);
+    return e && e->id == id;
+}
 
 typedef struct {
     double max_x2;  /* largest single x² seen */
@@ -164,9 +171,8 @@ void q_cal_on_experts(void *ud, int32_t layer, const char *name, const int32_t *
     /* ffn_expert_up: rows are scaled by a scalar gate -> uniform importance */
     char up[HQ_MAX_GGUF_NAME + 1];
     q_imatrix_entry *eu = NULL;
-    const char *p = strstr(name, "ffn_expert_down");
-    if (p && strlen(name) + 2 <= HQ_MAX_GGUF_NAME) {
-        snprintf(up, sizeof up, "%.*sffn_expert_up%s", (int)(p - name), name, p + strlen("ffn_expert_down"));
+    int64_t blk;
+    if (schema_is(name, FMT_T_EXPERT_DOWN, &blk) && fmt_schema_name(FMT_T_EXPERT_UP, blk, up, sizeof up)) {
         if (q_imatrix_find(c->im, up)) eu = cal_entry(c, up, n_in, E, false, &su);
         e = (q_imatrix_entry *)q_imatrix_find(c->im, name); /* cal_entry may have moved the array */
         st = &c->stat[e - c->im->e];
@@ -206,7 +212,7 @@ void q_cal_report(const q_cal *c, FILE *f, uint64_t tokens, uint64_t chunks) {
     int64_t never_total = 0;
     for (int64_t i = 0; i < im->n; i++) {
         const q_imatrix_entry *e = &im->e[i];
-        if (e->n_mat == 1 || !strstr(e->name, "ffn_expert_down")) continue;
+        if (e->n_mat == 1 || !schema_is(e->name, FMT_T_EXPERT_DOWN, NULL)) continue;
         double sum = 0;
         int64_t never = 0, rare = 0;
         for (int64_t m = 0; m < e->n_mat; m++) sum += e->counts[m];
@@ -268,7 +274,7 @@ hq_status q_cal_prepare(q_cal *c, const char *model_path, char *err) {
     c->im->model_fp = q_model_fingerprint(g); /* quantize warns when used on another model */
     for (uint64_t i = 0; i < fmt_gguf_n_tensors(g); i++) {
         const fmt_gguf_tensor *t = fmt_gguf_tensor_at(g, i);
-        if ((strstr(t->name, "ffn_expert_down.weight") || strstr(t->name, "ffn_expert_up.weight")) &&
+        if ((schema_is(t->name, FMT_T_EXPERT_DOWN, NULL) || schema_is(t->name, FMT_T_EXPERT_UP, NULL)) &&
             t->n_dims == 2) {
             q_cal_stat *sp;
             if (!cal_entry(c, t->name, (int64_t)t->ne[0], (int64_t)t->ne[1], false, &sp)) {

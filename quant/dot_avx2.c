@@ -9,36 +9,19 @@
  *    to even = _mm256_round_ps nearest).
  *  - dots keep the exact integer block sums of _ref and only reorder the
  *    float accumulation across blocks (relative error ~1e-7).
- * AVX-512/VNNI is not used: the build machine has none to test it on. */
+ * F32/F16/BF16 rows use the shared core/vec.h helpers (conversions exact,
+ * dots with the rounding documented there). The CPU level comes from
+ * core/cpu.h (HQ_CPU); AVX-512/VNNI kernels for the block types are not
+ * written yet, so at the avx512 level these AVX2 kernels run. */
 #include "formats.h"
 #include "quant.h"
 #include "../core/half.h"
 #include "../core/simd.h" // defines: HQ_AVX2, hq_hsum_ps, hq_hsum_epi32, hq_hmax_ps
+#include "../core/vec.h"  // defines: hq_f16_to_f32_row, hq_dot_f32 (the float types' fast paths)
 
 #include <stdlib.h>
 #include <string.h>
 
-static int g_simd_state = -1; /* -1 unknown, 0 off, 1 avx2 */
-
-bool q_simd_avx2(void) {
-    int s = __atomic_load_n(&g_simd_state, __ATOMIC_RELAXED);
-    if (s < 0) {
-        s = 0;
-#if HQ_X86
-        const char *e = getenv("HQ_NO_SIMD");
-        if (!(e && *e && strcmp(e, "0") != 0))
-            s = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-#endif
-        __atomic_store_n(&g_simd_state, s, __ATOMIC_RELAXED);
-    }
-    return s == 1;
-}
-
-void q_simd_enable(bool on) {
-    __atomic_store_n(&g_simd_state, -1, __ATOMIC_RELAXED);
-    if (!on) __atomic_store_n(&g_simd_state, 0, __ATOMIC_RELAXED);
-    else (void)q_simd_avx2();
-}
 
 #if HQ_X86
 /* 32 int32 (4 vectors, in element order) -> 32 int8 in element order */
@@ -268,25 +251,9 @@ HQ_AVX2 static void q6_K_dequantize_avx2(const void *restrict vx, float *restric
     }
 }
 
-/* 8 F16 / BF16 values widened to floats (exact) */
-HQ_AVX2 static inline __m256 f16x8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
-HQ_AVX2 static inline __m256 bf16x8(const uint16_t *p) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
-}
-
-HQ_AVX2 static void f16_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
-    const uint16_t *x = vx;
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, f16x8(x + i));
-    for (; i < n; i++) y[i] = hq_f16_to_f32(x[i]);
-}
-
-HQ_AVX2 static void bf16_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) {
-    const uint16_t *x = vx;
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, bf16x8(x + i));
-    for (; i < n; i++) y[i] = hq_bf16_to_f32(x[i]);
-}
+/* F16 / BF16 rows: core/vec.h (AVX2 or AVX-512 by level, exact) */
+static void f16_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) { hq_f16_to_f32_row(vx, y, n); }
+static void bf16_dequantize_avx2(const void *restrict vx, float *restrict y, int64_t n) { hq_bf16_to_f32_row(vx, y, n); }
 
 /* ---------------- dots: 32-element weights × Q8_0 ---------------- */
 /* acc + d_w·d_a·Σ q·q_a over one block, q the weight's 32 signed values */
@@ -447,45 +414,15 @@ HQ_AVX2 static void q6_K_vec_dot_avx2(int64_t n, float *restrict s, const void *
     *s = sum;
 }
 
-/* ---------------- float dots (F32 activations) ---------------- */
-HQ_AVX2 static void f32_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
-    const float *w = vw, *a = va;
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(a + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(a + i + 8), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 16), _mm256_loadu_ps(a + i + 16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 24), _mm256_loadu_ps(a + i + 24), s3);
-    }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(a + i), s0);
-    float sum = hq_hsum_ps(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-    for (; i < n; i++) sum += w[i] * a[i];
-    *s = sum;
+/* ---------------- float dots (F32 activations): core/vec.h ---------------- */
+static void f32_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+    *s = hq_dot_f32(vw, va, n);
 }
-
-/* F16 / BF16 weights · F32 activations: two accumulators, then the
- * scalar tail (always inlined: one loop per format) */
-HQ_AVX2 __attribute__((always_inline)) static inline float half_dot(int64_t n, const uint16_t *w, const float *a,
-                                                                    bool bf16) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(bf16 ? bf16x8(w + i) : f16x8(w + i), _mm256_loadu_ps(a + i), s0);
-        s1 = _mm256_fmadd_ps(bf16 ? bf16x8(w + i + 8) : f16x8(w + i + 8), _mm256_loadu_ps(a + i + 8), s1);
-    }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(bf16 ? bf16x8(w + i) : f16x8(w + i), _mm256_loadu_ps(a + i), s0);
-    float sum = hq_hsum_ps(_mm256_add_ps(s0, s1));
-    for (; i < n; i++) sum += (bf16 ? hq_bf16_to_f32(w[i]) : hq_f16_to_f32(w[i])) * a[i];
-    return sum;
+static void f16_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+    *s = hq_dot_f16_f32(vw, va, n);
 }
-
-HQ_AVX2 static void f16_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
-    *s = half_dot(n, vw, va, false);
-}
-
-HQ_AVX2 static void bf16_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
-    *s = half_dot(n, vw, va, true);
+static void bf16_vec_dot_avx2(int64_t n, float *restrict s, const void *restrict vw, const void *restrict va) {
+    *s = hq_dot_bf16_f32(vw, va, n);
 }
 
 /* ---------------- K-quant scale search across candidate lanes ----------------
@@ -658,15 +595,9 @@ HQ_AVX2 static float qx_avx2(int n, int nmax, const float *x, int8_t *L, const f
     return scale;
 }
 
-HQ_AVX2 static void f16_quantize_avx2(const float *restrict x, void *restrict vy, int64_t n) {
-    uint16_t *y = vy;
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
-    for (; i < n; i++) y[i] = hq_f32_to_f16(x[i]);
-}
+static void f16_quantize_avx2(const float *restrict x, void *restrict vy, int64_t n) { hq_f32_to_f16_row(x, vy, n); }
 
-#define Q_PICK(fast, ref) (q_simd_avx2() ? (fast) : (ref))
+#define Q_PICK(fast, ref) (hq_cpu_has(HQ_CPU_AVX2) ? (fast) : (ref))
 #else
 #define Q_PICK(fast, ref) (ref)
 #endif
@@ -674,7 +605,7 @@ HQ_AVX2 static void f16_quantize_avx2(const float *restrict x, void *restrict vy
 float q_make_qkx2_quants_avx2(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
                               uint8_t *Laux, float rmin, float rdelta, int nstep, bool use_mad) {
 #if HQ_X86
-    if (q_simd_avx2() && n <= 32 && nstep < 40 && !use_mad)
+    if (hq_cpu_has(HQ_CPU_AVX2) && n <= 32 && nstep < 40 && !use_mad)
         return qkx2_avx2(n, nmax, x, w, L, the_min, rmin, rdelta, nstep);
 #endif
     return q_make_qkx2_quants(n, nmax, x, w, L, the_min, Laux, rmin, rdelta, nstep, use_mad);
@@ -682,7 +613,7 @@ float q_make_qkx2_quants_avx2(int n, int nmax, const float *x, const float *w, u
 
 float q_make_qx_quants_avx2(int n, int nmax, const float *x, int8_t *L, int rmse_type, const float *qw) {
 #if HQ_X86
-    if (q_simd_avx2() && rmse_type == 1 && n <= 32) return qx_avx2(n, nmax, x, L, qw);
+    if (hq_cpu_has(HQ_CPU_AVX2) && rmse_type == 1 && n <= 32) return qx_avx2(n, nmax, x, L, qw);
 #endif
     return q_make_qx_quants(n, nmax, x, L, rmse_type, qw);
 }
@@ -693,7 +624,7 @@ float q_make_qx_quants_avx2(int n, int nmax, const float *x, int8_t *L, int rmse
 float q_make_qkx3_quants_avx2(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
                               uint8_t *Laux, float rmin, float rdelta, int nstep, bool use_mad) {
 #if HQ_X86
-    if (w && q_simd_avx2() && n <= 32 && nstep < 40 && !use_mad)
+    if (w && hq_cpu_has(HQ_CPU_AVX2) && n <= 32 && nstep < 40 && !use_mad)
         return qkx2_avx2(n, nmax, x, w, L, the_min, rmin, rdelta, nstep);
 #endif
     return q_make_qkx3_quants(n, nmax, x, w, L, the_min, Laux, rmin, rdelta, nstep, use_mad);

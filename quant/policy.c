@@ -1,6 +1,7 @@
 /* quant/policy.c — per-tensor type choice; the rules are documented in policy.h */
 #include "policy.h" // defines: q_role_of, q_policy_*, q_type_available
 #include "quant.h"
+#include "../formats/schema.h" // defines: fmt_schema_lookup
 
 #include <regex.h>
 #include <stdio.h>
@@ -29,22 +30,15 @@ q_role q_role_of(const char *name, uint32_t n_dims, const uint64_t *ne) {
     uint64_t rows = 1;
     for (uint32_t i = 1; i < n_dims && i < 4; i++) rows *= ne[i];
     if (rows < 2) return Q_ROLE_KEEP;
+    /* the schema's role (formats/schema.c); router, product keys and dt
+     * projections have none: kept in float (spec §7) */
+    const fmt_schema_entry *e = fmt_schema_lookup(name, NULL);
+    if (e) {
+        for (int r = 0; e->quant && r < Q_ROLE_COUNT; r++)
+            if (!strcmp(e->quant, q_role_name((q_role)r))) return (q_role)r;
+        return Q_ROLE_KEEP;
+    }
     const char *b = strip_blk(name);
-    static const struct { const char *n; q_role r; } k[] = {
-        {"token_embd.weight", Q_ROLE_EMBD},        {"output.weight", Q_ROLE_OUTPUT},
-        {"attn_q.weight", Q_ROLE_ATTN_Q},          {"attn_k.weight", Q_ROLE_ATTN_K},
-        {"attn_v.weight", Q_ROLE_ATTN_V},          {"attn_output.weight", Q_ROLE_ATTN_OUT},
-        {"ssm_x.weight", Q_ROLE_SSM_X},            {"ssm_b.weight", Q_ROLE_SSM_BC},
-        {"ssm_c.weight", Q_ROLE_SSM_BC},           {"ssm_out.weight", Q_ROLE_SSM_OUT},
-        {"ffn_gate.weight", Q_ROLE_FFN_GATE},      {"ffn_up.weight", Q_ROLE_FFN_UP},
-        {"ffn_down.weight", Q_ROLE_FFN_DOWN},      {"ffn_expert_down.weight", Q_ROLE_EXPERT_DOWN},
-        {"ffn_expert_up.weight", Q_ROLE_EXPERT_UP},
-        /* kept in float (spec §7): router, product keys, dt projections */
-        {"ffn_gate_inp.weight", Q_ROLE_KEEP},      {"ffn_pk_query.weight", Q_ROLE_KEEP},
-        {"attn_dt.weight", Q_ROLE_KEEP},           {"ssm_dt.weight", Q_ROLE_KEEP},
-    };
-    for (size_t i = 0; i < sizeof k / sizeof *k; i++)
-        if (strcmp(b, k[i].n) == 0) return k[i].r;
     /* unknown matrices (OTCE module paths): quantize unless numerically sensitive */
     static const char *const sensitive[] = {"norm", "conv", "dt", "gate_inp", "router", "pk_", "A_log", "embed_pos"};
     for (size_t i = 0; i < sizeof sensitive / sizeof *sensitive; i++)

@@ -43,6 +43,12 @@ const q_type_traits *q_traits(uint32_t type);
 /* true when all n values are finite: callers refuse NaN/Inf input with the
  * tensor name before quantizing (quantizers do not check). */
 bool q_row_is_finite(const float *x, int64_t n);
+/* The one row -> f32 routine (quantize, runtime weights, verify): n elements
+ * (n % blck == 0) of `type` decoded with its traits' to_float (the fast path;
+ * to_float_ref where there is none). F16/BF16 decode exactly at every CPU
+ * level (core/vec.h). q_row_can_to_f32: whether the type has a decoder. */
+bool q_row_can_to_f32(uint32_t type);
+void q_row_to_f32(uint32_t type, const void *src, float *dst, int64_t n);
 /* Quantize nrows rows of n_per_row elements (n_per_row % blck == 0) from x
  * into y (rows packed back to back). imatrix: n_per_row importance weights
  * shared by every row, or NULL (ggml's default weighting; for types without
@@ -50,9 +56,9 @@ bool q_row_is_finite(const float *x, int64_t n);
  * the type has no quantizer or n_per_row does not fit the block size. */
 uint64_t q_quantize_rows(uint32_t type, const float *x, void *y, int64_t nrows, int64_t n_per_row,
                          const float *imatrix);
-/* Whether the AVX2+FMA kernels are in use (CPU has them and not disabled).
- * q_simd_enable(false) forces every fast path to its scalar twin (tests,
- * or HQ_NO_SIMD=1 in the environment). */
-bool q_simd_avx2(void);
-void q_simd_enable(bool on);
+/* Whether the AVX2+FMA kernels are in use: core/cpu.h's level (HQ_CPU, or
+ * hq_cpu_set_max(HQ_CPU_SCALAR) in tests, sends every fast path to its
+ * scalar twin). Kept as a name so quant/ reads as before. */
+#include "../core/cpu.h" // defines: hq_cpu_has
+static inline bool q_simd_avx2(void) { return hq_cpu_has(HQ_CPU_AVX2); }
 #endif

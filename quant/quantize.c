@@ -24,32 +24,9 @@ const char *q_method_name(q_method m) {
 
 static bool is_float_type(uint32_t t) { return t == GGML_T_F32 || t == GGML_T_F16 || t == GGML_T_BF16; }
 
-/* can we turn rows of type t into f32? */
-static bool can_dequant(uint32_t t) {
-    if (is_float_type(t)) return true;
-    const q_type_traits *tr = q_traits(t);
-    return tr && (tr->to_float || tr->to_float_ref);
-}
-
-static void row_to_f32(uint32_t t, const void *src, float *dst, int64_t n) {
-    switch (t) {
-    case GGML_T_F32: memcpy(dst, src, (size_t)n * 4); return;
-    case GGML_T_F16: {
-        const uint16_t *h = src;
-        for (int64_t i = 0; i < n; i++) dst[i] = hq_f16_to_f32(h[i]);
-        return;
-    }
-    case GGML_T_BF16: {
-        const uint16_t *h = src;
-        for (int64_t i = 0; i < n; i++) dst[i] = hq_bf16_to_f32(h[i]);
-        return;
-    }
-    default: {
-        const q_type_traits *tr = q_traits(t);
-        (tr->to_float ? tr->to_float : tr->to_float_ref)(src, dst, n);
-    }
-    }
-}
+/* can we turn rows of type t into f32? (quant.h: the one row -> f32) */
+static bool can_dequant(uint32_t t) { return q_row_can_to_f32(t); }
+static void row_to_f32(uint32_t t, const void *src, float *dst, int64_t n) { q_row_to_f32(t, src, dst, n); }
 
 /* f32 row -> out type; imp = importance (n) or NULL */
 static void row_from_f32(uint32_t t, const float *x, void *dst, int64_t n, const float *imp, bool ref) {

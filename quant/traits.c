@@ -62,6 +62,16 @@ bool q_row_is_finite(const float *x, int64_t n) {
     return !bad;
 }
 
+bool q_row_can_to_f32(uint32_t type) {
+    const q_type_traits *t = q_traits(type);
+    return t && (t->to_float || t->to_float_ref);
+}
+
+void q_row_to_f32(uint32_t type, const void *src, float *dst, int64_t n) {
+    const q_type_traits *t = q_traits(type);
+    (t->to_float ? t->to_float : t->to_float_ref)(src, dst, n);
+}
+
 uint64_t q_quantize_rows(uint32_t type, const float *x, void *y, int64_t nrows, int64_t n_per_row,
                          const float *imatrix) {
     const q_type_traits *t = q_traits(type);

@@ -113,30 +113,7 @@ void rt_attn_ref(const rt_attn_params *ap, const float *q, const float *kc, cons
     hq_free(keep);
 }
 
-/* ---- optimized ---- */
-static float dot_p(const float *a, const float *b, int64_t n) {
-    float s0 = 0, s1 = 0;
-    int64_t i = 0;
-    for (; i + 2 <= n; i += 2) {
-        s0 += a[i] * b[i];
-        s1 += a[i + 1] * b[i + 1];
-    }
-    if (i < n) s0 += a[i] * b[i];
-    return s0 + s1;
-}
-static void axpy_p(float a, const float *x, float *y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
-}
-#if RT_X86
-RT_AVX2 static float dot_avx2(const float *a, const float *b, int64_t n) {
-    __m256 acc = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
-    float s = hq_hsum_ps(acc);
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-#endif
+/* ---- optimized: dots and axpys are core/vec.h's (rt_cpu.h) ---- */
 
 /* k-th largest (1-based) of v[0..n) by quickselect; v is scrambled */
 static float kth_largest(float *v, int64_t n, int64_t k) {
@@ -195,16 +172,8 @@ void rt_attn(const rt_attn_params *ap, const float *q, const float *kc, const fl
         return;
     }
     int64_t H = ap->H, KV = ap->KV, P = ap->P, G = H / KV, per = rt_attn_scratch(ap);
-    bool avx2 = rt_cpu_has_avx2();
-    float (*dot)(const float *, const float *, int64_t) = dot_p;
-    void (*axpy)(float, const float *, float *, int64_t) = axpy_p;
-#if RT_X86
-    if (avx2) {
-        dot = dot_avx2;
-        axpy = rt_axpy_avx2_; /* rt_cpu.h */
-    }
-#endif
-    (void)avx2;
+    float (*dot)(const float *, const float *, int64_t) = hq_dot_f32_attn; /* core/vec.h: why its own rounding */
+    void (*axpy)(float, const float *, float *, int64_t) = rt_axpy_f32;
     int64_t items = n * H, work = items * (pos0 + n) * P;
     (void)work; /* used by the OpenMP clause only */
     RT_OMP("omp parallel for schedule(dynamic, 4) if(items > 1 && work > (1 << 16))")

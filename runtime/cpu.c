@@ -2,7 +2,6 @@
  * reference-kernels switch, and weight-row helpers shared by the ops. */
 #include "rt_cpu.h"      // defines: RT_OMP, RT_AVX2
 #include "runtime.h"     // defines: rt_set_threads
-#include "../core/half.h"
 #include "../quant/quant.h"
 
 #include "model_internal.h" // defines: rt_model (threads, ref), rt_settings_saved
@@ -37,24 +36,6 @@ void rt_settings_leave(const rt_settings_saved *sv) {
     t_ref = sv->ref;
 #ifdef _OPENMP
     if (sv->threads > 0) omp_set_num_threads(sv->threads);
-#endif
-}
-
-static bool g_simd = true;
-void rt_cpu_set_simd(bool on) { g_simd = on; }
-
-bool rt_cpu_has_avx2(void) {
-#if RT_X86
-    static int cached = -1;
-    if (!g_simd) return false;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-        if (getenv("HQ_NO_AVX2")) cached = 0; /* lets tests exercise the portable path */
-    }
-    return cached != 0;
-#else
-    return false;
 #endif
 }
 
@@ -100,19 +81,6 @@ hq_status rt_weight_check(const rt_weight *w, char *err) {
 
 void rt_weight_row_f32(const rt_weight *w, int64_t r, float *dst) {
     const uint8_t *row = (const uint8_t *)w->data + (uint64_t)r * w->row_bytes;
-    int64_t n = w->n_in;
-    switch (w->type) {
-    case GGML_T_F32: memcpy(dst, row, (size_t)n * 4); break;
-    case GGML_T_F16: {
-        const uint16_t *h = (const uint16_t *)row;
-        for (int64_t i = 0; i < n; i++) dst[i] = hq_f16_to_f32(h[i]);
-        break;
-    }
-    case GGML_T_BF16: {
-        const uint16_t *h = (const uint16_t *)row;
-        for (int64_t i = 0; i < n; i++) dst[i] = hq_bf16_to_f32(h[i]);
-        break;
-    }
-    default: q_traits(w->type)->to_float(row, dst, n); break;
-    }
+    if (w->type == GGML_T_F32) memcpy(dst, row, (size_t)w->n_in * 4); /* no call for the common case */
+    else q_row_to_f32(w->type, row, dst, w->n_in); /* quant.h: the one row -> f32 */
 }

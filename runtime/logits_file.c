@@ -1,5 +1,6 @@
 /* runtime/logits_file.c — see logits_file.h for the layout. */
 #include "logits_file.h" // defines: rt_logits_*
+#include "../core/vec.h" // defines: hq_lse
 
 #include <math.h>
 #include <string.h>
@@ -59,16 +60,10 @@ hq_status rt_logits_write_header(hq_out *o, const rt_logits_header *h, const int
 
 hq_status rt_logits_write_row(hq_out *o, const float *logits, uint32_t n_vocab, char *err) {
     /* log p_i = l_i − max − log Σ exp(l_j − max) */
-    float mx = -INFINITY;
+    float mx, lmin = INFINITY;
+    double lz = hq_lse(logits, n_vocab, &mx); /* core/vec.h */
     for (uint32_t i = 0; i < n_vocab; i++)
-        if (logits[i] > mx) mx = logits[i];
-    double z = 0;
-    float lmin = INFINITY;
-    for (uint32_t i = 0; i < n_vocab; i++) {
-        z += exp((double)logits[i] - mx);
         if (logits[i] < lmin) lmin = logits[i];
-    }
-    double lz = log(z);
     double top = -lz, lo = (double)lmin - mx - lz;
     if (lo < top - 16.0) lo = top - 16.0;
     double scale = (top - lo) / 65535.0;

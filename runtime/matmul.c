@@ -13,6 +13,7 @@
  * Accumulation is fp32 (the _ref twin accumulates in double). */
 #include "rt_cpu.h" // defines: RT_OMP, RT_AVX2
 #include "../core/half.h"
+#include "../core/vec.h" // defines: hq_dot_f32, hq_dot_f16_f32, hq_dot_bf16_f32
 #include "../quant/quant.h"
 
 #include <string.h>
@@ -98,19 +99,15 @@ hq_status rt_matmul_ref(const rt_weight *w, const float *x, float *y, int64_t n_
     return HQ_OK;
 }
 
-/* ---------------- portable fast path ---------------- */
-static float dot_f32(const float *a, const float *b, int64_t n) {
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += a[i] * b[i];
-        s1 += a[i + 1] * b[i + 1];
-        s2 += a[i + 2] * b[i + 2];
-        s3 += a[i + 3] * b[i + 3];
-    }
-    for (; i < n; i++) s0 += a[i] * b[i];
-    return (s0 + s1) + (s2 + s3);
+/* one weight row (any float type) · one fp32 vector (core/vec.h: the level
+ * picks scalar or AVX2; the rounding is documented there) */
+static float row_dot(const void *r, uint32_t type, const float *x, int64_t n) {
+    if (type == GGML_T_F16) return hq_dot_f16_f32(r, x, n);
+    if (type == GGML_T_BF16) return hq_dot_bf16_f32(r, x, n);
+    return hq_dot_f32(r, x, n);
 }
+
+/* ---------------- portable fast path ---------------- */
 
 static void block_generic(const rt_weight *w, const float *x, float *y, int64_t n_tok, int64_t o0, int64_t o1,
                           float *buf) {
@@ -123,7 +120,7 @@ static void block_generic(const rt_weight *w, const float *x, float *y, int64_t 
             rt_weight_row_f32(w, o, buf);
             r = buf;
         }
-        for (int64_t t = 0; t < n_tok; t++) y[t * w->n_out + o] = dot_f32(r, x + t * n, n);
+        for (int64_t t = 0; t < n_tok; t++) y[t * w->n_out + o] = hq_dot_f32(r, x + t * n, n);
     }
 }
 
@@ -131,9 +128,8 @@ static void block_generic(const rt_weight *w, const float *x, float *y, int64_t 
 #if RT_X86
 RT_AVX2 static inline __m256 load8(const void *p, uint32_t type, int64_t i) {
     if (type == GGML_T_F32) return _mm256_loadu_ps((const float *)p + i);
-    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
-    if (type == GGML_T_F16) return _mm256_cvtph_ps(h);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    const uint16_t *h = (const uint16_t *)p + i;
+    return type == GGML_T_F16 ? hq_f16x8(h) : hq_bf16x8(h);
 }
 static inline float load1(const void *p, uint32_t type, int64_t i) {
     if (type == GGML_T_F32) return ((const float *)p)[i];
@@ -141,25 +137,6 @@ static inline float load1(const void *p, uint32_t type, int64_t i) {
     return type == GGML_T_F16 ? hq_f16_to_f32(h) : hq_bf16_to_f32(h);
 }
 
-/* one weight row (any float type) · one fp32 vector */
-RT_AVX2 static float dot_row_avx2(const void *r, uint32_t type, const float *x, int64_t n) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        a0 = _mm256_fmadd_ps(load8(r, type, i), _mm256_loadu_ps(x + i), a0);
-        a1 = _mm256_fmadd_ps(load8(r, type, i + 8), _mm256_loadu_ps(x + i + 8), a1);
-    }
-    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load8(r, type, i), _mm256_loadu_ps(x + i), a0);
-    float s = hq_hsum_ps(_mm256_add_ps(a0, a1));
-    for (; i < n; i++) s += load1(r, type, i) * x[i];
-    return s;
-}
-
-RT_AVX2 static void convert_row_avx2(const void *r, uint32_t type, float *dst, int64_t n) {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load8(r, type, i));
-    for (; i < n; i++) dst[i] = load1(r, type, i);
-}
 
 /* out[3][4] = rows w0..w2 · tokens x0..x3 (fp32, n elements) */
 RT_AVX2 static void kernel_3x4(const float *w0, const float *w1, const float *w2, const float *x0, const float *x1,
@@ -198,7 +175,7 @@ RT_AVX2 static void block_avx2(const rt_weight *w, const float *x, float *y, int
         if (w->type == GGML_T_F32) {
             rows[r] = (const float *)wrow(w, o0 + r);
         } else {
-            convert_row_avx2(wrow(w, o0 + r), w->type, buf + r * n, n);
+            rt_weight_row_f32(w, o0 + r, buf + r * n);
             rows[r] = buf + r * n;
         }
     }
@@ -219,20 +196,7 @@ RT_AVX2 static void block_avx2(const rt_weight *w, const float *x, float *y, int
 #endif
 
 /* gathered-row helpers for float storage (expert tables) */
-float rt_row_dot(const rt_weight *w, int64_t r, const float *x) {
-#if RT_X86
-    if (rt_cpu_has_avx2()) return dot_row_avx2(wrow(w, r), w->type, x, w->n_in);
-#endif
-    float s = 0;
-    const void *p = wrow(w, r);
-    for (int64_t i = 0; i < w->n_in; i++) {
-        float v = w->type == GGML_T_F32 ? ((const float *)p)[i]
-                  : w->type == GGML_T_F16 ? hq_f16_to_f32(((const uint16_t *)p)[i])
-                                          : hq_bf16_to_f32(((const uint16_t *)p)[i]);
-        s += v * x[i];
-    }
-    return s;
-}
+float rt_row_dot(const rt_weight *w, int64_t r, const float *x) { return row_dot(wrow(w, r), w->type, x, w->n_in); }
 
 #if RT_X86
 RT_AVX2 static void axpy_row_avx2(const void *r, uint32_t type, float a, float *y, int64_t n) {
@@ -274,7 +238,7 @@ hq_status rt_matmul(const rt_weight *w, const float *x, float *y, int64_t n_tok,
     avx2 = rt_cpu_has_avx2();
     if (avx2 && n_tok == 1) {
         RT_OMP("omp parallel for schedule(static) if(w->n_out * w->n_in > (1 << 20))") /* small: a fork-join costs more */
-        for (int64_t o = 0; o < w->n_out; o++) y[o] = dot_row_avx2(wrow(w, o), w->type, x, w->n_in);
+        for (int64_t o = 0; o < w->n_out; o++) y[o] = row_dot(wrow(w, o), w->type, x, w->n_in);
         add_bias(y, bias, n_tok, w->n_out);
         return HQ_OK;
     }

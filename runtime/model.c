@@ -3,6 +3,8 @@
  * refuse what we cannot run, and allocate sequence states. */
 #include "model_internal.h" // defines: rt_model, rt_layer, rt_state
 #include "../core/half.h"
+#include "../formats/schema.h" // defines: fmt_schema_name, FMT_T_*
+#include "../core/limits.h" // defines: HQ_MAX_EMBD, HQ_MAX_LAYERS, HQ_MAX_CTX
 #include "../quant/quant.h"
 
 #include <math.h>
@@ -160,7 +162,8 @@ static bool str_is(const fmt_gguf_str *s, const char *lit) {
     return s->len == strlen(lit) && memcmp(s->s, lit, s->len) == 0;
 }
 
-#define NAME(buf, fmt_, ...) snprintf(buf, sizeof buf, fmt_, __VA_ARGS__)
+/* the GGUF name of a schema tensor in layer l (formats/schema.h; names are short) */
+#define NAME(buf, id, l) fmt_schema_name(id, l, buf, sizeof buf)
 
 static void load_layer(ld_ctx *c, int64_t i, const fmt_gguf_str *mix, const fmt_gguf_str *ffn) {
     rt_model *m = c->m;
@@ -183,70 +186,70 @@ static void load_layer(ld_ctx *c, int64_t i, const fmt_gguf_str *mix, const fmt_
                         fmt_gguf_label(c->g), (long long)i, (int)(ffn->len > 32 ? 32 : ffn->len), ffn->s);
         return;
     }
-    NAME(n, "blk.%lld.attn_norm.weight", (long long)i); ly->attn_norm = get_vec(c, n, d, true);
-    NAME(n, "blk.%lld.attn_residual.weight", (long long)i); ly->attn_res = get_vec(c, n, d, true);
-    NAME(n, "blk.%lld.ffn_norm.weight", (long long)i); ly->ffn_norm = get_vec(c, n, d, true);
-    NAME(n, "blk.%lld.ffn_residual.weight", (long long)i); ly->ffn_res = get_vec(c, n, d, true);
+    NAME(n, FMT_T_ATTN_NORM, i); ly->attn_norm = get_vec(c, n, d, true);
+    NAME(n, FMT_T_ATTN_RES, i); ly->attn_res = get_vec(c, n, d, true);
+    NAME(n, FMT_T_FFN_NORM, i); ly->ffn_norm = get_vec(c, n, d, true);
+    NAME(n, FMT_T_FFN_RES, i); ly->ffn_res = get_vec(c, n, d, true);
     if (ly->mixer == RT_MIX_ATTN) {
-        NAME(n, "blk.%lld.attn_q.weight", (long long)i); get_mat(c, n, H * P, d, true, &ly->q);
-        NAME(n, "blk.%lld.attn_k.weight", (long long)i); get_mat(c, n, KV * P, d, true, &ly->k);
-        NAME(n, "blk.%lld.attn_v.weight", (long long)i); get_mat(c, n, KV * P, d, true, &ly->v);
-        NAME(n, "blk.%lld.attn_output.weight", (long long)i); get_mat(c, n, d, H * P, true, &ly->o);
-        NAME(n, "blk.%lld.attn_q.bias", (long long)i); ly->bq = get_vec(c, n, H * P, false);
-        NAME(n, "blk.%lld.attn_k.bias", (long long)i); ly->bk = get_vec(c, n, KV * P, false);
-        NAME(n, "blk.%lld.attn_v.bias", (long long)i); ly->bv = get_vec(c, n, KV * P, false);
-        NAME(n, "blk.%lld.attn_output.bias", (long long)i); ly->bo = get_vec(c, n, d, false);
-        NAME(n, "blk.%lld.attn_q_norm.weight", (long long)i); ly->q_norm = get_vec(c, n, P, false);
-        NAME(n, "blk.%lld.attn_k_norm.weight", (long long)i); ly->k_norm = get_vec(c, n, P, false);
+        NAME(n, FMT_T_ATTN_Q, i); get_mat(c, n, H * P, d, true, &ly->q);
+        NAME(n, FMT_T_ATTN_K, i); get_mat(c, n, KV * P, d, true, &ly->k);
+        NAME(n, FMT_T_ATTN_V, i); get_mat(c, n, KV * P, d, true, &ly->v);
+        NAME(n, FMT_T_ATTN_OUT, i); get_mat(c, n, d, H * P, true, &ly->o);
+        NAME(n, FMT_T_ATTN_Q_B, i); ly->bq = get_vec(c, n, H * P, false);
+        NAME(n, FMT_T_ATTN_K_B, i); ly->bk = get_vec(c, n, KV * P, false);
+        NAME(n, FMT_T_ATTN_V_B, i); ly->bv = get_vec(c, n, KV * P, false);
+        NAME(n, FMT_T_ATTN_OUT_B, i); ly->bo = get_vec(c, n, d, false);
+        NAME(n, FMT_T_ATTN_Q_NORM, i); ly->q_norm = get_vec(c, n, P, false);
+        NAME(n, FMT_T_ATTN_K_NORM, i); ly->k_norm = get_vec(c, n, P, false);
         /* M (per query head or per kv head) from the shape of attn_a */
-        NAME(n, "blk.%lld.attn_a", (long long)i);
+        NAME(n, FMT_T_ATTN_A, i);
         const fmt_gguf_tensor *ta = fmt_gguf_find_tensor(c->g, n);
         ly->M = ta && ta->n_dims == 1 && (int64_t)ta->ne[0] == KV ? KV : H;
         ly->attn_a = get_vec(c, n, ly->M, true);
-        NAME(n, "blk.%lld.attn_dt.weight", (long long)i); get_mat(c, n, ly->M, KV * P, true, &ly->dt);
-        NAME(n, "blk.%lld.attn_dt.bias", (long long)i); ly->b_dt = get_vec(c, n, ly->M, false);
+        NAME(n, FMT_T_ATTN_DT, i); get_mat(c, n, ly->M, KV * P, true, &ly->dt);
+        NAME(n, FMT_T_ATTN_DT_B, i); ly->b_dt = get_vec(c, n, ly->M, false);
     } else {
-        NAME(n, "blk.%lld.ssm_x.weight", (long long)i); get_mat(c, n, H * P, d, true, &ly->sx);
-        NAME(n, "blk.%lld.ssm_b.weight", (long long)i); get_mat(c, n, H * P, d, true, &ly->sb);
-        NAME(n, "blk.%lld.ssm_c.weight", (long long)i); get_mat(c, n, H * P, d, true, &ly->sc);
-        NAME(n, "blk.%lld.ssm_dt.weight", (long long)i); get_mat(c, n, H, d, true, &ly->sdt);
-        NAME(n, "blk.%lld.ssm_out.weight", (long long)i); get_mat(c, n, d, H * P, true, &ly->sout);
-        NAME(n, "blk.%lld.ssm_x.bias", (long long)i); ly->b_sx = get_vec(c, n, H * P, false);
-        NAME(n, "blk.%lld.ssm_b.bias", (long long)i); ly->b_sb = get_vec(c, n, H * P, false);
-        NAME(n, "blk.%lld.ssm_c.bias", (long long)i); ly->b_sc = get_vec(c, n, H * P, false);
-        NAME(n, "blk.%lld.ssm_dt.bias", (long long)i); ly->ssm_dt_bias = get_vec(c, n, H, false);
-        NAME(n, "blk.%lld.ssm_out.bias", (long long)i); ly->b_sout = get_vec(c, n, d, false);
-        NAME(n, "blk.%lld.ssm_a", (long long)i); ly->ssm_a = get_vec(c, n, H, true);
+        NAME(n, FMT_T_SSM_X, i); get_mat(c, n, H * P, d, true, &ly->sx);
+        NAME(n, FMT_T_SSM_B, i); get_mat(c, n, H * P, d, true, &ly->sb);
+        NAME(n, FMT_T_SSM_C, i); get_mat(c, n, H * P, d, true, &ly->sc);
+        NAME(n, FMT_T_SSM_DT, i); get_mat(c, n, H, d, true, &ly->sdt);
+        NAME(n, FMT_T_SSM_OUT, i); get_mat(c, n, d, H * P, true, &ly->sout);
+        NAME(n, FMT_T_SSM_X_B, i); ly->b_sx = get_vec(c, n, H * P, false);
+        NAME(n, FMT_T_SSM_B_B, i); ly->b_sb = get_vec(c, n, H * P, false);
+        NAME(n, FMT_T_SSM_C_B, i); ly->b_sc = get_vec(c, n, H * P, false);
+        NAME(n, FMT_T_SSM_DT_B, i); ly->ssm_dt_bias = get_vec(c, n, H, false);
+        NAME(n, FMT_T_SSM_OUT_B, i); ly->b_sout = get_vec(c, n, d, false);
+        NAME(n, FMT_T_SSM_A, i); ly->ssm_a = get_vec(c, n, H, true);
         for (int64_t h = 0; ly->ssm_a && h < H; h++)
             if (ly->ssm_a[h] > 0) ly->ssm_a_pos = true;
-        NAME(n, "blk.%lld.ssm_d", (long long)i); ly->ssm_d = get_vec(c, n, H, false);
+        NAME(n, FMT_T_SSM_D, i); ly->ssm_d = get_vec(c, n, H, false);
     }
-    NAME(n, "blk.%lld.ffn_gate.weight", (long long)i); get_mat(c, n, I, d, true, &ly->gate);
-    NAME(n, "blk.%lld.ffn_up.weight", (long long)i); get_mat(c, n, I, d, true, &ly->up);
-    NAME(n, "blk.%lld.ffn_down.weight", (long long)i); get_mat(c, n, d, I, true, &ly->down);
-    NAME(n, "blk.%lld.ffn_gate.bias", (long long)i); ly->b_gate = get_vec(c, n, I, false);
-    NAME(n, "blk.%lld.ffn_up.bias", (long long)i); ly->b_up = get_vec(c, n, I, false);
-    NAME(n, "blk.%lld.ffn_down.bias", (long long)i); ly->b_down = get_vec(c, n, d, false);
+    NAME(n, FMT_T_FFN_GATE, i); get_mat(c, n, I, d, true, &ly->gate);
+    NAME(n, FMT_T_FFN_UP, i); get_mat(c, n, I, d, true, &ly->up);
+    NAME(n, FMT_T_FFN_DOWN, i); get_mat(c, n, d, I, true, &ly->down);
+    NAME(n, FMT_T_FFN_GATE_B, i); ly->b_gate = get_vec(c, n, I, false);
+    NAME(n, FMT_T_FFN_UP_B, i); ly->b_up = get_vec(c, n, I, false);
+    NAME(n, FMT_T_FFN_DOWN_B, i); ly->b_down = get_vec(c, n, d, false);
     if (ly->ffn == RT_FFN_MLP || c->st != HQ_OK) return;
 
     uint64_t E = 0, k = 0;
     get_u64(c, "expert_count", &E);
     get_u64(c, "expert_used_count", &k);
-    NAME(n, "blk.%lld.ffn_expert_down.weight", (long long)i);
+    NAME(n, FMT_T_EXPERT_DOWN, i);
     const fmt_gguf_tensor *te = fmt_gguf_find_tensor(c->g, n);
     if (te && te->n_dims == 2 && E == 0) E = te->ne[1];
     get_mat(c, n, (int64_t)E, d, true, &ly->ex_down);
-    NAME(n, "blk.%lld.ffn_expert_up.weight", (long long)i); get_mat(c, n, (int64_t)E, d, true, &ly->ex_up);
+    NAME(n, FMT_T_EXPERT_UP, i); get_mat(c, n, (int64_t)E, d, true, &ly->ex_up);
     ly->topk = (int64_t)k;
     if (ly->ffn == RT_FFN_ROUTER) {
-        NAME(n, "blk.%lld.ffn_gate_inp.weight", (long long)i);
+        NAME(n, FMT_T_ROUTER, i);
         const fmt_gguf_tensor *tr = fmt_gguf_find_tensor(c->g, n);
         ly->Kk = tr && tr->n_dims == 2 ? (int64_t)tr->ne[1] / 2 : 0;
         ly->Hr = 1;
         get_mat(c, n, 2 * ly->Kk, d, true, &ly->router);
-        NAME(n, "blk.%lld.ffn_gate_inp.bias", (long long)i); ly->b_router = get_vec(c, n, 2 * ly->Kk, false);
+        NAME(n, FMT_T_ROUTER_B, i); ly->b_router = get_vec(c, n, 2 * ly->Kk, false);
     } else {
-        NAME(n, "blk.%lld.ffn_pk_keys", (long long)i);
+        NAME(n, FMT_T_PK_KEYS, i);
         const fmt_gguf_tensor *tk = fmt_gguf_find_tensor(c->g, n);
         if (tk && tk->n_dims == 4) {
             ly->Hr = (int64_t)tk->ne[3];
@@ -255,7 +258,7 @@ static void load_layer(ld_ctx *c, int64_t i, const fmt_gguf_str *mix, const fmt_
         }
         int64_t kd[4] = {ly->Hr, ly->Kk, 2, ly->R / 2};
         ly->pk_keys = get_arr(c, n, 4, kd, true);
-        NAME(n, "blk.%lld.ffn_pk_query.weight", (long long)i); get_mat(c, n, ly->Hr * ly->R, d, true, &ly->pk_query);
+        NAME(n, FMT_T_PK_QUERY, i); get_mat(c, n, ly->Hr * ly->R, d, true, &ly->pk_query);
     }
     if (c->st != HQ_OK || c->n_missing) return;
     if (ly->Kk < 1 || ly->Kk > 4096 || ly->Kk * ly->Kk > (int64_t)E || ly->topk < 1 || ly->topk > 4096 ||
@@ -279,8 +282,18 @@ static hq_status read_hparams(ld_ctx *c) {
     if (!get_u64(c, "attention.key_length", &P)) P = H ? d / H : 0;
     get_u64(c, "feed_forward_length", &I);
     get_u64(c, "context_length", &ctx);
-    if (V < 1 || V > (1u << 24) || d < 1 || d > 65536 || L < 1 || L > 4096 || H < 1 || H > 1024 || KV < 1 ||
-        H % KV != 0 || P < 2 || P > 1024 || P % 2 != 0 || I > (1u << 20))
+    /* core/limits.h: one bound per value, HQ_ERR_LIMIT naming it */
+    static const struct { const char *key, *limit; uint64_t max; } lim[] = {
+        {"vocab_size", "HQ_MAX_VOCAB", HQ_MAX_VOCAB},           {"embedding_length", "HQ_MAX_EMBD", HQ_MAX_EMBD},
+        {"block_count", "HQ_MAX_LAYERS", HQ_MAX_LAYERS},         {"attention.head_count", "HQ_MAX_HEADS", HQ_MAX_HEADS},
+        {"attention.head_count_kv", "HQ_MAX_HEADS", HQ_MAX_HEADS}, {"attention.key_length", "HQ_MAX_HEAD_DIM", HQ_MAX_HEAD_DIM},
+        {"feed_forward_length", "HQ_MAX_FFN", HQ_MAX_FFN},       {"context_length", "HQ_MAX_CTX", HQ_MAX_CTX}};
+    const uint64_t val[] = {V, d, L, H, KV, P, I, ctx};
+    for (size_t i = 0; i < sizeof lim / sizeof *lim; i++)
+        if (val[i] > lim[i].max)
+            return hq_fail(c->err, HQ_ERR_LIMIT, "%s: %s.%s is %llu, above %s (%llu, core/limits.h)", lab, m->arch,
+                           lim[i].key, (unsigned long long)val[i], lim[i].limit, (unsigned long long)lim[i].max);
+    if (V < 1 || d < 1 || L < 1 || H < 1 || KV < 1 || H % KV != 0 || P < 2 || P % 2 != 0)
         return hq_fail(c->err, HQ_ERR_FORMAT,
                        "%s: hyperparameters out of range (vocab %llu, d %llu, layers %llu, heads %llu/%llu, head_dim %llu)",
                        lab, (unsigned long long)V, (unsigned long long)d, (unsigned long long)L, (unsigned long long)H,
@@ -324,9 +337,8 @@ static hq_status read_hparams(ld_ctx *c) {
     if (!(isfinite(m->rope_factor) && m->rope_factor > 0))
         return hq_fail(c->err, HQ_ERR_FORMAT, "%s: %s.rope.scaling.factor is %g, must be finite and > 0", lab, m->arch,
                        (double)m->rope_factor);
-    if (ctx < 1 || ctx > (1u << 24))
-        return hq_fail(c->err, HQ_ERR_FORMAT, "%s: %s.context_length %llu is outside [1, 2^24]", lab, m->arch,
-                       (unsigned long long)ctx);
+    if (ctx < 1)
+        return hq_fail(c->err, HQ_ERR_FORMAT, "%s: %s.context_length is 0, must be at least 1", lab, m->arch);
     m->ssd_chunk = get_u64(c, "ssd.chunk_size", &chunk) && chunk > 0 && chunk <= 4096 ? (int64_t)chunk : 64;
     if (keyf(c, "hidden_act", k, sizeof k) && fmt_gguf_get_str(c->g, k, &st) && !str_is(&st, "silu"))
         return hq_fail(c->err, HQ_ERR_UNSUPPORTED, "%s: hidden_act '%.*s' not supported (silu)", lab,
@@ -433,9 +445,9 @@ hq_status rt_model_load(const char *gguf_path, rt_model **out, char *err) {
                      m->arch, (long long)m->L);
         goto fail;
     }
-    get_mat(&c, "token_embd.weight", m->V, m->d, true, &m->tok_embd);
-    m->out_norm = get_vec(&c, "output_norm.weight", m->d, true);
-    get_mat(&c, "output.weight", m->V, m->d, false, &m->output);
+    get_mat(&c, fmt_schema_get(FMT_T_TOKEN_EMBD)->name, m->V, m->d, true, &m->tok_embd);
+    m->out_norm = get_vec(&c, fmt_schema_get(FMT_T_OUTPUT_NORM)->name, m->d, true);
+    get_mat(&c, fmt_schema_get(FMT_T_OUTPUT)->name, m->V, m->d, false, &m->output);
     m->tied = m->output.data == NULL;
     if (m->tied) m->output = m->tok_embd;
     for (int64_t i = 0; i < m->L && c.st == HQ_OK; i++) {

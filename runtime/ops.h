@@ -13,6 +13,7 @@
 #define HQ_RT_OPS_H
 #include "../core/hq.h"
 #include "../core/topk_torch.h" // defines: hq_vj, hq_topk_torch
+#include "../core/cpu.h" // defines: hq_cpu_has
 
 /* A weight matrix [n_out, n_in] as stored in the GGUF (PyTorch Linear
  * layout): n_out rows of n_in elements in `type` (F32/F16/BF16 or any block
@@ -28,8 +29,9 @@ typedef struct {
 /* ---- global switches (cpu.c) ---- */
 void rt_ops_set_ref(bool on);      /* true: every dispatching op runs its _ref twin */
 bool rt_ops_ref(void);
-bool rt_cpu_has_avx2(void);        /* avx2 + fma + f16c, and not disabled */
-void rt_cpu_set_simd(bool on);     /* false: optimized ops take their portable path (tests) */
+/* avx2 + fma + f16c allowed (core/cpu.h: the one detector and HQ_CPU switch);
+ * tests lower the level with hq_cpu_set_max */
+static inline bool rt_cpu_has_avx2(void) { return hq_cpu_has(HQ_CPU_AVX2); }
 int rt_n_threads(void);            /* threads an op may use */
 
 /* Checks that w's type is runnable (F32/F16/BF16, or traits with vec_dot and

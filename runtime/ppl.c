@@ -2,17 +2,15 @@
  * protocol (see ppl.h). */
 #include "ppl.h"       // defines: rt_ppl_prepare, rt_ppl_free, rt_nll_of
 #include "tokenizer.h"
+#include "../core/vec.h" // defines: hq_lse
 
 #include <math.h>
 #include <string.h>
 
 double rt_nll_of(const float *lg, int64_t V, int32_t tok) {
-    float mx = -INFINITY;
-    for (int64_t i = 0; i < V; i++)
-        if (lg[i] > mx) mx = lg[i];
-    double z = 0;
-    for (int64_t i = 0; i < V; i++) z += exp((double)lg[i] - mx);
-    return log(z) - ((double)lg[tok] - mx);
+    float mx;
+    double lz = hq_lse(lg, V, &mx); /* core/vec.h */
+    return lz - ((double)lg[tok] - mx);
 }
 
 void rt_ppl_free(rt_ppl_chunks *c) {

@@ -8,6 +8,7 @@
  * loops (double accumulation), so they are the reference.
  * Usage: test_ops [op-substring]   (HQ_SANITIZED=1 shrinks the big cases) */
 #include "test.h"
+#include "cpu_levels.h" // defines: test_cpu_levels
 #include "../runtime/ops.h"
 #include "../core/half.h"
 #include "../quant/quant.h"
@@ -70,11 +71,14 @@ static void check_case(const char *op, const char *desc, const float *got, const
     CHECK(gok(got, n), "%s %s: guard bytes overwritten", op, desc);
 }
 
-/* the two optimized paths: AVX2 (when the CPU has it) and portable */
-static int n_paths(void) { return 2; }
+/* the optimized paths: one per CPU level this machine allows (core/cpu.h),
+ * highest first, down to the portable (scalar) one */
+static hq_cpu_level g_levels[HQ_CPU_LEVEL_COUNT];
+static int g_n_levels;
+static int n_paths(void) { return g_n_levels; }
 static const char *set_path(int p) {
-    rt_cpu_set_simd(p == 0);
-    return p == 0 ? (rt_cpu_has_avx2() ? "avx2" : "portable(no avx2 cpu)") : "portable";
+    hq_cpu_set_max(g_levels[p]);
+    return hq_cpu_level_name(g_levels[p]);
 }
 
 /* ---------------- rmsnorm ---------------- */
@@ -529,6 +533,7 @@ static void test_selfcheck(void) {
 int main(int argc, char **argv) {
     g_filter = argc > 1 ? argv[1] : NULL;
     g_small = getenv("HQ_SANITIZED") != NULL;
+    g_n_levels = test_cpu_levels(g_levels, "test_ops");
     test_selfcheck();
     test_rmsnorm();
     test_rope();
@@ -539,6 +544,6 @@ int main(int argc, char **argv) {
     test_attn();
     test_route();
     test_experts();
-    rt_cpu_set_simd(true);
+    hq_cpu_set_max(HQ_CPU_AVX512);
     TEST_END();
 }

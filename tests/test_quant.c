@@ -21,6 +21,7 @@
  *  - quantize_imatrix with a non-uniform importance gives a smaller
  *    importance-weighted squared error than plain rounding. */
 #include "test.h"
+#include "cpu_levels.h" // defines: test_cpu_levels
 #include "../quant/quant.h"
 #include "../quant/formats.h"
 #include "../formats/ggml_types.h"
@@ -281,15 +282,17 @@ static void check_imatrix_simd_invariant(void) {
         if (!t->quantize_imatrix) continue;
         for (int k = 0; k < 2; k++) {
             const float *im = k ? imat : NULL;
-            q_simd_enable(true);
-            t->quantize_imatrix(x, a, n, im);
-            q_simd_enable(false);
+            hq_cpu_set_max(HQ_CPU_SCALAR);
             t->quantize_imatrix(x, b, n, im);
-            CHECK(memcmp(a, b, row_bytes(t, n)) == 0, "%s: quantize_imatrix(%s) differs with SIMD off", t->name,
-                  k ? "imatrix" : "NULL");
+            for (int l = HQ_CPU_AVX2; l < HQ_CPU_LEVEL_COUNT; l++) {
+                hq_cpu_set_max((hq_cpu_level)l);
+                t->quantize_imatrix(x, a, n, im);
+                CHECK(memcmp(a, b, row_bytes(t, n)) == 0, "%s: quantize_imatrix(%s) at %s differs from scalar",
+                      t->name, k ? "imatrix" : "NULL", hq_cpu_level_name((hq_cpu_level)l));
+            }
         }
     }
-    q_simd_enable(true);
+    hq_cpu_set_max(HQ_CPU_AVX512);
     hq_free(x), hq_free(imat), hq_free(a), hq_free(b);
 }
 
@@ -453,7 +456,7 @@ static int perf(void) {
         }
         printf("%-7s %14.1f %14.1f %14.1f %12.2f %12.2f\n", t->name, r[0], r[1], r[2], r[3], r[4]);
     }
-    printf("(one core; targets: Q8_0/Q4_0 quantize >= 200 M/s, Q4_K >= 50 M/s; avx2=%d)\n", q_simd_avx2());
+    printf("(one core; targets: Q8_0/Q4_0 quantize >= 200 M/s, Q4_K >= 50 M/s; cpu level %s)\n", hq_cpu_level_name(hq_cpu_level_now()));
     hq_free(x), hq_free(q), hq_free(aq);
     return 0;
 }
@@ -470,10 +473,12 @@ int main(int argc, char **argv) {
     check_f16_specials();
     static const int64_t lens32[] = {32, 64, 96, 160, 1056, 4096};
     static const int64_t lens256[] = {256, 512, 768, 2304, 4096};
-    for (int pass = 0; pass < 2; pass++) {
-        /* pass 0 with the SIMD kernels (if the CPU has them), pass 1 scalar
-         * fallbacks: the fast pointers must be right either way */
-        q_simd_enable(pass == 0);
+    hq_cpu_level levels[HQ_CPU_LEVEL_COUNT];
+    const int n_levels = test_cpu_levels(levels, "test_quant");
+    for (int pass = 0; pass < n_levels; pass++) {
+        /* one pass per CPU level, highest first, the last one scalar: the
+         * fast pointers must be right at every level */
+        hq_cpu_set_max(levels[pass]);
         for (int c = 0; c < N_CASES; c++) {
             const q_type_traits *t = q_traits(type_cases[c].type);
             CHECK(t != NULL, "no traits for type %u", type_cases[c].type);
@@ -497,6 +502,6 @@ int main(int argc, char **argv) {
             }
         }
     }
-    q_simd_enable(true);
+    hq_cpu_set_max(HQ_CPU_AVX512);
     TEST_END();
 }

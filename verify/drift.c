@@ -10,6 +10,7 @@
 #include "../core/limits.h"
 #include "../cuda/backend.h"
 #include "../quant/quant.h"
+#include "../formats/schema.h" // defines: fmt_schema_get, FMT_T_TOKEN_EMBD
 
 #include <math.h>
 #include <stdlib.h>
@@ -176,7 +177,7 @@ static hq_status drift_init(drift_ctx *x, int64_t L, int64_t d, int64_t ctx, cha
 }
 
 /* h⁰ = Emb[token]: error of the embedding rows of one chunk's tokens,
- * decoded from both files (q_traits to_float), accumulated per position */
+ * decoded from both files (q_row_to_f32), accumulated per position */
 typedef struct {
     const q_type_traits *tb, *tq;
     const uint8_t *db, *dq;
@@ -189,10 +190,10 @@ typedef struct {
 
 static hq_status embd_init(embd_ctx *e, const fmt_gguf *gb, const fmt_gguf *gq, char *err) {
     memset(e, 0, sizeof *e);
-    const fmt_gguf_tensor *b = fmt_gguf_find_tensor(gb, "token_embd.weight"), *q = fmt_gguf_find_tensor(gq, "token_embd.weight");
+    const fmt_gguf_tensor *b = fmt_gguf_find_tensor(gb, fmt_schema_get(FMT_T_TOKEN_EMBD)->name), *q = fmt_gguf_find_tensor(gq, fmt_schema_get(FMT_T_TOKEN_EMBD)->name);
     e->tb = b ? q_traits(b->type) : NULL;
     e->tq = q ? q_traits(q->type) : NULL;
-    if (!e->tb || !e->tq || !e->tb->to_float || !e->tq->to_float || b->ne[0] % (uint64_t)e->tb->blck ||
+    if (!e->tb || !e->tq || !q_row_can_to_f32(b->type) || !q_row_can_to_f32(q->type) || b->ne[0] % (uint64_t)e->tb->blck ||
         q->ne[0] % (uint64_t)e->tq->blck)
         return hq_fail(err, HQ_ERR_UNSUPPORTED, "token_embd.weight: cannot decode its rows");
     e->d = (int64_t)b->ne[0];
@@ -212,8 +213,8 @@ static hq_status embd_init(embd_ctx *e, const fmt_gguf *gb, const fmt_gguf *gq, 
 static void embd_add(embd_ctx *e, const int32_t *tok, int64_t n) {
     for (int64_t t = 0; t < n; t++) {
         if (tok[t] < 0 || tok[t] >= e->rows) continue;
-        e->tb->to_float(e->db + (uint64_t)tok[t] * e->rb, e->xb, e->d);
-        e->tq->to_float(e->dq + (uint64_t)tok[t] * e->rq, e->xq, e->d);
+        q_row_to_f32(e->tb->type, e->db + (uint64_t)tok[t] * e->rb, e->xb, e->d); /* quant.h */
+        q_row_to_f32(e->tq->type, e->dq + (uint64_t)tok[t] * e->rq, e->xq, e->d);
         double dd = 0, nb = 0, nq = 0, dot = 0;
         for (int64_t i = 0; i < e->d; i++) {
             double df = (double)e->xq[i] - e->xb[i];
@@ -241,8 +242,8 @@ static hq_status check_pair(const fmt_gguf *gb, const fmt_gguf *gq, vf_result *r
         return hq_fail(err, HQ_ERR_MISMATCH, "%s is a '%s' model but %s is '%s'", fmt_gguf_label(gb), ab,
                        fmt_gguf_label(gq), aq);
     snprintf(r->arch, sizeof r->arch, "%s", ab);
-    const fmt_gguf_tensor *eb = fmt_gguf_find_tensor(gb, "token_embd.weight");
-    const fmt_gguf_tensor *eq = fmt_gguf_find_tensor(gq, "token_embd.weight");
+    const fmt_gguf_tensor *eb = fmt_gguf_find_tensor(gb, fmt_schema_get(FMT_T_TOKEN_EMBD)->name);
+    const fmt_gguf_tensor *eq = fmt_gguf_find_tensor(gq, fmt_schema_get(FMT_T_TOKEN_EMBD)->name);
     if (!eb || !eq)
         return hq_fail(err, HQ_ERR_FORMAT, "%s has no token_embd.weight", fmt_gguf_label(eb ? gq : gb));
     if (eb->ne[1] != eq->ne[1])

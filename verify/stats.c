@@ -1,5 +1,6 @@
 /* verify/stats.c — drift statistics (see stats.h for the definitions). */
 #include "stats.h" // defines: vf_token, vf_summarize, vf_percentile, vf_mean_err
+#include "../core/vec.h" // defines: hq_lse
 
 #include <math.h>
 #include <stdlib.h>
@@ -13,12 +14,8 @@ int64_t vf_argmax(const float *x, int64_t n) {
 
 /* log p_i = z_i − max − log Σ exp(z_j − max) */
 int64_t vf_log_softmax(const float *lg, int64_t n, float *out) {
-    float mx = -INFINITY;
-    for (int64_t i = 0; i < n; i++)
-        if (lg[i] > mx) mx = lg[i];
-    double z = 0;
-    for (int64_t i = 0; i < n; i++) z += exp((double)lg[i] - mx);
-    double lz = log(z);
+    float mx;
+    double lz = hq_lse(lg, n, &mx); /* core/vec.h */
     for (int64_t i = 0; i < n; i++) out[i] = (float)((double)lg[i] - mx - lz);
     return vf_argmax(out, n);
 }

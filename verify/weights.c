@@ -1,10 +1,11 @@
 /* verify/weights.c — per-tensor weight error of the quantized model:
  * relative RMS error of the dequantized weights, sqrt(Σ(W_q − W_b)²/ΣW_b²),
- * both sides converted row by row with q_traits(type)->to_float. Tensors
+ * both sides converted row by row with q_row_to_f32 (quant/quant.h). Tensors
  * stored identically (same type and bytes) are 0 without decoding. */
 #include "verify.h" // defines: vf_weight_errors, vf_kind_of_tensor
 #include "../core/omp.h"
 #include "../quant/quant.h"
+#include "../formats/schema.h" // defines: fmt_schema_lookup, fmt_part
 
 #include <math.h>
 #include <stdlib.h>
@@ -21,6 +22,14 @@ const char *vf_kind_name(int k) {
 static bool has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 
 int vf_kind_of_tensor(const char *name) {
+    const fmt_schema_entry *e = fmt_schema_lookup(name, NULL); /* formats/schema.h */
+    if (e) {
+        static const int by_part[FMT_PART_COUNT] = {[FMT_PART_GLOBAL] = VF_KIND_OTHER, [FMT_PART_LAYER] = VF_KIND_OTHER,
+                                                    [FMT_PART_ATTN] = VF_KIND_ATTN,    [FMT_PART_SSD] = VF_KIND_SSD,
+                                                    [FMT_PART_MLP] = VF_KIND_MLP,      [FMT_PART_EXPERTS] = VF_KIND_EXPERTS};
+        return by_part[e->part];
+    }
+    /* names outside the schema (OTCE module paths kept under blk.N.) */
     if (!has_prefix(name, "blk.")) return VF_KIND_OTHER;
     const char *dot = strchr(name + 4, '.');
     if (!dot) return VF_KIND_OTHER;
@@ -44,7 +53,7 @@ static int cmp_weight(const void *a, const void *b) {
 static hq_status tensor_error(const fmt_gguf_tensor *tb, const fmt_gguf_tensor *tq, double *d2, double *b2,
                               char *err) {
     const q_type_traits *qb = q_traits(tb->type), *qq = q_traits(tq->type);
-    if (!qb || !qb->to_float || !qq || !qq->to_float)
+    if (!q_row_can_to_f32(tb->type) || !q_row_can_to_f32(tq->type))
         return hq_fail(err, HQ_ERR_UNSUPPORTED, "tensor '%s': cannot decode type %s / %s", tb->name,
                        ggml_type_name(tb->type), ggml_type_name(tq->type));
     int64_t n0 = (int64_t)tb->ne[0];
@@ -70,8 +79,8 @@ static hq_status tensor_error(const fmt_gguf_tensor *tb, const fmt_gguf_tensor *
         th = omp_get_thread_num();
 #endif
         float *xb = buf + (size_t)th * 2 * (size_t)n0, *xq = xb + n0;
-        qb->to_float(pb + (uint64_t)r * rb, xb, n0);
-        qq->to_float(pq + (uint64_t)r * rq, xq, n0);
+        q_row_to_f32(tb->type, pb + (uint64_t)r * rb, xb, n0); /* quant.h: the one row -> f32 */
+        q_row_to_f32(tq->type, pq + (uint64_t)r * rq, xq, n0);
         for (int64_t i = 0; i < n0; i++) {
             double d = (double)xq[i] - (double)xb[i];
             sd += d * d;
@@ -122,8 +131,7 @@ hq_status vf_weight_errors(const fmt_gguf *gb, const fmt_gguf *gq, vf_result *r,
         bool same = tb->type == tq->type && tb->nbytes == tq->nbytes && memcmp(tb->data, tq->data, tb->nbytes) == 0;
         if (same) {
             /* identical storage: no error; Σb² still counts for the kind's total */
-            const q_type_traits *qt = q_traits(tb->type);
-            if (qt && qt->to_float) {
+            if (q_row_can_to_f32(tb->type)) {
                 hq_status st = tensor_error(tb, tb, &d2, &b2, err);
                 if (st != HQ_OK) {
                     hq_free(w);
