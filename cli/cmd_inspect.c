@@ -217,7 +217,10 @@ static int inspect_ckpt(const char *path, bool json) {
                hq_dtype_name(t->src->dtype), shape_txt(sb, sizeof sb, t->src->ndim, t->src->shape),
                fmt_tensor_nelem(t->src) * hq_dtype_size(t->src->dtype));
     }
-    if (p->n_ignored) printf("  (%" PRIu64 " ignored: rotary buffers / tied lm_head)\n", p->n_ignored);
+    if (p->n_shared_dedup)
+        printf("  (%" PRIu64 " ignored: %" PRId64 " repeated OTCE experts.{e}.shared_* copies, equal to the kept one)\n",
+               p->n_ignored, p->n_shared_dedup);
+    else if (p->n_ignored) printf("  (%" PRIu64 " ignored: rotary buffers / tied lm_head)\n", p->n_ignored);
     print_counts(&cnt);
     print_warns(&warns);
     cv_plan_free(p);

@@ -139,6 +139,68 @@ static hq_status parse_rope(const cJSON *root, cv_hparams *hp, const char *label
     return HQ_OK;
 }
 
+/* OTCE (CheemsOTCEConfig, spec §2.3 / §6 item 15): only when a stage count
+ * key is present. num_hidden_layers is a property of the authors' config
+ * class, never serialised: derive it from the four stage counts (absent ones
+ * take the class defaults 12/2/9/1); when config.json does carry it, it must
+ * agree. Other absent keys take the class defaults. */
+static hq_status parse_otce(const cJSON *root, cv_hparams *hp, const char *label, char *err) {
+    static const char *const stage[4] = {"num_observation_layers", "num_thinking_layers", "num_conseption_layers",
+                                         "num_expression_layers"};
+    static const int64_t stage_def[4] = {12, 2, 9, 1};
+    for (int i = 0; i < 4; i++)
+        if (item(root, stage[i])) hp->otce = true;
+    if (!hp->otce) return HQ_OK;
+    hq_status st;
+    int64_t sum = 0;
+    for (int i = 0; i < 4; i++) {
+        if ((st = get_int(root, stage[i], stage_def[i], &hp->n_stage[i], label, err)) != HQ_OK) return st;
+        if (hp->n_stage[i] < 0 || hp->n_stage[i] > 100000)
+            return hq_fail(err, HQ_ERR_FORMAT, "%s: '%s' = %lld is out of range", label, stage[i],
+                           (long long)hp->n_stage[i]);
+        sum += hp->n_stage[i];
+    }
+    if (hp->n_layer < 0) hp->n_layer = sum;
+    else if (hp->n_layer != sum)
+        return hq_fail(err, HQ_ERR_FORMAT,
+                       "%s: num_hidden_layers %lld differs from the sum of the OTCE stage counts %lld+%lld+%lld+%lld",
+                       label, (long long)hp->n_layer, (long long)hp->n_stage[0], (long long)hp->n_stage[1],
+                       (long long)hp->n_stage[2], (long long)hp->n_stage[3]);
+    if ((st = get_int(root, "type_vocab_size", 0, &hp->type_vocab, label, err)) != HQ_OK) return st;
+    if ((st = get_int(root, "mamba_d_state", 64, &hp->mamba_d_state, label, err)) != HQ_OK) return st;
+    if ((st = get_int(root, "mamba_d_conv", 4, &hp->mamba_d_conv, label, err)) != HQ_OK) return st;
+    if ((st = get_int(root, "mamba_expand", 1, &hp->mamba_expand, label, err)) != HQ_OK) return st;
+    /* mamba_dt_rank: an integer, or "auto" = ceil(hidden_size / 16) (resolved later, d may follow) */
+    const cJSON *r = item(root, "mamba_dt_rank");
+    if (r && cJSON_IsString(r)) {
+        if (strcmp(r->valuestring, "auto"))
+            return hq_fail(err, HQ_ERR_FORMAT, "%s: 'mamba_dt_rank' must be an integer or \"auto\"", label);
+        hp->mamba_dt_rank = 0;
+    } else if ((st = get_int(root, "mamba_dt_rank", 0, &hp->mamba_dt_rank, label, err)) != HQ_OK) {
+        return st;
+    }
+    int b;
+    static const char *const bk[4] = {"mamba_conv_bias", "mamba_proj_bias", "mamba_rope", "attention_rope"};
+    static const int bdef[4] = {0, 0, 1, 1};
+    bool *bv[4] = {&hp->mamba_conv_bias, &hp->mamba_proj_bias, &hp->mamba_rope, &hp->attention_rope};
+    for (int i = 0; i < 4; i++) {
+        if ((st = get_bool(root, bk[i], bdef[i], &b, label, err)) != HQ_OK) return st;
+        *bv[i] = b;
+    }
+    if ((st = get_str(root, "mamba_act", "silu", hp->mamba_act, sizeof hp->mamba_act, label, err)) != HQ_OK)
+        return st;
+    /* expert_type: "expansive" (class default) | "cohesive" | null = plain MLP experts */
+    const cJSON *et = item(root, "expert_type");
+    if (et && cJSON_IsNull(et)) strcpy(hp->expert_type, "mlp");
+    else if ((st = get_str(root, "expert_type", "expansive", hp->expert_type, sizeof hp->expert_type, label, err)) !=
+             HQ_OK)
+        return st;
+    if (strcmp(hp->expert_type, "expansive") && strcmp(hp->expert_type, "cohesive") && strcmp(hp->expert_type, "mlp"))
+        return hq_fail(err, HQ_ERR_UNSUPPORTED, "%s: expert_type '%s' is not one of expansive, cohesive, null", label,
+                       hp->expert_type);
+    return HQ_OK;
+}
+
 hq_status cv_config_parse(const char *json, const char *label, cv_hparams *hp, char *err) {
     memset(hp, 0, sizeof *hp);
     if (!json) return hq_fail(err, HQ_ERR_FORMAT, "%s: config.json is missing", label);
@@ -161,6 +223,7 @@ hq_status cv_config_parse(const char *json, const char *label, cv_hparams *hp, c
     TRY(get_int(root, "num_attention_heads", -1, &hp->n_head, label, err));
     TRY(get_int(root, "num_key_value_heads", hp->n_head, &hp->n_kv, label, err));
     TRY(get_int(root, "max_position_embeddings", 2048, &hp->max_pos, label, err));
+    TRY(parse_otce(root, hp, label, err));
     static const char *const need[] = {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                                        "num_attention_heads"};
     int64_t *needv[] = {&hp->vocab, &hp->d, &hp->inter, &hp->n_layer, &hp->n_head};
@@ -217,6 +280,13 @@ hq_status cv_config_parse(const char *json, const char *label, cv_hparams *hp, c
     TRY(get_int(root, "bos_token_id", -1, &hp->bos, label, err));
     TRY(get_int(root, "eos_token_id", -1, &hp->eos, label, err));
     TRY(get_int(root, "pad_token_id", -1, &hp->pad, label, err));
+    if (hp->otce) {
+        /* the authors' class defaults for keys the MoE needs */
+        if (!item(root, "num_experts")) hp->n_expert = 4;
+        if (!item(root, "num_experts_per_tok")) hp->n_expert_used = 1;
+        if (hp->mamba_dt_rank <= 0) hp->mamba_dt_rank = (hp->d + 15) / 16; /* "auto" = ceil(d / 16) */
+        if (hp->type_vocab < 0) hp->type_vocab = 0;
+    }
     cJSON_Delete(root);
     if (hp->keep_window < 0) hp->keep_window = 0;
     if (hp->sliding_window < 0) hp->sliding_window = 0;

@@ -152,6 +152,35 @@ static bool tokenizer_add_bos(const fmt_ckpt *ck, int64_t *bos) {
     return v;
 }
 
+/* OTCE hyper-parameters (docs/gguf-schema.md "OTCE keys"; llama.cpp's Mamba
+ * key names where they exist). Written after the common keys so the other
+ * variants' files are unchanged. */
+static hq_status write_otce_metadata(fmt_gguf_writer *w, const cv_plan *p, const char *a, char *err) {
+    const cv_hparams *h = &p->hp;
+    TRY(set_u32k(w, a, "ssm.inner_size", h->mamba_expand * h->d, err));
+    TRY(set_u32k(w, a, "ssm.expand", h->mamba_expand, err));
+    TRY(set_u32k(w, a, "ssm.state_size", h->mamba_d_state, err));
+    TRY(set_u32k(w, a, "ssm.conv_kernel", h->mamba_d_conv, err));
+    TRY(set_u32k(w, a, "ssm.time_step_rank", h->mamba_dt_rank, err));
+    TRY(set_boolk(w, a, "ssm.conv_bias", h->mamba_conv_bias, err));
+    TRY(set_boolk(w, a, "ssm.proj_bias", h->mamba_proj_bias, err));
+    TRY(set_boolk(w, a, "ssm.rope", h->mamba_rope, err));
+    TRY(set_strk(w, a, "ssm.act", h->mamba_act, err));
+    TRY(set_boolk(w, a, "attention.rope", h->attention_rope, err));
+    TRY(set_boolk(w, a, "hidden_bias", h->hidden_bias, err));
+    TRY(set_u32k(w, a, "token_type_count", h->type_vocab, err));
+    TRY(set_u32k(w, a, "stage.observation_count", h->n_stage[0], err));
+    TRY(set_u32k(w, a, "stage.thinking_count", h->n_stage[1], err));
+    TRY(set_u32k(w, a, "stage.conseption_count", h->n_stage[2], err));
+    TRY(set_u32k(w, a, "stage.expression_count", h->n_stage[3], err));
+    TRY(set_strk(w, a, "moe.expert_type", h->expert_type, err));
+    /* intermediate sizes of the shared and private expert MLPs (configuration_cheems_OTCE.py properties) */
+    bool exp_t = !strcmp(h->expert_type, "expansive"), coh = !strcmp(h->expert_type, "cohesive");
+    TRY(set_u32k(w, a, "moe.shared_feed_forward_length", exp_t ? h->inter : coh ? h->inter / 2 : 0, err));
+    TRY(set_u32k(w, a, "moe.expert_feed_forward_length", exp_t || coh ? h->inter / 2 : h->inter, err));
+    return HQ_OK;
+}
+
 /* Every key of docs/gguf-schema.md, in a fixed order. Nothing here depends on
  * the container (.bin / .safetensors / shards), so equal models give equal files. */
 static hq_status write_metadata(fmt_gguf_writer *w, const cv_plan *p, const fmt_ckpt *ck, const char *name,
@@ -226,6 +255,7 @@ static hq_status write_metadata(fmt_gguf_writer *w, const cv_plan *p, const fmt_
     }
     TRY(set_strk(w, a, "hidden_act", h->hidden_act, err));
     TRY(set_boolk(w, a, "tie_word_embeddings", !p->has_output, err));
+    if (p->variant == CV_VAR_OTCE) TRY(write_otce_metadata(w, p, a, err));
     return HQ_OK;
 }
 

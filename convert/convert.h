@@ -64,6 +64,14 @@ typedef struct {
     bool is_causal;              /* WM Doge flag: plain causal attention (unsupported) */
     char hidden_act[32];
     int64_t bos, eos, pad;       /* -1 absent */
+    /* OTCE (spec §2.3, §6 item 15); set only when a stage count key is present */
+    bool otce;                   /* config.json has num_observation_layers etc. */
+    int64_t n_stage[4];          /* observation, thinking, conseption, expression layer counts */
+    int64_t type_vocab;          /* type_vocab_size; 0 = no token-type embedding */
+    int64_t mamba_d_state, mamba_d_conv, mamba_expand, mamba_dt_rank; /* dt_rank "auto" resolved: ceil(d/16) */
+    bool mamba_conv_bias, mamba_proj_bias, mamba_rope, attention_rope;
+    char mamba_act[32];
+    char expert_type[16];        /* "expansive" | "cohesive" | "mlp" (config null) */
 } cv_hparams;
 
 /* Parses config.json text (label names it in messages). */
@@ -88,6 +96,7 @@ typedef struct {
     int64_t n_pk;                /* Kk (product keys per half), 0 for dense */
     int64_t n_rhead, retrieval_size, n_expert, n_expert_used;
     bool has_output;             /* untied lm_head -> output.weight */
+    int64_t n_shared_dedup;      /* OTCE: repeated experts.{e}.shared_* copies dropped */
     cv_tensor *tensors;          /* canonical order */
     uint64_t n_tensors;
     uint64_t n_ignored;          /* rotary buffers, tied lm_head */

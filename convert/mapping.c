@@ -432,59 +432,217 @@ static hq_status map_layer(cv_ctx *c, int64_t l) {
     return map_ffn(c, l, fmt_name(probe, sizeof probe, "%s%s", pfx, nv == 2 ? "mlp." : "feed_forward."), mlp_bias);
 }
 
-/* ---- OTCE (legacy, no public weights): module paths kept under blk.N. ---- */
+/* ---- OTCE (no public weights; spec §3.5): module paths kept under blk.N. ----
+ * Every tensor's shape is checked against config.json. The layer kinds come
+ * from the stage counts (CheemsOTCEModel.__init__): observation (mamba; its
+ * first layer's FFN is an MLP), thinking (attention `self_attn`), conseption
+ * (mamba; its last layer's FFN is an MLP), expression (attention
+ * `self_attention`, MLP, then pre_dense_layernorm/dense/projection); every
+ * FFN is an MLP when num_experts <= 1. */
 static bool otce_keep_f32(const char *name, int nd) {
     return nd != 2 || strstr(name, "dt_proj") || strstr(name, "layernorm") || strstr(name, "router") ||
            strstr(name, "A_log") || strstr(name, "conv1d") || strstr(name, "shared_expert_gate");
 }
 
+static cv_cat otce_cat(const char *rest) {
+    if (!strncmp(rest, "mamba.", 6)) return CV_CAT_SSD;
+    if (!strncmp(rest, "feed_forward.experts.", 21) || !strncmp(rest, "feed_forward.router", 19) ||
+        !strncmp(rest, "feed_forward.shared_", 20))
+        return CV_CAT_EXPERTS;
+    if (!strncmp(rest, "feed_forward.", 13)) return CV_CAT_MLP;
+    if (!strncmp(rest, "self_att", 8) || !strncmp(rest, "dense", 5) || !strncmp(rest, "projection", 10))
+        return CV_CAT_ATTN;
+    return CV_CAT_OTHER;
+}
+
+/* one tensor `<pfx><rest>` -> `blk.N.<rest>` with the expected PyTorch shape.
+ * present = config.json says the module has it; a tensor the config rules out
+ * is left over and reported as unexpected. */
+static hq_status otce_take(cv_ctx *c, int64_t l, const char *pfx, const char *rest, bool present, int nd,
+                           const int64_t *exp) {
+    if (!present) return HQ_OK;
+    char s[HQ_MAX_NAME + 16], g[128];
+    fmt_name(s, sizeof s, "%s%s", pfx, rest);
+    fmt_name(g, sizeof g, "blk.%lld.%s", (long long)l, rest);
+    return take(c, s, g, true, nd, exp, otce_cat(rest), otce_keep_f32(rest, nd), CV_X_COPY, NULL);
+}
+static hq_status otce_norm(cv_ctx *c, int64_t l, const char *pfx, const char *mod, int64_t n) {
+    char r[96];
+    int64_t e[1] = {n};
+    TRY(otce_take(c, l, pfx, fmt_name(r, sizeof r, "%s.weight", mod), true, 1, e));
+    return otce_take(c, l, pfx, fmt_name(r, sizeof r, "%s.bias", mod), true, 1, e);
+}
+static hq_status otce_linear(cv_ctx *c, int64_t l, const char *pfx, const char *mod, int64_t out, int64_t in,
+                             bool bias) {
+    char r[96];
+    int64_t e[2] = {out, in};
+    TRY(otce_take(c, l, pfx, fmt_name(r, sizeof r, "%s.weight", mod), true, 2, e));
+    return otce_take(c, l, pfx, fmt_name(r, sizeof r, "%s.bias", mod), bias, 1, e);
+}
+
+static bool same_values(const fmt_tensor *a, const fmt_tensor *b) {
+    if (a->ndim != b->ndim || a->dtype != b->dtype) return false;
+    for (int k = 0; k < a->ndim; k++)
+        if (a->shape[k] != b->shape[k]) return false;
+    if (a->ndim == 2) return same_as_embedding(a, b);
+    if (a->ndim != 1) return false;
+    uint32_t es = hq_dtype_size(a->dtype);
+    for (int64_t i = 0; i < a->shape[0]; i++)
+        if (memcmp(a->storage + (uint64_t)(a->offset + i * a->stride[0]) * es,
+                   b->storage + (uint64_t)(b->offset + i * b->stride[0]) * es, es))
+            return false;
+    return true;
+}
+
+/* The shared modules of an OTCE MoE are attributes of every expert, so a raw
+ * state dict repeats them as experts.{e}.shared_* (spec §3.5). Keep one copy
+ * under feed_forward.shared_* (taken from experts.0 when a saver kept only
+ * the expert copies); every other copy must hold the same values. */
+static hq_status otce_shared(cv_ctx *c, int64_t l, const char *pfx, const char *mod, int64_t out, int64_t in,
+                             bool bias, int64_t E) {
+    for (int w = 0; w < 1 + (int)bias; w++) {
+        const char *suf = w ? "bias" : "weight";
+        char base[HQ_MAX_NAME + 16], s[HQ_MAX_NAME + 16], g[128], r[96];
+        fmt_name(base, sizeof base, "%sfeed_forward.%s.%s", pfx, mod, suf);
+        int64_t bi = find(c, base);
+        const char *src = base;
+        if (bi < 0) {
+            fmt_name(s, sizeof s, "%sfeed_forward.experts.0.%s.%s", pfx, mod, suf);
+            if (find(c, s) >= 0) src = s;
+        }
+        int64_t e2[2] = {out, in};
+        fmt_name(r, sizeof r, "feed_forward.%s.%s", mod, suf);
+        fmt_name(g, sizeof g, "blk.%lld.%s", (long long)l, r);
+        const fmt_tensor *kept;
+        TRY(take(c, src, g, true, w ? 1 : 2, e2, CV_CAT_EXPERTS, otce_keep_f32(r, w ? 1 : 2), CV_X_COPY, &kept));
+        for (int64_t e = 0; e < E; e++) {
+            fmt_name(s, sizeof s, "%sfeed_forward.experts.%lld.%s.%s", pfx, (long long)e, mod, suf);
+            int64_t i = find(c, s);
+            if (i < 0 || c->used[i]) continue;
+            if (!same_values(&c->ts[i], kept))
+                return hq_fail(c->err, HQ_ERR_MISMATCH,
+                               "%s: '%s' differs from '%s' (the authors' experts share one module, so the copies "
+                               "must be equal)",
+                               c->label, s, src);
+            c->used[i] = true;
+            c->p->n_ignored++;
+            c->p->n_shared_dedup++;
+        }
+    }
+    return HQ_OK;
+}
+
+static hq_status map_otce_ffn(cv_ctx *c, int64_t l, const char *pfx, bool moe) {
+    const cv_hparams *h = &c->p->hp;
+    int64_t d = h->d, I = h->inter, E = h->n_expert;
+    bool b = h->hidden_bias;
+    char r[96];
+    if (!moe) {
+        TRY(otce_linear(c, l, pfx, "feed_forward.gate_proj", I, d, b));
+        TRY(otce_linear(c, l, pfx, "feed_forward.up_proj", I, d, b));
+        return otce_linear(c, l, pfx, "feed_forward.down_proj", d, I, b);
+    }
+    TRY(otce_linear(c, l, pfx, "feed_forward.router", E, d, false));
+    int64_t Ip = I / 2; /* private_expert_intermediate_size */
+    bool expansive = !strcmp(h->expert_type, "expansive"), cohesive = !strcmp(h->expert_type, "cohesive");
+    if (expansive) {
+        TRY(otce_shared(c, l, pfx, "shared_gate_proj", I, d, b, E));
+        TRY(otce_shared(c, l, pfx, "shared_up_proj", I, d, b, E));
+        TRY(otce_shared(c, l, pfx, "shared_down_proj", d, I, b, E));
+    } else if (cohesive) {
+        TRY(otce_shared(c, l, pfx, "shared_up_proj", Ip, d, b, E));
+    }
+    int64_t Ie = expansive || cohesive ? Ip : I;
+    for (int64_t e = 0; e < E; e++) {
+        TRY(otce_linear(c, l, pfx, fmt_name(r, sizeof r, "feed_forward.experts.%lld.gate_proj", (long long)e), Ie, d,
+                        b));
+        if (!cohesive)
+            TRY(otce_linear(c, l, pfx, fmt_name(r, sizeof r, "feed_forward.experts.%lld.up_proj", (long long)e), Ie,
+                            d, b));
+        TRY(otce_linear(c, l, pfx, fmt_name(r, sizeof r, "feed_forward.experts.%lld.down_proj", (long long)e), d, Ie,
+                        b));
+        if (expansive)
+            TRY(otce_linear(c, l, pfx,
+                            fmt_name(r, sizeof r, "feed_forward.experts.%lld.shared_expert_gate", (long long)e), 1, d,
+                            false));
+    }
+    return HQ_OK;
+}
+
 static hq_status map_otce_layers(cv_ctx *c) {
     cv_plan *p = c->p;
+    const cv_hparams *h = &p->hp;
+    if (!h->otce)
+        return hq_fail(c->err, HQ_ERR_MISMATCH,
+                       "%s: OTCE tensors but config.json has no stage counts (num_observation_layers, "
+                       "num_thinking_layers, num_conseption_layers, num_expression_layers)",
+                       c->label);
+    if (strcmp(h->hidden_act, "silu") || strcmp(h->mamba_act, "silu"))
+        return hq_fail(c->err, HQ_ERR_UNSUPPORTED, "%s: OTCE hidden_act '%s' / mamba_act '%s': only silu is supported",
+                       c->label, h->hidden_act, h->mamba_act);
+    int64_t d = h->d, E_in = h->mamba_expand * h->d, N = h->mamba_d_state, K = h->mamba_d_conv, R = h->mamba_dt_rank;
+    int64_t H = h->n_head, KV = h->n_kv, P = h->head_dim;
+    TRY(need_key(c, E_in, "mamba_expand", "the Mamba inner size"));
+    TRY(need_key(c, N, "mamba_d_state", "the Mamba state size"));
+    TRY(need_key(c, K, "mamba_d_conv", "the Mamba conv kernel"));
+    if (P * H != d)
+        return hq_fail(c->err, HQ_ERR_MISMATCH, "%s: OTCE needs hidden_size = heads x head_dim (%lld != %lld x %lld)",
+                       c->label, (long long)d, (long long)H, (long long)P);
+    int64_t o = h->n_stage[0], t = h->n_stage[1], cs = h->n_stage[2];
+    bool moe_any = h->n_expert > 1;
+    if (moe_any) TRY(need_key(c, h->n_expert_used, "num_experts_per_tok", "the OTCE MoE top-k"));
+    if (moe_any && h->n_expert_used > h->n_expert)
+        return hq_fail(c->err, HQ_ERR_MISMATCH, "%s: num_experts_per_tok %lld exceeds num_experts %lld", c->label,
+                       (long long)h->n_expert_used, (long long)h->n_expert);
     for (int64_t l = 0; l < p->n_layer; l++) {
-        char pfx[64], g[288];
+        char pfx[64];
         snprintf(pfx, sizeof pfx, "model.layers.%lld.", (long long)l);
-        size_t pl = strlen(pfx);
-        uint64_t i0 = lower_bound(c, pfx);
-        if (i0 >= c->n || strncmp(c->ts[c->order[i0]].name, pfx, pl))
-            return hq_fail(c->err, HQ_ERR_MISMATCH, "%s: missing tensors of layer %lld ('%s*')", c->label, (long long)l,
-                           pfx);
+        bool mamba = l < o || (l >= o + t && l < o + t + cs);
+        bool expr = l >= o + t + cs;
+        bool moe = moe_any && !expr && l != 0 && l != o + t + cs - 1;
+        p->mixers[l] = mamba ? CV_MIX_MAMBA : CV_MIX_ATTN;
+        p->ffns[l] = moe ? CV_FFN_OTCE_MOE : CV_FFN_MLP;
         char probe[96];
-        p->mixers[l] = has_prefix(c, fmt_name(probe, sizeof probe, "%smamba.", pfx)) ? CV_MIX_MAMBA : CV_MIX_ATTN;
-        p->ffns[l] = find(c, fmt_name(probe, sizeof probe, "%sfeed_forward.router.weight", pfx)) >= 0 ? CV_FFN_OTCE_MOE
-                                                                                                   : CV_FFN_MLP;
-        for (uint64_t k = i0; k < c->n && !strncmp(c->ts[c->order[k]].name, pfx, pl); k++) {
-            uint64_t ti = c->order[k];
-            const fmt_tensor *t = &c->ts[ti];
-            const char *rest = t->name + pl;
-            /* raw state dicts repeat shared modules as experts.{e}.shared_* (spec §3.5): drop the copies */
-            const char *sh = strstr(rest, "feed_forward.experts.");
-            if (sh == rest) {
-                const char *q = strchr(rest + 21, '.');
-                char base[HQ_MAX_NAME + 64];
-                if (q && !strncmp(q + 1, "shared_", 7) && strncmp(q + 1, "shared_expert_gate", 18)) {
-                    snprintf(base, sizeof base, "%sfeed_forward.%s", pfx, q + 1);
-                    int64_t bi = find(c, base);
-                    if (bi >= 0 && t->ndim == 2 && same_as_embedding(t, &c->ts[bi])) {
-                        c->used[ti] = true;
-                        p->n_ignored++;
-                        continue;
-                    }
-                }
-            }
-            if (pl + strlen(rest) > 200) /* cannot be a valid GGUF name anyway */
-                return hq_fail(c->err, HQ_ERR_LIMIT, "%s: tensor name '%s' is too long", c->label, t->name);
-            snprintf(g, sizeof g, "blk.%lld.%s", (long long)l, rest);
-            cv_cat cat = strstr(rest, "mamba.") == rest                         ? CV_CAT_SSD
-                         : strstr(rest, "feed_forward.experts.") == rest ||
-                                 strstr(rest, "feed_forward.router") == rest ? CV_CAT_EXPERTS
-                         : strstr(rest, "feed_forward.") == rest             ? CV_CAT_MLP
-                         : strstr(rest, "self_att") == rest || strstr(rest, "dense") == rest ||
-                                 strstr(rest, "projection") == rest
-                             ? CV_CAT_ATTN
-                             : CV_CAT_OTHER;
-            int64_t any[4] = {-1, -1, -1, -1};
-            TRY(take(c, t->name, g, true, t->ndim, any, cat, otce_keep_f32(rest, t->ndim), CV_X_COPY, NULL));
+        bool has_mamba = has_prefix(c, fmt_name(probe, sizeof probe, "%smamba.", pfx));
+        if (has_mamba != mamba)
+            return hq_fail(c->err, HQ_ERR_MISMATCH,
+                           "%s: layer %lld %s Mamba tensors but the stage counts in config.json make it %s", c->label,
+                           (long long)l, has_mamba ? "has" : "has no", mamba ? "a Mamba layer" : "an attention layer");
+        TRY(otce_norm(c, l, pfx, "input_layernorm", d));
+        if (mamba) {
+            bool pb = h->mamba_proj_bias;
+            int64_t e3[3] = {E_in, 1, K}, e1[1] = {E_in}, ea[2] = {E_in, N};
+            TRY(otce_linear(c, l, pfx, "mamba.in_proj", 2 * E_in, d, pb));
+            TRY(otce_take(c, l, pfx, "mamba.conv1d.weight", true, 3, e3));
+            TRY(otce_take(c, l, pfx, "mamba.conv1d.bias", h->mamba_conv_bias, 1, e1));
+            TRY(otce_linear(c, l, pfx, "mamba.x_proj", R + 2 * N, E_in, false));
+            TRY(otce_linear(c, l, pfx, "mamba.dt_proj", E_in, R, pb));
+            TRY(otce_take(c, l, pfx, "mamba.A_log", true, 2, ea));
+            TRY(otce_take(c, l, pfx, "mamba.D", true, 1, e1));
+            TRY(otce_linear(c, l, pfx, "mamba.out_proj", d, E_in, pb));
+            TRY(otce_norm(c, l, pfx, "mamba.dt_layernorm", R));
+            TRY(otce_norm(c, l, pfx, "mamba.B_layernorm", N));
+            TRY(otce_norm(c, l, pfx, "mamba.C_layernorm", N));
+        } else {
+            const char *am = expr ? "self_attention" : "self_attn";
+            char r[64];
+            bool b = h->hidden_bias;
+            TRY(otce_linear(c, l, pfx, fmt_name(r, sizeof r, "%s.q_proj", am), H * P, d, b));
+            TRY(otce_linear(c, l, pfx, fmt_name(r, sizeof r, "%s.k_proj", am), KV * P, d, b));
+            TRY(otce_linear(c, l, pfx, fmt_name(r, sizeof r, "%s.v_proj", am), KV * P, d, b));
+            TRY(otce_linear(c, l, pfx, fmt_name(r, sizeof r, "%s.o_proj", am), d, H * P, b));
         }
+        TRY(otce_norm(c, l, pfx, "pre_ff_layernorm", d));
+        TRY(map_otce_ffn(c, l, pfx, moe));
+        if (expr) {
+            TRY(otce_norm(c, l, pfx, "pre_dense_layernorm", d));
+            TRY(otce_linear(c, l, pfx, "dense", d, d, h->hidden_bias));
+            TRY(otce_linear(c, l, pfx, "projection", d, d, h->hidden_bias));
+        }
+    }
+    if (moe_any) {
+        p->n_expert = h->n_expert;
+        p->n_expert_used = h->n_expert_used;
     }
     return HQ_OK;
 }
@@ -535,10 +693,12 @@ static hq_status build(cv_ctx *c, const char *config_json) {
     const fmt_tensor *temb;
     int64_t ee[2] = {V, d};
     TRY(take(c, emb, "token_embd.weight", true, 2, ee, CV_CAT_OTHER, false, CV_X_COPY, &temb));
-    if (otce) TRY(take2(c, "model.embed_tokens.token_type_embeddings.weight", "token_types.weight", false, -1, d,
-                        CV_CAT_OTHER, false));
+    /* OTCE token-type embedding iff type_vocab_size; its row 0 is added to every token (spec §6 item 15) */
+    if (otce && h->type_vocab > 0)
+        TRY(take2(c, "model.embed_tokens.token_type_embeddings.weight", "token_types.weight", true, h->type_vocab, d,
+                  CV_CAT_OTHER, false));
     TRY(take1(c, fnorm, "output_norm.weight", true, d, CV_CAT_OTHER));
-    if (otce) TRY(take1(c, "model.final_layernorm.bias", "output_norm.bias", false, d, CV_CAT_OTHER));
+    if (otce) TRY(take1(c, "model.final_layernorm.bias", "output_norm.bias", true, d, CV_CAT_OTHER));
     /* lm_head: tied when absent, or the same storage / bit-identical values (and config agrees) */
     int64_t li = find(c, "lm_head.weight");
     if (li < 0) {

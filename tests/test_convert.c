@@ -334,42 +334,141 @@ static void test_doge(void) {
 }
 
 
-static void test_otce(void) {
-    tlist *l = hq_calloc(1, sizeof *l);
+/* OTCE checkpoints as the authors' code saves them (tests/fixtures/otce,
+ * tools/make_otce_fixtures.py): config.json without num_hidden_layers, raw
+ * state dicts repeating the shared expert modules. */
+static cv_plan *otce_plan(const fmt_tensor *ts, uint64_t n, const char *cfg, hq_status want, const char *needle,
+                          const char *what) {
     char err[HQ_ERR_LEN] = "";
-    l->n = 0;
-    add(l, "model.embed_tokens.word_embeddings.weight", 2, V, D, 0, 0);
-    add(l, "model.final_layernorm.weight", 1, D, 0, 0, 0);
-    add(l, "model.final_layernorm.bias", 1, D, 0, 0, 0);
-    add(l, "lm_head.weight", 2, V, D, 0, 0);
-    add(l, "model.layers.0.input_layernorm.weight", 1, D, 0, 0, 0);
-    add(l, "model.layers.0.mamba.in_proj.weight", 2, 2 * D, D, 0, 0);
-    add(l, "model.layers.0.mamba.conv1d.weight", 3, D, 1, 4, 0);
-    add(l, "model.layers.0.mamba.A_log", 2, D, 8, 0, 0);
-    add(l, "model.layers.0.mamba.out_proj.weight", 2, D, D, 0, 0);
-    add(l, "model.layers.0.feed_forward.gate_proj.weight", 2, I, D, 0, 0);
-    add(l, "model.layers.1.self_attn.q_proj.weight", 2, D, D, 0, 0);
-    add(l, "model.layers.1.feed_forward.router.weight", 2, 4, D, 0, 0);
-    add(l, "model.layers.1.feed_forward.shared_gate_proj.weight", 2, I, D, 0, 0);
-    add(l, "model.layers.1.feed_forward.experts.0.shared_gate_proj.weight", 2, I, D, 0, 0);
-    add(l, "model.layers.1.feed_forward.experts.0.gate_proj.weight", 2, I / 2, D, 0, 0);
-    const char *cfg = "{\"vocab_size\": 32, \"hidden_size\": 16, \"intermediate_size\": 24, \"num_hidden_layers\": 2,"
-                      " \"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"tie_word_embeddings\": false}";
     cv_plan *p = NULL;
-    CHECK(cv_plan_build(l->t, (uint64_t)l->n, cfg, "otce", &p, err) == HQ_OK, "otce: %s", err);
+    hq_status st = cv_plan_build(ts, n, cfg, "otce", &p, err);
+    CHECK(st == want && (!needle || strstr(err, needle)), "%s: status %d, '%s'", what, (int)st, err);
+    return p;
+}
+
+/* config.json text with `"key": old` replaced by `"key": new` (caller frees) */
+static char *cfg_edit(const char *cfg, const char *from, const char *to) {
+    const char *at = strstr(cfg, from);
+    if (!at) return NULL;
+    size_t n = strlen(cfg) - strlen(from) + strlen(to) + 1;
+    char *o = hq_malloc(n);
+    snprintf(o, n, "%.*s%s%s", (int)(at - cfg), cfg, to, at + strlen(from));
+    return o;
+}
+
+static void test_otce(void) {
+    char err[HQ_ERR_LEN] = "";
+    fmt_ckpt *ck = NULL;
+    if (fmt_ckpt_open(FIXTURE("otce/otce-expansive-bin"), &ck, err) != HQ_OK) {
+        CHECK(0, "otce fixture: %s (run tools/make_otce_fixtures.py)", err);
+        return;
+    }
+    const char *cfg = ck->config_json;
+    CHECK(!strstr(cfg, "num_hidden_layers"), "the authors' config.json has no num_hidden_layers");
+    cv_plan *p = otce_plan(ck->tensors, ck->n_tensors, cfg, HQ_OK, NULL, "otce-expansive");
     if (p) {
-        CHECK(p->variant == CV_VAR_OTCE && !strcmp(cv_variant_arch(p->variant), "otce"), "otce variant");
-        CHECK(p->mixers[0] == CV_MIX_MAMBA && p->mixers[1] == CV_MIX_ATTN, "otce mixers");
-        CHECK(p->ffns[0] == CV_FFN_MLP && p->ffns[1] == CV_FFN_OTCE_MOE, "otce ffns");
+        static const cv_mixer mx[6] = {CV_MIX_MAMBA, CV_MIX_MAMBA, CV_MIX_ATTN, CV_MIX_MAMBA, CV_MIX_MAMBA, CV_MIX_ATTN};
+        static const cv_ffn ff[6] = {CV_FFN_MLP, CV_FFN_OTCE_MOE, CV_FFN_OTCE_MOE, CV_FFN_OTCE_MOE, CV_FFN_MLP,
+                                     CV_FFN_MLP};
+        CHECK(p->variant == CV_VAR_OTCE && p->n_layer == 6, "otce: variant, 6 layers from the stage counts");
+        bool ok = true;
+        for (int l = 0; l < 6 && p->n_layer == 6; l++) ok = ok && p->mixers[l] == mx[l] && p->ffns[l] == ff[l];
+        CHECK(ok, "otce layer layout observation/thinking/conseption/expression");
+        CHECK(p->hp.mamba_dt_rank == 2 && p->hp.mamba_expand == 2 && p->hp.mamba_d_state == 16 &&
+                  p->hp.mamba_d_conv == 4 && p->hp.type_vocab == 2 && p->hp.mamba_conv_bias && p->hp.mamba_proj_bias &&
+                  !strcmp(p->hp.expert_type, "expansive"),
+              "otce hyper-parameters");
+        CHECK(p->n_expert == 4 && p->n_expert_used == 1, "otce experts %lld top-%lld", (long long)p->n_expert,
+              (long long)p->n_expert_used);
+        /* 3 MoE layers x 4 experts x shared gate/up/down */
+        CHECK(p->n_shared_dedup == 36 && p->n_ignored == 36, "otce shared copies dropped: %lld",
+              (long long)p->n_shared_dedup);
         const cv_tensor *t = pt(p, "blk.0.mamba.A_log");
-        CHECK(t && t->keep_f32 && t->xform == CV_X_COPY, "otce A_log kept verbatim, f32");
-        CHECK(pt(p, "blk.0.mamba.conv1d.weight") && pt(p, "output_norm.bias") && pt(p, "output.weight"), "otce names");
-        CHECK(!pt(p, "blk.1.feed_forward.experts.0.shared_gate_proj.weight") && p->n_ignored == 1,
-              "repeated shared expert dropped");
-        CHECK(pt(p, "blk.1.feed_forward.experts.0.gate_proj.weight") != NULL, "private expert kept");
+        CHECK(t && t->keep_f32 && t->xform == CV_X_COPY && t->ne[0] == 16 && t->ne[1] == 48, "otce A_log verbatim");
+        t = pt(p, "blk.0.mamba.conv1d.weight");
+        CHECK(t && t->n_dims == 3 && t->ne[0] == 4 && t->ne[2] == 48 && t->keep_f32, "otce conv1d [E_in,1,K]");
+        CHECK(pt(p, "blk.0.mamba.conv1d.bias") && pt(p, "blk.0.mamba.dt_proj.bias") && pt(p, "output_norm.bias") &&
+                  pt(p, "token_types.weight") && pt(p, "output.weight"),
+              "otce optional tensors present");
+        t = pt(p, "blk.0.mamba.in_proj.weight");
+        CHECK(t && !t->keep_f32, "otce in_proj follows --outtype");
+        CHECK(pt(p, "blk.1.feed_forward.shared_up_proj.weight") &&
+                  !pt(p, "blk.1.feed_forward.experts.0.shared_up_proj.weight") &&
+                  pt(p, "blk.1.feed_forward.experts.3.shared_expert_gate.weight"),
+              "otce shared kept once, per-expert gate kept");
+        CHECK(pt(p, "blk.5.self_attention.q_proj.weight") && pt(p, "blk.5.dense.weight") &&
+                  pt(p, "blk.2.self_attn.o_proj.weight"),
+              "otce thinking / expression attention names");
         cv_plan_free(p);
     }
-    hq_free(l);
+    /* a saver that kept only the expert copies of the shared modules: taken from experts.0 */
+    uint64_t n = ck->n_tensors, m = 0;
+    fmt_tensor *ts = hq_malloc_array(n, sizeof *ts);
+    for (uint64_t i = 0; i < n; i++)
+        if (!strstr(ck->tensors[i].name, ".feed_forward.shared_")) ts[m++] = ck->tensors[i];
+    p = otce_plan(ts, m, cfg, HQ_OK, NULL, "otce shared only under experts.*");
+    if (p) CHECK(pt(p, "blk.3.feed_forward.shared_down_proj.weight") && p->n_shared_dedup == 27, "otce from experts.0");
+    cv_plan_free(p);
+    /* copies that differ cannot come from the authors' shared module */
+    memcpy(ts, ck->tensors, n * sizeof *ts);
+    int64_t iu = -1, ig = -1;
+    for (uint64_t i = 0; i < n; i++) {
+        if (!strcmp(ts[i].name, "model.layers.2.feed_forward.experts.2.shared_up_proj.weight")) iu = (int64_t)i;
+        if (!strcmp(ts[i].name, "model.layers.2.feed_forward.shared_gate_proj.weight")) ig = (int64_t)i;
+    }
+    CHECK(iu >= 0 && ig >= 0, "otce fixture names");
+    if (iu >= 0 && ig >= 0) {
+        const char *keep = ts[iu].name;
+        ts[iu] = ts[ig];
+        ts[iu].name = (char *)keep;
+        otce_plan(ts, n, cfg, HQ_ERR_MISMATCH, "differs from", "otce unequal shared copy");
+    }
+    hq_free(ts);
+    /* config.json edits */
+    struct {
+        const char *from, *to;
+        hq_status want;
+        const char *needle;
+    } ed[] = {
+        {"\"num_thinking_layers\": 1", "\"num_thinking_layers\": 2", HQ_ERR_MISMATCH, "stage counts"},
+        {"\"num_expression_layers\": 1", "\"num_expression_layers\": 1, \"num_hidden_layers\": 7", HQ_ERR_FORMAT,
+         "sum of the OTCE stage counts"},
+        {"\"mamba_d_state\": 16", "\"mamba_d_state\": 8", HQ_ERR_MISMATCH, "x_proj"},
+        {"\"mamba_dt_rank\": 2", "\"mamba_dt_rank\": \"auto\"", HQ_OK, NULL},
+        {"\"mamba_dt_rank\": 2", "\"mamba_dt_rank\": \"big\"", HQ_ERR_FORMAT, "mamba_dt_rank"},
+        {"\"expert_type\": \"expansive\"", "\"expert_type\": \"cohesive\"", HQ_ERR_MISMATCH, "shared_up_proj"},
+        {"\"expert_type\": \"expansive\"", "\"expert_type\": \"wide\"", HQ_ERR_UNSUPPORTED, "expert_type"},
+        {"\"type_vocab_size\": 2", "\"type_vocab_size\": null", HQ_ERR_MISMATCH, "unexpected tensor"},
+        {"\"mamba_conv_bias\": true", "\"mamba_conv_bias\": false", HQ_ERR_MISMATCH, "unexpected tensor"},
+        {"\"num_experts\": 4", "\"num_experts\": 1", HQ_ERR_MISMATCH, "missing tensor"},
+        {"\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\"", HQ_ERR_UNSUPPORTED, "silu"},
+    };
+    for (size_t i = 0; i < sizeof ed / sizeof ed[0]; i++) {
+        char *c2 = cfg_edit(cfg, ed[i].from, ed[i].to);
+        CHECK(c2 != NULL, "otce config edit %zu: '%s' not in the fixture", i, ed[i].from);
+        if (!c2) continue;
+        cv_plan_free(otce_plan(ck->tensors, ck->n_tensors, c2, ed[i].want, ed[i].needle, ed[i].to));
+        hq_free(c2);
+    }
+    fmt_ckpt_close(ck);
+    /* cohesive, hidden_bias, dt_rank "auto" in config.json */
+    if (fmt_ckpt_open(FIXTURE("otce/otce-cohesive-bin"), &ck, err) == HQ_OK) {
+        p = otce_plan(ck->tensors, ck->n_tensors, ck->config_json, HQ_OK, NULL, "otce-cohesive");
+        if (p) {
+            CHECK(p->hp.mamba_dt_rank == 2 && p->n_expert == 3 && p->n_expert_used == 2 &&
+                      !strcmp(p->hp.expert_type, "cohesive") && p->hp.type_vocab == 0,
+                  "otce cohesive hyper-parameters");
+            /* 3 MoE layers x 3 experts x shared_up weight + bias */
+            CHECK(p->n_shared_dedup == 18, "otce cohesive copies: %lld", (long long)p->n_shared_dedup);
+            CHECK(pt(p, "blk.2.self_attn.q_proj.bias") && pt(p, "blk.5.projection.bias") &&
+                      pt(p, "blk.1.feed_forward.experts.2.down_proj.bias") && !pt(p, "token_types.weight"),
+                  "otce hidden_bias biases");
+            cv_plan_free(p);
+        }
+        fmt_ckpt_close(ck);
+    } else {
+        CHECK(0, "otce-cohesive fixture: %s", err);
+    }
 }
 
 static void test_canonical_order(void) {
@@ -784,6 +883,7 @@ static void test_e2e(void) {
     }
     e2e_dir(FIXTURE("convert"));
     e2e_dir(FIXTURE("models"));
+    e2e_dir(FIXTURE("otce"));
     CHECK(n_fixture_dirs >= 5, "found %d checkpoint fixtures", n_fixture_dirs);
     CHECK(n_pairs >= 2, "found %d same-model pairs", n_pairs);
     printf("e2e: %d checkpoint fixtures, %d same-model pairs compared byte for byte\n", n_fixture_dirs, n_pairs);
