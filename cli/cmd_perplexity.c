@@ -42,6 +42,7 @@ typedef struct {
     int32_t st;
     char msg[HQ_ERR_LEN];
 } chunk_hdr;
+#define HDR_BYTES ((sizeof(chunk_hdr) + 15) & ~(size_t)15) /* the NLLs after it stay 8-byte aligned */
 
 /* after the ranks agreed on a failure only rank 0 reports it (one line) */
 static int report(const char *cmd, hq_status st, const char *err) {
@@ -76,7 +77,7 @@ static int run(const ppl_args *a) {
     if ((st = rt_ppl_prepare(m, text, tlen, a->text, a->ctx, a->chunks, &ch, err)) != HQ_OK) goto agree;
     toks = ch.tokens; /* freed below */
     V = rt_model_n_vocab(m), ctx = ch.ctx, first = ch.first, n_scored = ch.n_scored;
-    msg_bytes = sizeof(chunk_hdr) + (uint64_t)n_scored * 8u + (a->save ? (uint64_t)n_scored * (uint64_t)V * 4u : 0);
+    msg_bytes = HDR_BYTES + (uint64_t)n_scored * 8u + (a->save ? (uint64_t)n_scored * (uint64_t)V * 4u : 0);
     logits = hq_malloc_array((size_t)(n_scored + 1) * (size_t)V, sizeof(float));
     msg = P > 1 ? hq_malloc(msg_bytes) : NULL;
     if (!logits || (P > 1 && !msg)) {
@@ -134,7 +135,7 @@ agree: /* every rank reaches here once: one agreement on the setup */
                 use_bos ? "substituted at chunk starts" : "not used",
                 P > 1 ? (snprintf(err, sizeof err, "; %d ranks", P), err) : "");
     chunk_hdr *hd = (chunk_hdr *)(void *)msg;
-    double *vals = msg ? (double *)(void *)(msg + sizeof(chunk_hdr)) : NULL;
+    double *vals = msg ? (double *)(void *)(msg + HDR_BYTES) : NULL;
     float *rows = logits; /* rank 0 writes rows from here: its own, or a received piece */
     for (int64_t c = 0; c < n_chunks; c++) {
         int owner = (int)(c % P);
@@ -151,7 +152,7 @@ agree: /* every rank reaches here once: one agreement on the setup */
             if (R != 0) { /* to rank 0: status, NLLs, rows */
                 hd->st = (int32_t)cst;
                 snprintf(hd->msg, sizeof hd->msg, "%s", cst != HQ_OK ? err : "");
-                uint64_t nb = sizeof(chunk_hdr);
+                uint64_t nb = HDR_BYTES;
                 if (cst == HQ_OK) {
                     for (int64_t j = 0; j < n_scored; j++) vals[j] = rt_nll_of(logits + j * V, V, toks[c * ctx + first + j + 1]);
                     nb = msg_bytes;
@@ -165,7 +166,7 @@ agree: /* every rank reaches here once: one agreement on the setup */
         } else { /* rank 0 receives chunk c from its owner */
             uint64_t nb = 0;
             cst = hq_par_recv(&nb, sizeof nb, owner, 1, err);
-            if (cst == HQ_OK && (nb < sizeof(chunk_hdr) || nb > msg_bytes))
+            if (cst == HQ_OK && (nb < HDR_BYTES || nb > msg_bytes))
                 cst = hq_fail(err, HQ_ERR_INTERNAL, "rank %d sent %llu bytes for chunk %lld", owner,
                               (unsigned long long)nb, (long long)c);
             if (cst == HQ_OK) cst = hq_par_recv(msg, nb, owner, 2, err);
