@@ -146,6 +146,8 @@ static void test_policy(void) {
             snprintf(nm, 64, "blk.%d.ssm_x.weight", l);
             ADD(nm, 1024, 1024);
         }
+        snprintf(nm, 64, l % 2 ? "blk.%d.attn_output.weight" : "blk.%d.ssm_out.weight", l);
+        ADD(nm, 1024, 1024);
         snprintf(nm, 64, "blk.%d.ffn_down.weight", l);
         ADD(nm, 2816 - 256, 1024); /* 2560 = 10·256 */
     }
@@ -157,7 +159,8 @@ static void test_policy(void) {
     t[n] = (q_tensor_desc){"blk.0.attn_norm.weight", 1, {1024, 1, 1, 1}, GGML_T_F32}, n++;
     t[n] = (q_tensor_desc){"blk.0.ssm_a", 2, {1, 8, 1, 1}, GGML_T_F32}, n++;
     t[n] = (q_tensor_desc){"blk.0.attn_q.bias", 1, {1024, 1, 1, 1}, GGML_T_F32}, n++;
-    static const char *const presets[] = {"Q8_0", "Q4_0", "Q4_1", "Q4_K_M", "Q4_K_S", "Q5_K_M", "Q6_K", "IQ4_NL"};
+    static const char *const presets[] = {"Q8_0",   "Q4_0",   "Q4_1",   "Q4_K_M", "Q4_K_S", "Q5_K_M", "Q6_K",
+                                          "IQ4_NL", "Q2_K",   "Q3_K_S", "Q3_K_M", "Q3_K_L"};
     for (size_t p = 0; p < sizeof presets / sizeof *presets; p++) {
         q_policy *pol = NULL;
         hq_status st = q_policy_new(presets[p], &pol, err);
@@ -170,6 +173,8 @@ static void test_policy(void) {
         double base_bpw = q_type_bpw(base);
         const char *pn = presets[p];
         bool km = !strcmp(pn, "Q4_K_M") || !strcmp(pn, "Q5_K_M"), ks = !strcmp(pn, "Q4_K_S");
+        /* llama.cpp's low-bit mixes; attn_v 1024×256 under attn_q 1024×1024: n_gqa = 4 */
+        bool q2 = !strcmp(pn, "Q2_K"), q3m = !strcmp(pn, "Q3_K_M"), q3l = !strcmp(pn, "Q3_K_L");
         int iv = 0, id = 0, nv = L / 2, nd = L;
         for (int i = 0; i < n; i++) {
             const char *s = t[i].name;
@@ -183,10 +188,18 @@ static void test_policy(void) {
                 want = base_bpw >= 8 ? base : GGML_T_Q8_0;
             else if (strstr(s, "attn_v")) {
                 want = km && ref_more_bits(iv, nv) ? GGML_T_Q6_K : ks && iv < 4 ? GGML_T_Q5_K : base;
+                if (q2) want = GGML_T_Q4_K;
+                if (q3m) want = iv < 2 ? GGML_T_Q5_K : GGML_T_Q4_K;
+                if (q3l) want = GGML_T_Q5_K;
                 iv++;
             } else if (strstr(s, "ffn_down")) {
                 want = km && ref_more_bits(id, nd) ? GGML_T_Q6_K : ks && id < nd / 8 ? GGML_T_Q5_K : base;
+                if (q2) want = GGML_T_Q3_K;
+                if (q3m) want = id < nd / 16 ? GGML_T_Q5_K : GGML_T_Q4_K;
+                if (q3l) want = GGML_T_Q5_K;
                 id++;
+            } else if (strstr(s, "attn_output") || strstr(s, "ssm_out")) {
+                want = q2 ? GGML_T_Q3_K : q3m ? GGML_T_Q4_K : q3l ? GGML_T_Q5_K : base;
             } else
                 want = base;
             CHECK(c[i].type == want, "%s: %s got %s, want %s", pn, s, ggml_type_name(c[i].type),
@@ -225,6 +238,8 @@ static void test_policy(void) {
             {"Q4_K", 96, q_type_available(GGML_T_Q5_0) ? GGML_T_Q5_0 : GGML_T_Q8_0},
             {"Q5_K", 96, q_type_available(GGML_T_Q5_1) ? GGML_T_Q5_1 : GGML_T_Q8_0},
             {"Q6_K", 576, GGML_T_Q8_0},
+            {"Q3_K", 96, GGML_T_IQ4_NL},
+            {"Q2_K", 160, GGML_T_IQ4_NL},
             {"Q4_K", 40, GGML_T_F16},
             {"Q8_0", 40, GGML_T_F16},
             {"IQ4_NL", 48, GGML_T_F16},
