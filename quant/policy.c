@@ -245,8 +245,6 @@ hq_status q_policy_choose(const q_policy *p, const q_tensor_desc *t, uint64_t n,
     (void)err;
     /* counters over attn_v / ffn_down tensors in file order (llama-quantize) */
     int64_t n_attn_v = 0, n_ffn_down = 0, i_attn_v = 0, i_ffn_down = 0;
-    bool has_output = false;
-    uint64_t d = mi ? mi->n_embd : 0;
     /* grouped-query factor n_head / n_head_kv from the first attention
      * layer's row counts (attn_q vs attn_k, or attn_v): Q2_K's attn_v rule */
     uint64_t q_rows = 0, k_rows = 0, v_rows = 0;
@@ -257,10 +255,7 @@ hq_status q_policy_choose(const q_policy *p, const q_tensor_desc *t, uint64_t n,
         if (r == Q_ROLE_ATTN_V && !v_rows) v_rows = t[i].ne[1];
         if (r == Q_ROLE_ATTN_V) n_attn_v++;
         if (r == Q_ROLE_FFN_DOWN) n_ffn_down++;
-        if (r == Q_ROLE_OUTPUT) has_output = true;
-        if (r == Q_ROLE_EMBD && !d) d = t[i].ne[0];
     }
-    bool tied = (mi && mi->tied) || !has_output;
     const uint64_t kv_rows = k_rows ? k_rows : v_rows, n_gqa = kv_rows ? q_rows / kv_rows : 1;
     const uint32_t base = p->preset.type;
     const q_mix mix = p->preset.mix;
@@ -279,7 +274,10 @@ hq_status q_policy_choose(const q_policy *p, const q_tensor_desc *t, uint64_t n,
         switch (c->role) {
         case Q_ROLE_EMBD:
         case Q_ROLE_OUTPUT:
-            if (bpw < 6.0) ty = (tied || (d && d <= 512)) ? GGML_T_Q8_0 : GGML_T_Q6_K;
+            /* llama.cpp's head rule, tied or not: Q6_K, Q8_0 where rows do not
+             * fit 256-element blocks. Measured per bpw against our former
+             * Q8_0 for tied / d <= 512 (bench/bench_embd_policy.py) */
+            if (bpw < 6.0) ty = t[i].ne[0] % 256 == 0 ? GGML_T_Q6_K : GGML_T_Q8_0;
             break;
         case Q_ROLE_SSM_BC:
             if (bpw < 8.0) ty = GGML_T_Q8_0;

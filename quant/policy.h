@@ -43,10 +43,14 @@
  * matching llama.cpp "mostly" id, or 0 / 1 / 32 for F32 / F16 / BF16).
  *
  * Protected roles (every preset and plain type, before overrides):
- *   token_embd, output   >= 6 bits: Q6_K, or Q8_0 when the model's embedding
- *                        is tied (token_embd doubles as the head) or
- *                        d <= 512 (spec §7 recommends 8-bit there); a type
- *                        that already has >= 6 bits (Q8_0, F16) is kept.
+ *   token_embd, output   >= 6 bits: Q6_K (llama.cpp's head type, also for a
+ *                        tied embedding), or Q8_0 when the rows (d) are not
+ *                        a multiple of 256; a type that already has >= 6
+ *                        bits (Q8_0, F16) is kept. Q8_0 for a tied
+ *                        embedding (spec §7's recommendation) is one
+ *                        `--tensor-type token_embd.weight=Q8_0` away; Q6_K
+ *                        measured better per bpw (bench/README.md,
+ *                        bench_embd_policy).
  *   ssm_b, ssm_c         >= 8 bits: Q8_0 (they enter every later step
  *                        through the SSD state).
  *   names with x_proj    >= 8 bits (OTCE x_proj, spec §7).

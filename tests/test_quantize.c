@@ -207,15 +207,25 @@ static void test_policy(void) {
         }
         q_policy_free(pol);
     }
-    /* tied / small d -> 8-bit embedding */
+    /* tied embedding: Q6_K (llama.cpp) where d fits 256-blocks, else Q8_0
+     * (without a shape fallback); --tensor-type gives the 8-bit one back */
     {
         q_policy *pol = NULL;
         q_policy_new("q4_k_m", &pol, err);
-        q_tensor_desc e[1] = {{"token_embd.weight", 2, {512, 100, 1, 1}, GGML_T_F32}};
+        q_tensor_desc e[2] = {{"token_embd.weight", 2, {512, 100, 1, 1}, GGML_T_F32},
+                              {"token_embd.weight", 2, {128, 100, 1, 1}, GGML_T_F32}};
         q_choice c[1];
         q_model_info mi = {.tied = true};
         q_policy_choose(pol, e, 1, &mi, c, err);
-        CHECK(c[0].type == GGML_T_Q8_0, "tied embd: %s", ggml_type_name(c[0].type));
+        CHECK(c[0].type == GGML_T_Q6_K && !c[0].fallback, "tied embd d=512: %s", ggml_type_name(c[0].type));
+        q_policy_choose(pol, e + 1, 1, &mi, c, err);
+        CHECK(c[0].type == GGML_T_Q8_0 && !c[0].fallback, "tied embd d=128: %s", ggml_type_name(c[0].type));
+        q_policy *p8 = NULL;
+        q_policy_new("Q3_K_M", &p8, err);
+        CHECK(q_policy_add_override(p8, "token_embd.weight=Q8_0", err) == HQ_OK, "%s", err);
+        q_policy_choose(p8, e, 1, &mi, c, err);
+        CHECK(c[0].type == GGML_T_Q8_0 && c[0].overridden, "tied embd override: %s", ggml_type_name(c[0].type));
+        q_policy_free(p8);
         /* overrides: last match wins, regex anywhere in the name */
         CHECK(q_policy_add_override(pol, "attn_(q|k)=Q8_0", err) == HQ_OK, "%s", err);
         CHECK(q_policy_add_override(pol, "blk\\.1\\.attn_q=Q6_K", err) == HQ_OK, "%s", err);
@@ -335,7 +345,8 @@ static void test_quantize_model(const char *dir) {
     }
     CHECK(n_quant == 7, "quantized tensors: %d", n_quant);
     /* expected types for the fixture (policy.h rules) */
-    CHECK(fmt_gguf_find_tensor(b, "token_embd.weight")->type == GGML_T_Q8_0, "tied embd Q8_0");
+    /* tied, d a multiple of 256: Q6_K as llama.cpp (bench_embd_policy: better per bpw than Q8_0) */
+    CHECK(fmt_gguf_find_tensor(b, "token_embd.weight")->type == GGML_T_Q6_K, "tied embd Q6_K");
     CHECK(fmt_gguf_find_tensor(b, "blk.0.ssm_b.weight")->type == GGML_T_Q8_0, "ssm_b Q8_0");
     CHECK(fmt_gguf_find_tensor(b, "blk.0.attn_v.weight")->type == GGML_T_Q6_K, "attn_v use_more_bits");
     /* the only ffn_down is a use_more_bits layer: Q6_K, ne0 = 96 -> Q8_0 */
