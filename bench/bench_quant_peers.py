@@ -36,7 +36,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
 
-TYPE_IDS = {"Q4_0": 2, "Q8_0": 8, "Q4_K": 12, "Q6_K": 14, "IQ4_NL": 20, "Q5_K": 13, "Q4_1": 3}
+TYPE_IDS = {"Q4_0": 2, "Q8_0": 8, "Q4_K": 12, "Q6_K": 14, "IQ4_NL": 20, "Q5_K": 13, "Q4_1": 3, "Q2_K": 10, "Q3_K": 11}
 OPS = ["ref", "fast", "chunk", "imat"]
 
 
@@ -67,7 +67,7 @@ def own_tools(types):
         C.log("test-quantize-perf not built; skipping the ggml own-tool cross-check")
         return out
     for t in types:
-        gname = {"Q4_K": "q4_K", "Q6_K": "q6_K", "Q5_K": "q5_K"}.get(t, t.lower())
+        gname = {"Q4_K": "q4_K", "Q6_K": "q6_K", "Q5_K": "q5_K", "Q2_K": "q2_K", "Q3_K": "q3_K"}.get(t, t.lower())
         d = {}
         for op in ("quantize_row_q_reference", "quantize_row_q"):
             r = C.run([exe, "--type", gname, "--op", op, "--size", str(1 << 20), "-i", "10"])

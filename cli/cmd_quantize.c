@@ -71,7 +71,8 @@ int hq_cmd_quantize(int argc, char **argv) {
     double damp = 0.01;
     const hq_opt opts[] = {
         {'t', "type", HQ_OPT_STR, &type, "TYPE",
-         "preset (Q8_0 Q4_0 Q4_1 Q4_K_M Q4_K_S Q5_K_M Q6_K IQ4_NL) or plain type (Q4_K, Q5_K, F16, ...)", 0, 0},
+         "preset (Q8_0 Q4_0 Q4_1 Q4_K_M Q4_K_S Q5_K_M Q6_K IQ4_NL Q2_K Q3_K_S Q3_K_M Q3_K_L) or plain type (Q3_K, Q4_K, "
+         "Q5_K, F16, ...)", 0, 0},
         {0, "imatrix", HQ_OPT_IN, &imatrix_path, "FILE", "importance matrix from `hyquant calibrate`", 0, 0},
         {0, "method", HQ_OPT_STR, &method, "M", "rtn | imatrix | gptq (default: imatrix with --imatrix, else rtn)",
          0, 0},

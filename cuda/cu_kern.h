@@ -118,6 +118,12 @@ HQ_DEVICE void cu_scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
     }
 }
 
+/* ggml Q3_K signed 6-bit scale j of scales[12] (layout in quant/formats.h) */
+HQ_DEVICE int cu_scale_q3k(int j, const uint8_t *q) {
+    int lo = j < 8 ? q[j] & 0xF : q[j - 8] >> 4;
+    return (lo | (((q[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
+}
+
 /* ggml kvalues_iq4nl {-127,-104,-83,-65,-49,-35,-22,-10,1,13,25,38,53,69,89,113}
  * as int8 bytes of two 64-bit constants: a shift, no branches or memory
  * (the nested-ternary lookup ran IQ4_NL at 250 GB/s on an H200) */
@@ -200,6 +206,17 @@ HQ_DEVICE float cu_deq1(uint32_t type, const uint8_t *row, int64_t i) {
         int high = (b[128 + 32 * h + l] >> (2 * k)) & 3;
         float d = cu_ld_f16(b + 208);
         return d * (float)(int8_t)b[192 + e / 16] * (float)((low | (high << 4)) - 32);
+    }
+    case GGML_T_Q2_K: { /* scales[16] | qs[64] | d | dmin */
+        const uint8_t *b = row + sb * 84;
+        int sc = b[e / 16], q = (b[16 + 32 * (e / 128) + l] >> (2 * ((e % 128) / 32))) & 3;
+        float dl = cu_ld_f16(b + 80) * (float)(sc & 0xF), ml = cu_ld_f16(b + 82) * (float)(sc >> 4);
+        return dl * (float)q - ml;
+    }
+    case GGML_T_Q3_K: { /* hmask[32] | qs[64] | scales[12] | d */
+        const uint8_t *b = row + sb * 110;
+        int q = ((b[32 + 32 * (e / 128) + l] >> (2 * ((e % 128) / 32))) & 3) - (((b[l] >> (e / 32)) & 1) ? 0 : 4);
+        return (cu_ld_f16(b + 108) * (float)cu_scale_q3k(e / 16, b + 96)) * (float)q;
     }
     default: return NAN; /* unsupported types are refused before launch */
     }

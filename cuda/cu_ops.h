@@ -159,7 +159,9 @@ CU_WEAK int cu_gpu_info(char *name, int name_len, double *peak_gbs);
  * GGML_T_Q8_0 for the 32-element block types (matmul_q.cu). */
 static inline uint32_t cu_act_type(uint32_t t) {
     if (t == GGML_T_F32 || t == GGML_T_F16 || t == GGML_T_BF16) return GGML_T_F32;
-    return t == GGML_T_Q4_K || t == GGML_T_Q5_K || t == GGML_T_Q6_K ? GGML_T_Q8_K : GGML_T_Q8_0;
+    return t == GGML_T_Q4_K || t == GGML_T_Q5_K || t == GGML_T_Q6_K || t == GGML_T_Q2_K || t == GGML_T_Q3_K
+               ? GGML_T_Q8_K
+               : GGML_T_Q8_0;
 }
 
 /* device-side storage of the quantized activations of one matmul call

@@ -7,7 +7,10 @@
  *   kind 0  (float)(Σ(q−off)·a)·d_w·d_a                       Q8_0 Q4_0 Q5_0 IQ4_NL
  *   kind 1  (float)(Σq·a)·d_w·d_a + (float)(Σa)·m_w·d_a        Q4_1 Q5_1
  *   kind 2  d_a·(d_w·(float)(sc·Σq·a) − dmin·(float)(m·Σa))    Q4_K Q5_K
- *   kind 3  d_a·d_w·(float)(sc0·Σ₀(q−32)·a + sc1·Σ₁(q−32)·a)   Q6_K (two 16-halves) */
+ *   kind 3  d_a·d_w·(float)(sc0·Σ₀(q−off)·a + sc1·Σ₁(q−off)·a) Q6_K (off 32), Q3_K (off 4)
+ *                                                               (two 16-element halves)
+ *   kind 4  d_a·(d_w·(float)(sc0·Σ₀q·a + sc1·Σ₁q·a)
+ *                − dmin·(float)(m0·Σ₀a + m1·Σ₁a))                Q2_K (two 16-halves) */
 #ifndef HQ_CU_Q8DOT_H
 #define HQ_CU_Q8DOT_H
 #include "cu_kern.h"
@@ -22,7 +25,7 @@ HQ_DEVICE void cu_ld_32b(const uint8_t *p, int *w) {
 
 typedef struct {
     int q[8];
-    int off, kind, s0, s1;
+    int off, kind, s0, s1, m0, m1; /* m0, m1: Q2_K's per-16 mins */
     float dw, mw;
 } cu_witem;
 
@@ -44,7 +47,7 @@ HQ_DEVICE int cu_q8_iq4x4(const uint8_t *qs, int k, int hi) {
 
 /* item `it` (elements 32·it .. 32·it+31) of a weight row */
 HQ_DEVICE void cu_q8_unpack(uint32_t type, const uint8_t *row, int64_t it, cu_witem *wi) {
-    wi->off = 0, wi->kind = 0, wi->s0 = 0, wi->s1 = 0, wi->mw = 0.0f;
+    wi->off = 0, wi->kind = 0, wi->s0 = 0, wi->s1 = 0, wi->m0 = 0, wi->m1 = 0, wi->mw = 0.0f;
     switch (type) {
     case GGML_T_Q8_0: {
         const uint8_t *b = row + it * 34;
@@ -113,6 +116,33 @@ HQ_DEVICE void cu_q8_unpack(uint32_t type, const uint8_t *row, int64_t it, cu_wi
         }
         break;
     }
+    case GGML_T_Q2_K: case GGML_T_Q3_K: {
+        /* element 128h + 32kk + l: bits 2kk of qs[32h + l]; item sub covers
+         * the 16-element sub-blocks 2·sub and 2·sub + 1. 84- / 110-byte
+         * blocks are only 2-byte aligned: 2-byte loads */
+        int sub = (int)(it % 8), h = sub / 4, kk = sub % 4, three = type == GGML_T_Q3_K;
+        const uint8_t *b = row + (it / 8) * (three ? 110 : 84), *qs = b + (three ? 32 : 16) + 32 * h;
+        if (three) {
+            wi->dw = cu_ld_f16(b + 108);
+            wi->s0 = cu_scale_q3k(2 * sub, b + 96);
+            wi->s1 = cu_scale_q3k(2 * sub + 1, b + 96);
+            wi->kind = 3;
+            wi->off = 4;
+        } else {
+            wi->dw = cu_ld_f16(b + 80);
+            wi->mw = cu_ld_f16(b + 82);
+            wi->s0 = b[2 * sub] & 0xF, wi->m0 = b[2 * sub] >> 4;
+            wi->s1 = b[2 * sub + 1] & 0xF, wi->m1 = b[2 * sub + 1] >> 4;
+            wi->kind = 4;
+        }
+        HQ_UNROLL
+        for (int k = 0; k < 8; k++) {
+            int v = (cu_ld_i32_a2(qs + 4 * k) >> (2 * kk)) & 0x03030303;
+            if (three) v |= ((cu_ld_i32_a2(b + 4 * k) >> (4 * h + kk)) & 0x01010101) << 2;
+            wi->q[k] = v;
+        }
+        break;
+    }
     default: { /* Q6_K: element e = 128h + 32kk + l of the super-block */
         int sub = (int)(it % 8), h = sub / 4, kk = sub % 4;
         const uint8_t *b = row + (it / 8) * 210;
@@ -136,7 +166,7 @@ HQ_DEVICE void cu_q8_unpack(uint32_t type, const uint8_t *row, int64_t it, cu_wi
 HQ_DEVICE float cu_q8_contrib(const cu_witem *wi, const int8_t *aq, float da, int sa) {
     int av[8];
     cu_ld_32b((const uint8_t *)aq, av);
-    if (wi->kind == 3) {
+    if (wi->kind >= 3) {
         int si0 = 0, si1 = 0, sa0 = 0;
         HQ_UNROLL
         for (int k = 0; k < 4; k++) {
@@ -145,6 +175,9 @@ HQ_DEVICE float cu_q8_contrib(const cu_witem *wi, const int8_t *aq, float da, in
         }
         HQ_UNROLL
         for (int k = 4; k < 8; k++) si1 = __dp4a(wi->q[k], av[k], si1);
+        if (wi->kind == 4)
+            return da * (wi->dw * (float)(wi->s0 * si0 + wi->s1 * si1) -
+                         wi->mw * (float)(wi->m0 * sa0 + wi->m1 * (sa - sa0)));
         si0 -= wi->off * sa0;
         si1 -= wi->off * (sa - sa0);
         return da * wi->dw * (float)(wi->s0 * si0 + wi->s1 * si1);

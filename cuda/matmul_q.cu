@@ -1,8 +1,9 @@
 /* cuda/matmul_q.cu — y = x·Wᵀ (+ b) for the ggml block types Q8_0, Q4_0,
- * Q4_1, Q5_0, Q5_1, IQ4_NL (activations → Q8_0) and Q4_K, Q5_K, Q6_K
- * (activations → Q8_K), as quant/ vec_dot_ref defines them:
+ * Q4_1, Q5_0, Q5_1, IQ4_NL (activations → Q8_0) and Q4_K, Q5_K, Q6_K, Q2_K,
+ * Q3_K (activations → Q8_K), as quant/ vec_dot_ref defines them:
  *   32-blocks: s = Σ_b d_w·d_a·Σ q_w·q_a (+ m_w·d_a·Σ q_a for Q4_1/Q5_1)
- *   K-quants:  s = Σ_sb d_a·(d·Σ_j sc_j·Σ q·q_a − dmin·Σ_j m_j·Σ q_a); Q6_K d_a·d·Σ_j sc_j·Σ (q−32)·q_a
+ *   K-quants:  s = Σ_sb d_a·(d·Σ_j sc_j·Σ q·q_a − dmin·Σ_j m_j·Σ q_a) (Q4_K Q5_K Q2_K);
+ *              Q6_K d_a·d·Σ_j sc_j·Σ (q−32)·q_a, Q3_K the same with (q−4)
  * Step 1 quantizes the activation rows on the device, bit-identical to
  * q_q8_0_quantize_ref / q_q8_K_quantize_ref (same divisions, roundf /
  * round-half-even, fp16 scale for Q8_0); they are stored as int8 qs plus a
@@ -24,7 +25,8 @@ CU_API int CU_SYM(cu_matmul_q_supported)(uint32_t type, int64_t n_in) {
     switch (type) {
     case GGML_T_Q8_0: case GGML_T_Q4_0: case GGML_T_Q4_1: case GGML_T_Q5_0: case GGML_T_Q5_1: case GGML_T_IQ4_NL:
         return n_in >= 32 && n_in % 32 == 0;
-    case GGML_T_Q4_K: case GGML_T_Q5_K: case GGML_T_Q6_K: return n_in >= 256 && n_in % 256 == 0;
+    case GGML_T_Q4_K: case GGML_T_Q5_K: case GGML_T_Q6_K: case GGML_T_Q2_K: case GGML_T_Q3_K:
+        return n_in >= 256 && n_in % 256 == 0;
     default: return 0;
     }
 }

@@ -23,6 +23,13 @@
  *    ql[64h+32+l] low/high = 128h+32+l / 128h+96+l; qh[32h+l] bit pairs
  *    0-1, 2-3, 4-5, 6-7 = the top 2 bits of 128h+l, +32, +64, +96.
  *    q is 6-bit unsigned, value d·scales[e/16]·(q − 32).
+ *  - Q2_K / Q3_K (256 elems, 16 sub-blocks of 16): for half h = 0..1, k = 0..3
+ *    and l = 0..31, bits 2k..2k+1 of qs[32h+l] = the low 2 bits of element
+ *    128h+32k+l. Q2_K: scales[j] low nibble = 4-bit scale, high nibble =
+ *    4-bit min of sub-block j; w = d·sc·q − dmin·m. Q3_K: bit e/32 of
+ *    hmask[e%32] = the third bit of element e, q ∈ [0,7], w = d·(s_j−32)·(q−4)
+ *    with the 6-bit s_j: low 4 bits = scales[j] & 15 (j < 8) or
+ *    scales[j−8] >> 4 (j ≥ 8), high 2 bits = (scales[8 + j%4] >> 2·(j/4)) & 3.
  *  - Q8_K: qs int8[256], bsums[k] = Σ qs[16k..16k+15].
  */
 #ifndef HQ_QUANT_FORMATS_H
@@ -43,6 +50,8 @@ typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } q_bloc
 typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } q_block_q5_K;
 typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; } q_block_q6_K;
 typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } q_block_q8_K;
+typedef struct { uint8_t scales[16]; uint8_t qs[64]; uint16_t d, dmin; } q_block_q2_K;
+typedef struct { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; uint16_t d; } q_block_q3_K;
 
 _Static_assert(sizeof(q_block_q8_0) == 34, "q8_0 block size");
 _Static_assert(sizeof(q_block_q4_0) == 18, "q4_0 block size");
@@ -54,6 +63,8 @@ _Static_assert(sizeof(q_block_q4_K) == 144, "q4_K block size");
 _Static_assert(sizeof(q_block_q5_K) == 176, "q5_K block size");
 _Static_assert(sizeof(q_block_q6_K) == 210, "q6_K block size");
 _Static_assert(sizeof(q_block_q8_K) == 292, "q8_K block size");
+_Static_assert(sizeof(q_block_q2_K) == 84, "q2_K block size");
+_Static_assert(sizeof(q_block_q3_K) == 110, "q3_K block size");
 
 /* IQ4_NL non-linear levels (ggml kvalues_iq4nl). */
 extern const int8_t q_iq4nl_values[16];
@@ -105,6 +116,8 @@ Q_DECL_FMT(q4_K) Q_DECL_IMAT(q4_K) Q_DECL_DOT(q4_K)
 Q_DECL_FMT(q5_K) Q_DECL_IMAT(q5_K) Q_DECL_DOT(q5_K)
 Q_DECL_FMT(q6_K) Q_DECL_IMAT(q6_K) Q_DECL_DOT(q6_K)
 Q_DECL_FMT(q8_K)
+Q_DECL_FMT(q2_K) Q_DECL_IMAT(q2_K) Q_DECL_DOT(q2_K)
+Q_DECL_FMT(q3_K) Q_DECL_IMAT(q3_K) Q_DECL_DOT(q3_K)
 Q_DECL_FMT(f32) Q_DECL_DOT(f32)
 Q_DECL_FMT(f16) Q_DECL_DOT(f16)
 Q_DECL_FMT(bf16) Q_DECL_DOT(bf16)
@@ -122,5 +135,7 @@ Q_DECL_FAST_DQ(f16) Q_DECL_FAST_DQ(bf16)
 Q_DECL_FAST_DOT(q8_0) Q_DECL_FAST_DOT(q4_0) Q_DECL_FAST_DOT(q4_1) Q_DECL_FAST_DOT(q5_0)
 Q_DECL_FAST_DOT(q5_1) Q_DECL_FAST_DOT(iq4_nl) Q_DECL_FAST_DOT(q4_K) Q_DECL_FAST_DOT(q5_K)
 Q_DECL_FAST_DOT(q6_K) Q_DECL_FAST_DOT(f32) Q_DECL_FAST_DOT(f16) Q_DECL_FAST_DOT(bf16)
+/* Q2_K / Q3_K × Q8_K (quant/dot_k23_avx2.c) */
+Q_DECL_FAST_DOT(q2_K) Q_DECL_FAST_DOT(q3_K)
 
 #endif

@@ -25,9 +25,16 @@ static void set_nib(uint8_t *qs, int i, int q) { /* 32-blocks: j low, j+16 high 
 static bool grid_supported(uint32_t t) {
     switch (t) {
     case GGML_T_Q8_0: case GGML_T_Q4_0: case GGML_T_Q4_1: case GGML_T_Q5_0: case GGML_T_IQ4_NL:
-    case GGML_T_Q4_K: case GGML_T_Q5_K: case GGML_T_Q6_K: return true;
+    case GGML_T_Q4_K: case GGML_T_Q5_K: case GGML_T_Q6_K: case GGML_T_Q2_K: case GGML_T_Q3_K: return true;
     default: return false;
     }
+}
+
+/* the 2 low bits of element i of a Q2_K / Q3_K super-block (formats.h) */
+static void set_2bit(uint8_t *qs, int i, int q) {
+    uint8_t *p = &qs[32 * (i / 128) + i % 32];
+    const int sh = 2 * ((i % 128) / 32);
+    *p = (uint8_t)((*p & ~(3u << sh)) | ((unsigned)(q & 3) << sh));
 }
 
 static float grid_set(uint32_t t, void *blk, int i, float w) {
@@ -116,6 +123,27 @@ static float grid_set(uint32_t t, void *blk, int i, float w) {
         uint8_t *qh = &b->qh[32 * h + l];
         *qh = (uint8_t)((*qh & ~(3u << (2 * k))) | ((unsigned)(q >> 4) << (2 * k)));
         return d * (float)sc * (float)(q - 32);
+    }
+    case GGML_T_Q2_K: {
+        q_block_q2_K *b = blk;
+        const int sc = b->scales[i / 16];
+        /* value = d·(sc & 15)·q − dmin·(sc >> 4), as q_q2_K_dequantize_ref */
+        const float dl = hq_f16_to_f32(b->d) * (float)(sc & 0xF), ml = hq_f16_to_f32(b->dmin) * (float)(sc >> 4);
+        int q = dl != 0 ? clampi(rnd((w + ml) / dl), 0, 3) : 0;
+        set_2bit(b->qs, i, q);
+        return dl * (float)q - ml;
+    }
+    case GGML_T_Q3_K: {
+        q_block_q3_K *b = blk;
+        const int j = i / 16;
+        const int lo = j < 8 ? b->scales[j] & 0xF : b->scales[j - 8] >> 4;
+        const int s = (lo | (((b->scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
+        const float dl = hq_f16_to_f32(b->d) * (float)s;
+        int q = dl != 0 ? clampi(rnd(w / dl), -4, 3) : 0; /* value dl·q, q = level − 4 */
+        set_2bit(b->qs, i, q + 4);
+        const unsigned bit = 1u << (i / 32);
+        b->hmask[i % 32] = (uint8_t)((q + 4) & 4 ? b->hmask[i % 32] | bit : b->hmask[i % 32] & ~bit);
+        return dl * (float)q;
     }
     default: return w;
     }

@@ -16,7 +16,7 @@
  *     the block's scales/mins from the updated weights at the block's start;
  *     then for each column j of B in order, re-round the current w_j onto
  *     the block's grid (formats with a known grid: Q8_0, Q4_0, Q4_1, Q5_0,
- *     IQ4_NL, Q4_K, Q5_K, Q6_K; others keep the block quantizer's codes) and
+ *     IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; others keep the block quantizer's codes) and
  *     propagate err_j = (w_j − ŵ_j)/U_jj to later columns:
  *     W[:, k] −= err_j · U_jk for k after j.
  *  5. the codes are written into the block and the block is re-checked by

@@ -92,7 +92,7 @@ double q_type_bpw(uint32_t type) {
 
 /* ---- presets ---- */
 
-typedef enum { MIX_NONE, MIX_Q4_K_M, MIX_Q4_K_S, MIX_Q5_K_M, MIX_Q4_0 } q_mix;
+typedef enum { MIX_NONE, MIX_Q4_K_M, MIX_Q4_K_S, MIX_Q5_K_M, MIX_Q4_0, MIX_Q2_K, MIX_Q3_K_M, MIX_Q3_K_L } q_mix;
 
 typedef struct {
     const char *name;
@@ -106,10 +106,13 @@ static const q_preset k_presets[] = {
     {"Q4_1", GGML_T_Q4_1, 3, MIX_NONE},      {"Q4_K_M", GGML_T_Q4_K, 15, MIX_Q4_K_M},
     {"Q4_K_S", GGML_T_Q4_K, 14, MIX_Q4_K_S}, {"Q5_K_M", GGML_T_Q5_K, 17, MIX_Q5_K_M},
     {"Q6_K", GGML_T_Q6_K, 18, MIX_NONE},     {"IQ4_NL", GGML_T_IQ4_NL, 25, MIX_NONE},
+    {"Q2_K", GGML_T_Q2_K, 10, MIX_Q2_K},     {"Q3_K_S", GGML_T_Q3_K, 11, MIX_NONE},
+    {"Q3_K_M", GGML_T_Q3_K, 12, MIX_Q3_K_M}, {"Q3_K_L", GGML_T_Q3_K, 13, MIX_Q3_K_L},
 };
 /* plain types: ftype = llama.cpp's "mostly <type>" id */
 static const q_preset k_plain[] = {
     {"Q4_K", GGML_T_Q4_K, 15, MIX_NONE}, {"Q5_K", GGML_T_Q5_K, 17, MIX_NONE}, {"Q5_0", GGML_T_Q5_0, 8, MIX_NONE},
+    {"Q3_K", GGML_T_Q3_K, 11, MIX_NONE},
     {"Q5_1", GGML_T_Q5_1, 9, MIX_NONE},  {"F16", GGML_T_F16, 1, MIX_NONE},    {"BF16", GGML_T_BF16, 32, MIX_NONE},
     {"F32", GGML_T_F32, 0, MIX_NONE},
 };
@@ -223,6 +226,7 @@ static uint32_t fallback_type(uint32_t t, uint64_t ne0, bool *changed) {
     case GGML_T_Q4_K: next = q_type_available(GGML_T_Q5_0) ? GGML_T_Q5_0 : GGML_T_Q8_0; break;
     case GGML_T_Q5_K: next = q_type_available(GGML_T_Q5_1) ? GGML_T_Q5_1 : GGML_T_Q8_0; break;
     case GGML_T_Q6_K: next = GGML_T_Q8_0; break;
+    case GGML_T_Q2_K: case GGML_T_Q3_K: next = GGML_T_IQ4_NL; break; /* as llama-quantize */
     default: next = GGML_T_F16; break;
     }
     const ggml_type_info *ni = ggml_type_get(next);
@@ -235,17 +239,20 @@ hq_status q_policy_choose(const q_policy *p, const q_tensor_desc *t, uint64_t n,
     (void)err;
     /* counters over attn_v / ffn_down tensors in file order (llama-quantize) */
     int64_t n_attn_v = 0, n_ffn_down = 0, i_attn_v = 0, i_ffn_down = 0;
-    bool has_output = false;
-    uint64_t d = mi ? mi->n_embd : 0;
+    /* grouped-query factor n_head / n_head_kv from the first attention
+     * layer's row counts (attn_q vs attn_k, or attn_v): Q2_K's attn_v rule */
+    uint64_t q_rows = 0, k_rows = 0, v_rows = 0;
     for (uint64_t i = 0; i < n; i++) {
         q_role r = q_role_of(t[i].name, t[i].n_dims, t[i].ne);
+        if (r == Q_ROLE_ATTN_Q && !q_rows) q_rows = t[i].ne[1];
+        if (r == Q_ROLE_ATTN_K && !k_rows) k_rows = t[i].ne[1];
+        if (r == Q_ROLE_ATTN_V && !v_rows) v_rows = t[i].ne[1];
         if (r == Q_ROLE_ATTN_V) n_attn_v++;
         if (r == Q_ROLE_FFN_DOWN) n_ffn_down++;
-        if (r == Q_ROLE_OUTPUT) has_output = true;
-        if (r == Q_ROLE_EMBD && !d) d = t[i].ne[0];
     }
-    bool tied = (mi && mi->tied) || !has_output;
+    const uint64_t kv_rows = k_rows ? k_rows : v_rows, n_gqa = kv_rows ? q_rows / kv_rows : 1;
     const uint32_t base = p->preset.type;
+    const q_mix mix = p->preset.mix;
     for (uint64_t i = 0; i < n; i++) {
         q_choice *c = &out[i];
         memset(c, 0, sizeof *c);
@@ -261,7 +268,10 @@ hq_status q_policy_choose(const q_policy *p, const q_tensor_desc *t, uint64_t n,
         switch (c->role) {
         case Q_ROLE_EMBD:
         case Q_ROLE_OUTPUT:
-            if (bpw < 6.0) ty = (tied || (d && d <= 512)) ? GGML_T_Q8_0 : GGML_T_Q6_K;
+            /* llama.cpp's head rule, tied or not: Q6_K, Q8_0 where rows do not
+             * fit 256-element blocks. Measured per bpw against our former
+             * Q8_0 for tied / d <= 512 (bench/bench_embd_policy.py) */
+            if (bpw < 6.0) ty = t[i].ne[0] % 256 == 0 ? GGML_T_Q6_K : GGML_T_Q8_0;
             break;
         case Q_ROLE_SSM_BC:
             if (bpw < 8.0) ty = GGML_T_Q8_0;
@@ -270,21 +280,38 @@ hq_status q_policy_choose(const q_policy *p, const q_tensor_desc *t, uint64_t n,
             if (strstr(t[i].name, "x_proj") && bpw < 8.0) ty = GGML_T_Q8_0;
             break;
         case Q_ROLE_ATTN_V:
-            if ((p->preset.mix == MIX_Q4_K_M || p->preset.mix == MIX_Q5_K_M) && use_more_bits(i_attn_v, n_attn_v))
+            if (mix == MIX_Q2_K)
+                ty = n_gqa >= 4 ? GGML_T_Q4_K : GGML_T_Q3_K;
+            else if (mix == MIX_Q3_K_M)
+                ty = i_attn_v < 2 ? GGML_T_Q5_K : GGML_T_Q4_K;
+            else if (mix == MIX_Q3_K_L)
+                ty = GGML_T_Q5_K;
+            else if ((mix == MIX_Q4_K_M || mix == MIX_Q5_K_M) && use_more_bits(i_attn_v, n_attn_v))
                 ty = GGML_T_Q6_K;
-            else if (p->preset.mix == MIX_Q4_K_S && i_attn_v < 4)
+            else if (mix == MIX_Q4_K_S && i_attn_v < 4)
                 ty = GGML_T_Q5_K;
             i_attn_v++;
             break;
         case Q_ROLE_FFN_DOWN:
-            if ((p->preset.mix == MIX_Q4_K_M || p->preset.mix == MIX_Q5_K_M) &&
-                use_more_bits(i_ffn_down, n_ffn_down))
-                ty = GGML_T_Q6_K;
-            else if (p->preset.mix == MIX_Q4_K_S && i_ffn_down < n_ffn_down / 8)
+            if (mix == MIX_Q2_K)
+                ty = GGML_T_Q3_K;
+            else if (mix == MIX_Q3_K_M) /* llama.cpp's non-Falcon branch */
+                ty = i_ffn_down < n_ffn_down / 16 ? GGML_T_Q5_K : GGML_T_Q4_K;
+            else if (mix == MIX_Q3_K_L)
                 ty = GGML_T_Q5_K;
-            else if (p->preset.mix == MIX_Q4_0 && mi && mi->has_imatrix && i_ffn_down < n_ffn_down / 8)
+            else if ((mix == MIX_Q4_K_M || mix == MIX_Q5_K_M) && use_more_bits(i_ffn_down, n_ffn_down))
+                ty = GGML_T_Q6_K;
+            else if (mix == MIX_Q4_K_S && i_ffn_down < n_ffn_down / 8)
+                ty = GGML_T_Q5_K;
+            else if (mix == MIX_Q4_0 && mi && mi->has_imatrix && i_ffn_down < n_ffn_down / 8)
                 ty = GGML_T_Q4_1;
             i_ffn_down++;
+            break;
+        case Q_ROLE_ATTN_OUT:
+        case Q_ROLE_SSM_OUT: /* the SSD mixer's output projection, attn_output's twin */
+            if (mix == MIX_Q2_K) ty = GGML_T_Q3_K;
+            else if (mix == MIX_Q3_K_M) ty = GGML_T_Q4_K;
+            else if (mix == MIX_Q3_K_L) ty = GGML_T_Q5_K;
             break;
         default: break;
         }

@@ -27,15 +27,30 @@
  *   Q5_K_M (17) Q5_K; the same use_more_bits rule with Q6_K
  *   Q6_K (18)   all Q6_K
  *   IQ4_NL (25) IQ4_NL
- * A plain type name (Q4_K, Q5_K, Q6_K, Q8_0, Q4_0, Q4_1, IQ4_NL, Q5_0, F16,
+ *   Q2_K (10)   Q2_K; attn_v Q4_K when n_head/n_head_kv >= 4 (from the
+ *               attn_q / attn_k row counts) else Q3_K; ffn_down and
+ *               attn_output Q3_K
+ *   Q3_K_S (11) Q3_K
+ *   Q3_K_M (12) Q3_K; attn_v Q5_K for the first 2 attention layers, then
+ *               Q4_K; ffn_down Q5_K for the first n/16, then Q4_K;
+ *               attn_output Q4_K
+ *   Q3_K_L (13) Q3_K; attn_v, ffn_down and attn_output Q5_K
+ *   (llama.cpp llama_tensor_get_type's non-Falcon, non-8-expert branches;
+ *   adapted: ssm_out, the SSD mixer's output projection, follows the
+ *   attn_output rule)
+ * A plain type name (Q3_K, Q4_K, Q5_K, Q6_K, Q8_0, Q4_0, Q4_1, IQ4_NL, Q5_0, F16,
  * BF16, F32) uses that type for every quantizable matrix (ftype = the
  * matching llama.cpp "mostly" id, or 0 / 1 / 32 for F32 / F16 / BF16).
  *
  * Protected roles (every preset and plain type, before overrides):
- *   token_embd, output   >= 6 bits: Q6_K, or Q8_0 when the model's embedding
- *                        is tied (token_embd doubles as the head) or
- *                        d <= 512 (spec §7 recommends 8-bit there); a type
- *                        that already has >= 6 bits (Q8_0, F16) is kept.
+ *   token_embd, output   >= 6 bits: Q6_K (llama.cpp's head type, also for a
+ *                        tied embedding), or Q8_0 when the rows (d) are not
+ *                        a multiple of 256; a type that already has >= 6
+ *                        bits (Q8_0, F16) is kept. Q8_0 for a tied
+ *                        embedding (spec §7's recommendation) is one
+ *                        `--tensor-type token_embd.weight=Q8_0` away; Q6_K
+ *                        measured better per bpw (bench/README.md,
+ *                        bench_embd_policy).
  *   ssm_b, ssm_c         >= 8 bits: Q8_0 (they enter every later step
  *                        through the SSD state).
  *   names with x_proj    >= 8 bits (OTCE x_proj, spec §7).
@@ -52,6 +67,7 @@
  *   | Q4_K            | Q5_0 if this build has it, else Q8_0 |
  *   | Q5_K            | Q5_1 if available, else Q8_0         |
  *   | Q6_K            | Q8_0                                 |
+ *   | Q2_K, Q3_K      | IQ4_NL                               |
  *   | IQ4_NL/Q4_0/... | (32-blocks) F16                      |
  *   | still no fit    | F16                                  |
  *

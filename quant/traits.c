@@ -38,6 +38,10 @@ static const q_type_traits g_traits[GGML_T_COUNT] = {
             q_q5_K_quantize_fast, GGML_T_Q8_K, q_q5_K_vec_dot_fast),
     Q_ENTRY(GGML_T_Q6_K, "Q6_K", 256, 210, true, q6_K, q_q6_K_quantize_imatrix, q_q6_K_dequantize_fast,
             q_q6_K_quantize_fast, GGML_T_Q8_K, q_q6_K_vec_dot_fast),
+    Q_ENTRY(GGML_T_Q2_K, "Q2_K", 256, 84, true, q2_K, q_q2_K_quantize_imatrix, q_q2_K_dequantize_ref,
+            q_q2_K_quantize_ref, GGML_T_Q8_K, q_q2_K_vec_dot_fast),
+    Q_ENTRY(GGML_T_Q3_K, "Q3_K", 256, 110, true, q3_K, q_q3_K_quantize_imatrix, q_q3_K_dequantize_ref,
+            q_q3_K_quantize_ref, GGML_T_Q8_K, q_q3_K_vec_dot_fast),
     /* Q8_K is an activation type only: no dot of its own */
     [GGML_T_Q8_K] = {.type = GGML_T_Q8_K, .name = "Q8_K", .blck = 256, .type_size = 292, .is_quantized = true,
                      .from_float_ref = q_q8_K_quantize_ref, .from_float = q_q8_K_quantize_fast,

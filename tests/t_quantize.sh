@@ -26,7 +26,7 @@ ok "invalid override type exits 2" '[ $rc -eq 2 ] && [ ! -e "$T/x.gguf" ]'
 ok "NaN refused" '[ $rc -eq 1 ] && grep -q "nan.gguf: .*blk.0.ffn_down.weight" "$T/err" && [ ! -e "$T/x.gguf" ]'
 ok "NaN: no temp file" '[ -z "$(ls "$T" | grep tmp)" ]'
 
-for ty in Q8_0 Q4_0 Q4_1 Q4_K_M Q4_K_S Q5_K_M Q6_K IQ4_NL Q4_K F16; do
+for ty in Q8_0 Q4_0 Q4_1 Q4_K_M Q4_K_S Q5_K_M Q6_K IQ4_NL Q4_K F16 Q2_K Q3_K_S Q3_K_M Q3_K_L; do
   "$HQ" quantize "$T/model.gguf" "$T/q_$ty.gguf" --type $ty -q >"$T/out_$ty.txt" 2>&1; rc=$?
   ok "$ty quantizes" '[ $rc -eq 0 ]'
   # exact byte count from the JSON dry run against the file on disk

@@ -228,14 +228,14 @@ static void t_matmul(void) {
     static const int64_t qsh[][3] = {{32, 1, 1}, {96, 7, 3}, {1024, 3, 5}};
     for (size_t i = 0; i < sizeof q32 / sizeof q32[0]; i++)
         for (size_t c = 0; c < 3; c++) one_matmul(q32[i], qsh[c][0], qsh[c][1], qsh[c][2], (int)(c == 1), 1e-10);
-    static const uint32_t qk[] = {GGML_T_Q4_K, GGML_T_Q5_K, GGML_T_Q6_K};
+    static const uint32_t qk[] = {GGML_T_Q4_K, GGML_T_Q5_K, GGML_T_Q6_K, GGML_T_Q2_K, GGML_T_Q3_K};
     static const int64_t ksh[][3] = {{256, 1, 1}, {512, 3, 5}, {1280, 7, 2}};
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < sizeof qk / sizeof qk[0]; i++)
         for (size_t c = 0; c < 3; c++) one_matmul(qk[i], ksh[c][0], ksh[c][1], ksh[c][2], (int)(c == 2), 1e-10);
     t_quant_act(GGML_T_Q4_0, 96, 3);
     t_quant_act(GGML_T_Q6_K, 512, 2);
     CHECK(!T->matmul_supported(GGML_T_Q4_K, 96) && !T->matmul_supported(GGML_T_Q4_0, 33) &&
-              !T->matmul_supported(GGML_T_Q2_K, 256),
+              !T->matmul_supported(GGML_T_Q3_K, 128) && !T->matmul_supported(GGML_T_IQ2_XXS, 256),
           "matmul refuses misfit rows and types without kernels");
 }
 
@@ -276,7 +276,8 @@ static void t_elementwise(void) {
 
 static void t_embed(void) {
     static const uint32_t ty[] = {GGML_T_F32, GGML_T_F16, GGML_T_BF16, GGML_T_Q8_0, GGML_T_Q4_0, GGML_T_Q4_1,
-                                  GGML_T_Q5_0, GGML_T_Q5_1, GGML_T_IQ4_NL, GGML_T_Q4_K, GGML_T_Q5_K, GGML_T_Q6_K};
+                                  GGML_T_Q5_0, GGML_T_Q5_1, GGML_T_IQ4_NL, GGML_T_Q4_K, GGML_T_Q5_K, GGML_T_Q6_K,
+                                  GGML_T_Q2_K, GGML_T_Q3_K};
     int64_t V = 9, d = 256, n = 5;
     int32_t tok[5] = {8, 0, 3, 3, 7};
     for (size_t i = 0; i < sizeof ty / sizeof ty[0]; i++) {
@@ -499,6 +500,7 @@ static void t_experts(void) {
     one_experts(GGML_T_Q4_0, GGML_T_Q5_1, 6, 96, 4, 2, 1); /* every token → expert 0; experts 1..5 idle */
     one_experts(GGML_T_Q4_K, GGML_T_Q6_K, 7, 256, 3, 5, 0);
     one_experts(GGML_T_Q6_K, GGML_T_Q4_K, 4, 256, 2, 8, 1);
+    one_experts(GGML_T_Q3_K, GGML_T_Q2_K, 5, 256, 3, 4, 0);
 }
 
 /* ---------------- log-softmax / NLL / KL (double references) ---------------- */

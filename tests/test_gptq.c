@@ -65,7 +65,8 @@ int main(void) {
     for (int64_t i = 0; i < rows * n; i++) W[i] = nrand() * 0.05f;
 
     const uint32_t types[] = {GGML_T_Q4_0, GGML_T_Q4_1, GGML_T_Q5_0, GGML_T_IQ4_NL,
-                              GGML_T_Q8_0, GGML_T_Q4_K, GGML_T_Q5_K, GGML_T_Q6_K};
+                              GGML_T_Q8_0, GGML_T_Q4_K, GGML_T_Q5_K, GGML_T_Q6_K,
+                              GGML_T_Q2_K, GGML_T_Q3_K};
     for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
         const uint32_t ty = types[k];
         const q_type_traits *tr = q_traits(ty);
@@ -107,7 +108,7 @@ int main(void) {
     /* unsupported type: refused without touching W */
     memcpy(Wc, W, sizeof(float) * (size_t)(rows * n));
     char err[HQ_ERR_LEN];
-    CHECK(q_gptq_quantize(GGML_T_Q2_K, Wc, rows, n, H, 0.01, q, err) == HQ_ERR_UNSUPPORTED &&
+    CHECK(q_gptq_quantize(GGML_T_Q8_K, Wc, rows, n, H, 0.01, q, err) == HQ_ERR_UNSUPPORTED &&
               !memcmp(Wc, W, sizeof(float) * (size_t)(rows * n)), "unsupported type refused");
     CHECK(q_gptq_quantize(GGML_T_Q4_K, Wc, rows, 96, H, 0.01, q, err) == HQ_ERR_UNSUPPORTED, "misfit refused");
     free(X), free(H), free(W), free(Wc), free(Y), free(diag), free(q), free(z), free(scale);

@@ -6,7 +6,7 @@
  *         test_quant --perf     quantize params/s and vec_dot GB/s per core
  *
  * What is checked, per type (F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 IQ4_NL
- * Q4_K Q5_K Q6_K, and Q8_K where it applies):
+ * Q4_K Q5_K Q6_K Q2_K Q3_K, and Q8_K where it applies):
  *  - the table agrees with formats/ggml_types (block size, bytes);
  *  - round trip: max |x − x̂| per (super-)block ≤ bound·max|x_block|, with the
  *    bound derived from the format's step (see type_cases[] below);
@@ -59,6 +59,9 @@ static float rng_gauss(void) {
  *         (2·amax/15) plus 6-bit rounding of sub-scale and min (≤ 1/63 each)
  *  Q5_K   the same with 31 levels
  *  Q6_K   one step of 2·amax/64 (clamp at +31) plus int8 scale rounding (1/128)
+ *  Q2_K   the absolute-error scale search may clamp an edge value by one step
+ *         (range/3 ≤ 2·amax/3) plus 4-bit rounding of sub-scale and min (1/15 each)
+ *  Q3_K   one step of amax/4 (clamp at +3) plus 6-bit scale rounding (2/64)
  *  F16/BF16 relative rounding 2^-11 / 2^-8; F32 exact. */
 typedef struct {
     uint32_t type;
@@ -78,6 +81,8 @@ static const type_case type_cases[] = {
     {GGML_T_Q4_K, 2.0 / 15 + 2.0 / 63},
     {GGML_T_Q5_K, 2.0 / 31 + 2.0 / 63},
     {GGML_T_Q6_K, 2.0 / 64 + 1.0 / 128 + 1.0 / 256},
+    {GGML_T_Q2_K, 2.0 / 3 + 2.0 / 15},
+    {GGML_T_Q3_K, 1.0 / 4 + 2.0 / 64},
 };
 #define N_CASES (int)(sizeof type_cases / sizeof type_cases[0])
 

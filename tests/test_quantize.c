@@ -146,6 +146,8 @@ static void test_policy(void) {
             snprintf(nm, 64, "blk.%d.ssm_x.weight", l);
             ADD(nm, 1024, 1024);
         }
+        snprintf(nm, 64, l % 2 ? "blk.%d.attn_output.weight" : "blk.%d.ssm_out.weight", l);
+        ADD(nm, 1024, 1024);
         snprintf(nm, 64, "blk.%d.ffn_down.weight", l);
         ADD(nm, 2816 - 256, 1024); /* 2560 = 10·256 */
     }
@@ -157,7 +159,8 @@ static void test_policy(void) {
     t[n] = (q_tensor_desc){"blk.0.attn_norm.weight", 1, {1024, 1, 1, 1}, GGML_T_F32}, n++;
     t[n] = (q_tensor_desc){"blk.0.ssm_a", 2, {1, 8, 1, 1}, GGML_T_F32}, n++;
     t[n] = (q_tensor_desc){"blk.0.attn_q.bias", 1, {1024, 1, 1, 1}, GGML_T_F32}, n++;
-    static const char *const presets[] = {"Q8_0", "Q4_0", "Q4_1", "Q4_K_M", "Q4_K_S", "Q5_K_M", "Q6_K", "IQ4_NL"};
+    static const char *const presets[] = {"Q8_0",   "Q4_0",   "Q4_1",   "Q4_K_M", "Q4_K_S", "Q5_K_M", "Q6_K",
+                                          "IQ4_NL", "Q2_K",   "Q3_K_S", "Q3_K_M", "Q3_K_L"};
     for (size_t p = 0; p < sizeof presets / sizeof *presets; p++) {
         q_policy *pol = NULL;
         hq_status st = q_policy_new(presets[p], &pol, err);
@@ -170,6 +173,8 @@ static void test_policy(void) {
         double base_bpw = q_type_bpw(base);
         const char *pn = presets[p];
         bool km = !strcmp(pn, "Q4_K_M") || !strcmp(pn, "Q5_K_M"), ks = !strcmp(pn, "Q4_K_S");
+        /* llama.cpp's low-bit mixes; attn_v 1024×256 under attn_q 1024×1024: n_gqa = 4 */
+        bool q2 = !strcmp(pn, "Q2_K"), q3m = !strcmp(pn, "Q3_K_M"), q3l = !strcmp(pn, "Q3_K_L");
         int iv = 0, id = 0, nv = L / 2, nd = L;
         for (int i = 0; i < n; i++) {
             const char *s = t[i].name;
@@ -183,10 +188,18 @@ static void test_policy(void) {
                 want = base_bpw >= 8 ? base : GGML_T_Q8_0;
             else if (strstr(s, "attn_v")) {
                 want = km && ref_more_bits(iv, nv) ? GGML_T_Q6_K : ks && iv < 4 ? GGML_T_Q5_K : base;
+                if (q2) want = GGML_T_Q4_K;
+                if (q3m) want = iv < 2 ? GGML_T_Q5_K : GGML_T_Q4_K;
+                if (q3l) want = GGML_T_Q5_K;
                 iv++;
             } else if (strstr(s, "ffn_down")) {
                 want = km && ref_more_bits(id, nd) ? GGML_T_Q6_K : ks && id < nd / 8 ? GGML_T_Q5_K : base;
+                if (q2) want = GGML_T_Q3_K;
+                if (q3m) want = id < nd / 16 ? GGML_T_Q5_K : GGML_T_Q4_K;
+                if (q3l) want = GGML_T_Q5_K;
                 id++;
+            } else if (strstr(s, "attn_output") || strstr(s, "ssm_out")) {
+                want = q2 ? GGML_T_Q3_K : q3m ? GGML_T_Q4_K : q3l ? GGML_T_Q5_K : base;
             } else
                 want = base;
             CHECK(c[i].type == want, "%s: %s got %s, want %s", pn, s, ggml_type_name(c[i].type),
@@ -194,15 +207,25 @@ static void test_policy(void) {
         }
         q_policy_free(pol);
     }
-    /* tied / small d -> 8-bit embedding */
+    /* tied embedding: Q6_K (llama.cpp) where d fits 256-blocks, else Q8_0
+     * (without a shape fallback); --tensor-type gives the 8-bit one back */
     {
         q_policy *pol = NULL;
         q_policy_new("q4_k_m", &pol, err);
-        q_tensor_desc e[1] = {{"token_embd.weight", 2, {512, 100, 1, 1}, GGML_T_F32}};
+        q_tensor_desc e[2] = {{"token_embd.weight", 2, {512, 100, 1, 1}, GGML_T_F32},
+                              {"token_embd.weight", 2, {128, 100, 1, 1}, GGML_T_F32}};
         q_choice c[1];
         q_model_info mi = {.tied = true};
         q_policy_choose(pol, e, 1, &mi, c, err);
-        CHECK(c[0].type == GGML_T_Q8_0, "tied embd: %s", ggml_type_name(c[0].type));
+        CHECK(c[0].type == GGML_T_Q6_K && !c[0].fallback, "tied embd d=512: %s", ggml_type_name(c[0].type));
+        q_policy_choose(pol, e + 1, 1, &mi, c, err);
+        CHECK(c[0].type == GGML_T_Q8_0 && !c[0].fallback, "tied embd d=128: %s", ggml_type_name(c[0].type));
+        q_policy *p8 = NULL;
+        q_policy_new("Q3_K_M", &p8, err);
+        CHECK(q_policy_add_override(p8, "token_embd.weight=Q8_0", err) == HQ_OK, "%s", err);
+        q_policy_choose(p8, e, 1, &mi, c, err);
+        CHECK(c[0].type == GGML_T_Q8_0 && c[0].overridden, "tied embd override: %s", ggml_type_name(c[0].type));
+        q_policy_free(p8);
         /* overrides: last match wins, regex anywhere in the name */
         CHECK(q_policy_add_override(pol, "attn_(q|k)=Q8_0", err) == HQ_OK, "%s", err);
         CHECK(q_policy_add_override(pol, "blk\\.1\\.attn_q=Q6_K", err) == HQ_OK, "%s", err);
@@ -225,6 +248,8 @@ static void test_policy(void) {
             {"Q4_K", 96, q_type_available(GGML_T_Q5_0) ? GGML_T_Q5_0 : GGML_T_Q8_0},
             {"Q5_K", 96, q_type_available(GGML_T_Q5_1) ? GGML_T_Q5_1 : GGML_T_Q8_0},
             {"Q6_K", 576, GGML_T_Q8_0},
+            {"Q3_K", 96, GGML_T_IQ4_NL},
+            {"Q2_K", 160, GGML_T_IQ4_NL},
             {"Q4_K", 40, GGML_T_F16},
             {"Q8_0", 40, GGML_T_F16},
             {"IQ4_NL", 48, GGML_T_F16},
@@ -320,7 +345,8 @@ static void test_quantize_model(const char *dir) {
     }
     CHECK(n_quant == 7, "quantized tensors: %d", n_quant);
     /* expected types for the fixture (policy.h rules) */
-    CHECK(fmt_gguf_find_tensor(b, "token_embd.weight")->type == GGML_T_Q8_0, "tied embd Q8_0");
+    /* tied, d a multiple of 256: Q6_K as llama.cpp (bench_embd_policy: better per bpw than Q8_0) */
+    CHECK(fmt_gguf_find_tensor(b, "token_embd.weight")->type == GGML_T_Q6_K, "tied embd Q6_K");
     CHECK(fmt_gguf_find_tensor(b, "blk.0.ssm_b.weight")->type == GGML_T_Q8_0, "ssm_b Q8_0");
     CHECK(fmt_gguf_find_tensor(b, "blk.0.attn_v.weight")->type == GGML_T_Q6_K, "attn_v use_more_bits");
     /* the only ffn_down is a use_more_bits layer: Q6_K, ne0 = 96 -> Q8_0 */
