@@ -194,7 +194,7 @@ demo: hyquant
 # Regenerates every committed reference fixture from the Python references
 # (torch, transformers, tokenizers, safetensors). Order matters: the model
 # fixtures come first, the tokenizer ids and fuzz seeds read them.
-FIXTURE_SCRIPTS := make_fixtures make_bos_fixtures make_otce_fixtures make_keep_window_fixtures make_torch_fixtures make_format_fixtures make_convert_fixtures \
+FIXTURE_SCRIPTS := make_fixtures make_bos_fixtures make_otce_fixtures make_keep_window_fixtures make_layout_fixtures make_torch_fixtures make_format_fixtures make_convert_fixtures \
                    gen_unicode_tables make_tokenizer_fixtures make_fuzz_corpus
 fixtures:
 	$(PY) -m pip install -q -r tools/requirements.txt

@@ -132,8 +132,9 @@ static hq_status parse_rope(const cJSON *root, cv_hparams *hp, const char *label
             HQ_OK)
             return st;
     } else {
-        return hq_fail(err, HQ_ERR_UNSUPPORTED, "%s: rope type '%s' is not supported (only default and dynamic)",
-                       label, type);
+        return hq_fail(err, HQ_ERR_UNSUPPORTED, "%s: config.json key '%s.%s' = '%s' is not supported (only default and "
+                       "dynamic)", label, sc == rs ? "rope_scaling" : "rope_parameters",
+                       item(sc, "rope_type") ? "rope_type" : "type", type);
     }
     if (!(hp->rope_theta > 0)) return hq_fail(err, HQ_ERR_FORMAT, "%s: rope_theta %g must be > 0", label, hp->rope_theta);
     return HQ_OK;
@@ -201,6 +202,118 @@ static hq_status parse_otce(const cJSON *root, cv_hparams *hp, const char *label
     return HQ_OK;
 }
 
+/* ---- math-changing keys we do not implement (docs/config-keys.md) ----
+ * Configs of other families carry keys that change the forward pass. A
+ * Doge/Cheems config never sets them, so one present with anything but its
+ * neutral value means a model we would compute wrongly: an error naming the
+ * key instead of a silent default. Training-only and informational keys
+ * (dropout, router_aux_loss_coef, dtype/torch_dtype, use_cache, ...) are not
+ * listed: they do not change what the model computes. */
+typedef enum { NEUTRAL_ONE, NEUTRAL_OFF, NEUTRAL_NULL } cv_neutral;
+static const struct {
+    const char *key;
+    cv_neutral neutral; /* ONE: null or 1; OFF: null, false or 0; NULL: null only */
+    const char *what;
+} k_math_keys[] = {
+    {"partial_rotary_factor", NEUTRAL_ONE, "RoPE on part of each head"},
+    {"attn_logit_softcapping", NEUTRAL_OFF, "attention logit soft-capping"},
+    {"final_logit_softcapping", NEUTRAL_OFF, "final logit soft-capping"},
+    {"logit_scale", NEUTRAL_ONE, "scaled output logits"},
+    {"logits_scaling", NEUTRAL_ONE, "scaled output logits"},
+    {"embedding_multiplier", NEUTRAL_ONE, "scaled embeddings"},
+    {"scale_emb", NEUTRAL_ONE, "scaled embeddings"},
+    {"residual_multiplier", NEUTRAL_ONE, "scaled residual branches"},
+    {"scale_depth", NEUTRAL_NULL, "depth-scaled residual branches"},
+    {"dim_model_base", NEUTRAL_NULL, "width-scaled output logits"},
+    {"attention_multiplier", NEUTRAL_NULL, "an attention scale other than 1/sqrt(head_dim)"},
+    {"query_pre_attn_scalar", NEUTRAL_NULL, "an attention scale other than 1/sqrt(head_dim)"},
+    {"use_sliding_window", NEUTRAL_OFF, "per-layer sliding-window attention"},
+};
+
+static bool is_neutral(const cJSON *x, cv_neutral n) {
+    if (!x || cJSON_IsNull(x)) return true;
+    if (n == NEUTRAL_NULL) return false;
+    if (n == NEUTRAL_OFF && cJSON_IsFalse(x)) return true;
+    return cJSON_IsNumber(x) && x->valuedouble == (n == NEUTRAL_ONE ? 1.0 : 0.0);
+}
+
+static hq_status check_math_keys_in(const cJSON *obj, const char *where, const char *label, char *err) {
+    for (size_t i = 0; i < sizeof k_math_keys / sizeof k_math_keys[0]; i++)
+        if (!is_neutral(item(obj, k_math_keys[i].key), k_math_keys[i].neutral))
+            return hq_fail(err, HQ_ERR_UNSUPPORTED, "%s: config.json key '%s%s' (%s) is not supported", label, where,
+                           k_math_keys[i].key, k_math_keys[i].what);
+    return HQ_OK;
+}
+
+static const char *rope_type_of(const cJSON *rd) {
+    const cJSON *x = item(rd, "rope_type");
+    if (!x) x = item(rd, "type");
+    return x && cJSON_IsString(x) ? x->valuestring : "default";
+}
+
+/* rope_scaling / rope_parameters: only the keys of the default and dynamic
+ * types (another type is refused by parse_rope, naming the type). */
+static hq_status check_rope_dict(const cJSON *rd, const char *name, const char *label, char *err) {
+    static const char *const known[] = {"rope_type", "type", "rope_theta", "factor",
+                                        "original_max_position_embeddings", "partial_rotary_factor"};
+    if (!rd || !cJSON_IsObject(rd)) return HQ_OK;
+    const char *t = rope_type_of(rd);
+    if (strcmp(t, "default") && strcmp(t, "none") && strcmp(t, "dynamic")) return HQ_OK;
+    for (const cJSON *c = rd->child; c; c = c->next) {
+        bool ok = false;
+        for (size_t i = 0; i < sizeof known / sizeof known[0] && !ok; i++) ok = c->string && !strcmp(c->string, known[i]);
+        if (!ok)
+            return hq_fail(err, HQ_ERR_UNSUPPORTED, "%s: config.json key '%s.%s' is not supported (RoPE: only the "
+                           "default and dynamic types)", label, name, c->string ? c->string : "?");
+    }
+    char where[40];
+    snprintf(where, sizeof where, "%s.", name);
+    return check_math_keys_in(rd, where, label, err);
+}
+
+
+/* Both spellings at once (a config edited by hand, or written by transformers
+ * 4 and extended by 5) must say the same thing: which one wins is not ours to
+ * guess. */
+static hq_status check_rope_agree(const cJSON *root, const char *label, char *err) {
+    const cJSON *rs = item(root, "rope_scaling"), *rp = item(root, "rope_parameters"), *th = item(root, "rope_theta");
+    const cJSON *pth = rp ? item(rp, "rope_theta") : NULL;
+    if (th && pth && cJSON_IsNumber(th) && cJSON_IsNumber(pth) && th->valuedouble != pth->valuedouble)
+        return hq_fail(err, HQ_ERR_FORMAT, "%s: config.json 'rope_theta' %g and 'rope_parameters.rope_theta' %g disagree",
+                       label, th->valuedouble, pth->valuedouble);
+    if (rs && rp && cJSON_IsObject(rs) && cJSON_IsObject(rp)) {
+        const char *a = rope_type_of(rs), *b = rope_type_of(rp);
+        const cJSON *fa = item(rs, "factor"), *fb = item(rp, "factor");
+        double va = fa && cJSON_IsNumber(fa) ? fa->valuedouble : 1.0, vb = fb && cJSON_IsNumber(fb) ? fb->valuedouble : 1.0;
+        if (strcmp(a, b) || va != vb)
+            return hq_fail(err, HQ_ERR_FORMAT, "%s: config.json 'rope_scaling' (%s, factor %g) and 'rope_parameters' "
+                           "(%s, factor %g) disagree", label, a, va, b, vb);
+    }
+    return HQ_OK;
+}
+
+/* layer_types (transformers 5): every layer must be plain full attention. */
+static hq_status check_layer_types(const cJSON *root, const char *label, char *err) {
+    const cJSON *lt = item(root, "layer_types");
+    if (!lt || cJSON_IsNull(lt)) return HQ_OK;
+    if (!cJSON_IsArray(lt)) return hq_fail(err, HQ_ERR_FORMAT, "%s: config.json 'layer_types' must be a list", label);
+    int i = 0;
+    for (const cJSON *c = lt->child; c; c = c->next, i++)
+        if (!cJSON_IsString(c) || strcmp(c->valuestring, "full_attention"))
+            return hq_fail(err, HQ_ERR_UNSUPPORTED, "%s: config.json 'layer_types[%d]' = '%s' is not supported (only "
+                           "full_attention)", label, i, cJSON_IsString(c) ? c->valuestring : "?");
+    return HQ_OK;
+}
+
+static hq_status check_math_keys(const cJSON *root, const char *label, char *err) {
+    hq_status st;
+    if ((st = check_math_keys_in(root, "", label, err)) != HQ_OK) return st;
+    if ((st = check_rope_dict(item(root, "rope_scaling"), "rope_scaling", label, err)) != HQ_OK) return st;
+    if ((st = check_rope_dict(item(root, "rope_parameters"), "rope_parameters", label, err)) != HQ_OK) return st;
+    if ((st = check_rope_agree(root, label, err)) != HQ_OK) return st;
+    return check_layer_types(root, label, err);
+}
+
 hq_status cv_config_parse(const char *json, const char *label, cv_hparams *hp, char *err) {
     memset(hp, 0, sizeof *hp);
     if (!json) return hq_fail(err, HQ_ERR_FORMAT, "%s: config.json is missing", label);
@@ -248,6 +361,7 @@ hq_status cv_config_parse(const char *json, const char *label, cv_hparams *hp, c
     }
     TRY(get_num(root, "rms_norm_eps", 1e-6, &hp->eps, label, err));
     TRY(parse_rope(root, hp, label, err));
+    TRY(check_math_keys(root, label, err));
     TRY(get_int(root, "keep_window_size", 0, &hp->keep_window, label, err));
     TRY(get_int(root, "sliding_window", 0, &hp->sliding_window, label, err));
     TRY(get_num(root, "dynamic_mask_ratio", 0.0, &hp->dynamic_mask_ratio, label, err));

@@ -181,6 +181,25 @@ static hq_status write_otce_metadata(fmt_gguf_writer *w, const cv_plan *p, const
     return HQ_OK;
 }
 
+/* generation_config.json (docs/config-keys.md): transformers' generate() stops
+ * at its eos_token_id, so that one wins for EOS; bos/pad only fill in what
+ * config.json lacks (transformers 5 still writes them to both, equal). A list
+ * of EOS ids keeps its first, as config.json's does. */
+static void generation_ids(const fmt_ckpt *ck, int64_t *bos, int64_t *eos, int64_t *pad) {
+    cJSON *g = ck->generation_config_json ? cJSON_Parse(ck->generation_config_json) : NULL;
+    const char *keys[3] = {"bos_token_id", "eos_token_id", "pad_token_id"};
+    int64_t *dst[3] = {bos, eos, pad};
+    for (int k = 0; k < 3 && g; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(g, keys[k]);
+        if (v && cJSON_IsArray(v)) v = cJSON_GetArrayItem(v, 0);
+        if (!v || !cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < 4294967296.0) ||
+            v->valuedouble != floor(v->valuedouble))
+            continue;
+        if (k == 1 || *dst[k] < 0) *dst[k] = (int64_t)v->valuedouble;
+    }
+    cJSON_Delete(g);
+}
+
 /* Every key of docs/gguf-schema.md, in a fixed order. Nothing here depends on
  * the container (.bin / .safetensors / shards), so equal models give equal files. */
 static hq_status write_metadata(fmt_gguf_writer *w, const cv_plan *p, const fmt_ckpt *ck, const char *name,
@@ -199,12 +218,13 @@ static hq_status write_metadata(fmt_gguf_writer *w, const cv_plan *p, const fmt_
     if (ck->tokenizer_config_json)
         TRY(fmt_gguf_set_str(w, "hyquant.tokenizer_config_json", ck->tokenizer_config_json,
                              strlen(ck->tokenizer_config_json), err));
-    int64_t bos = h->bos;
+    int64_t bos = h->bos, eos = h->eos, pad = h->pad;
+    generation_ids(ck, &bos, &eos, &pad);
     bool add_bos = tokenizer_add_bos(ck, &bos);
     if (bos >= 0 && bos <= UINT32_MAX) TRY(fmt_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos, err));
-    if (h->eos >= 0 && h->eos <= UINT32_MAX) TRY(fmt_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)h->eos, err));
-    if (h->pad >= 0 && h->pad <= UINT32_MAX)
-        TRY(fmt_gguf_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)h->pad, err));
+    if (eos >= 0 && eos <= UINT32_MAX) TRY(fmt_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos, err));
+    if (pad >= 0 && pad <= UINT32_MAX)
+        TRY(fmt_gguf_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)pad, err));
     TRY(fmt_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", add_bos, err));
     TRY(set_u32k(w, a, "vocab_size", h->vocab, err));
     TRY(set_u32k(w, a, "context_length", h->max_pos, err));

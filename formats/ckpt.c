@@ -67,6 +67,7 @@ void fmt_ckpt_close(fmt_ckpt *ck) {
     hq_free(ck->config_json);
     hq_free(ck->tokenizer_json);
     hq_free(ck->tokenizer_config_json);
+    hq_free(ck->generation_config_json);
     hq_free(ck->path);
     hq_free(ck->kind);
     if (ck->priv) {
@@ -749,6 +750,8 @@ hq_status fmt_ckpt_open(const char *path, fmt_ckpt **out, char *err) {
     if ((st = carry_json(dir, "config.json", HQ_MAX_CONFIG_JSON, &ck->config_json, err))) goto done;
     if ((st = carry_json(dir, "tokenizer.json", HQ_MAX_TOKENIZER_JSON, &ck->tokenizer_json, err))) goto done;
     if ((st = carry_json(dir, "tokenizer_config.json", HQ_MAX_CONFIG_JSON, &ck->tokenizer_config_json, err)))
+        goto done;
+    if ((st = carry_json(dir, "generation_config.json", HQ_MAX_CONFIG_JSON, &ck->generation_config_json, err)))
         goto done;
 done:
     hq_free(dir);

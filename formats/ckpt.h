@@ -4,7 +4,8 @@
  *  - a directory (HF layout): model.safetensors | model.safetensors.index.json
  *    + shards | pytorch_model.bin | pytorch_model.bin.index.json + shards |
  *    a single *.safetensors / *.bin / *.pt / *.pth / *.ckpt; plus config.json,
- *    tokenizer.json, tokenizer_config.json when present (carried through raw);
+ *    tokenizer.json, tokenizer_config.json, generation_config.json when present
+ *    (carried through raw);
  *  - a single file, recognised by its first bytes (not its extension):
  *    "PK\3\4" torch zip, the legacy torch pickle magic, else safetensors;
  *    a path ending in .index.json is opened as a sharded index.
@@ -56,6 +57,7 @@ typedef struct fmt_ckpt {
     char *config_json;            /* raw, NUL-terminated; NULL if absent */
     char *tokenizer_json;
     char *tokenizer_config_json;
+    char *generation_config_json; /* read for bos/eos only (convert.c), not embedded */
     char *path;                   /* what was opened */
     char *kind;                   /* "safetensors", "safetensors (3 shards)", "torch zip", ... */
     /* private */

@@ -591,6 +591,66 @@ static void test_errors(void) {
     hq_free(l);
 }
 
+/* math-changing keys we do not implement: an error naming the key; their
+ * neutral values pass (convert/config.c k_math_keys, docs/config-keys.md) */
+static void test_config_math_keys(void) {
+    static const struct {
+        const char *extra, *want; /* want NULL: accepted */
+    } cases[] = {
+        {"\"partial_rotary_factor\": 0.5", "'partial_rotary_factor'"},
+        {"\"partial_rotary_factor\": 1.0", NULL},
+        {"\"attn_logit_softcapping\": 50.0", "'attn_logit_softcapping'"},
+        {"\"final_logit_softcapping\": 30", "'final_logit_softcapping'"},
+        {"\"final_logit_softcapping\": null, \"attn_logit_softcapping\": 0", NULL},
+        {"\"logit_scale\": 0.0625", "'logit_scale'"},
+        {"\"logits_scaling\": 8", "'logits_scaling'"},
+        {"\"embedding_multiplier\": 12", "'embedding_multiplier'"},
+        {"\"embedding_multiplier\": 1, \"residual_multiplier\": 1.0", NULL},
+        {"\"scale_emb\": 12", "'scale_emb'"},
+        {"\"residual_multiplier\": 0.22", "'residual_multiplier'"},
+        {"\"scale_depth\": 1.4", "'scale_depth'"},
+        {"\"dim_model_base\": 256", "'dim_model_base'"},
+        {"\"attention_multiplier\": 0.0078125", "'attention_multiplier'"},
+        {"\"query_pre_attn_scalar\": 256", "'query_pre_attn_scalar'"},
+        {"\"use_sliding_window\": true", "'use_sliding_window'"},
+        {"\"use_sliding_window\": false", NULL},
+        {"\"layer_types\": [\"full_attention\", \"sliding_attention\"]", "'layer_types[1]' = 'sliding_attention'"},
+        {"\"layer_types\": [\"full_attention\"]", NULL},
+        {"\"layer_types\": \"full_attention\"", "'layer_types' must be a list"},
+        {"\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 1e4, \"partial_rotary_factor\": 0.25}",
+         "'rope_parameters.partial_rotary_factor'"},
+        {"\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 1e4, \"mrope_section\": [1, 2]}",
+         "'rope_parameters.mrope_section'"},
+        {"\"rope_parameters\": {\"rope_type\": \"llama3\", \"factor\": 8, \"low_freq_factor\": 1}",
+         "'rope_parameters.rope_type' = 'llama3'"},
+        {"\"rope_scaling\": {\"type\": \"linear\", \"factor\": 2}", "'rope_scaling.type' = 'linear'"},
+        {"\"rope_scaling\": {\"rope_type\": \"dynamic\", \"factor\": 4, \"original_max_position_embeddings\": 64}", NULL},
+        {"\"rope_theta\": 10000.0, \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 40000.0}",
+         "'rope_theta' 10000 and 'rope_parameters.rope_theta' 40000 disagree"},
+        {"\"rope_theta\": 40000.0, \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 40000.0}", NULL},
+        {"\"rope_scaling\": {\"type\": \"dynamic\", \"factor\": 4}, \"rope_parameters\": {\"rope_type\": \"default\"}",
+         "'rope_scaling' (dynamic, factor 4) and 'rope_parameters' (default, factor 1) disagree"},
+        {"\"rope_scaling\": {\"type\": \"dynamic\", \"factor\": 4}, "
+         "\"rope_parameters\": {\"rope_type\": \"dynamic\", \"factor\": 4.0, \"rope_theta\": 1e4}", NULL},
+        /* informational: never an error */
+        {"\"torch_dtype\": \"bfloat16\", \"dtype\": \"float32\", \"router_aux_loss_coef\": 0.01, "
+         "\"output_router_logits\": true, \"hidden_dropout\": 0.1, \"transformers_version\": \"5.23.0\"", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char js[1024], err[HQ_ERR_LEN] = "";
+        snprintf(js, sizeof js,
+                 "{\"vocab_size\": 10, \"hidden_size\": 8, \"intermediate_size\": 8, \"num_hidden_layers\": 1,"
+                 " \"num_attention_heads\": 2, %s}", cases[i].extra);
+        cv_hparams hp;
+        hq_status st = cv_config_parse(js, "c", &hp, err);
+        if (cases[i].want)
+            CHECK(st != HQ_OK && strstr(err, cases[i].want), "config {%s}: want an error with \"%s\", got %d '%s'",
+                  cases[i].extra, cases[i].want, (int)st, err);
+        else
+            CHECK(st == HQ_OK, "config {%s}: %s", cases[i].extra, err);
+    }
+}
+
 static void test_config_spellings(void) {
     cv_hparams hp;
     char err[HQ_ERR_LEN];
@@ -926,6 +986,7 @@ int main(void) {
     test_canonical_order();
     test_errors();
     test_config_spellings();
+    test_config_math_keys();
     test_alloc_failures();
     test_e2e();
     TEST_END();
