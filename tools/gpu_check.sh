@@ -103,6 +103,7 @@ fi
 step "build (sm_90, -j$J)"
 rm -rf build hyquant
 if "${MK[@]}" hyquant build/tests/test_cuda_ops build/tests/test_cuda_model build/tests/test_cuda_emu build/bench_gpu \
+        build/tests/test_cpu build/tests/test_quant build/tests/test_ops \
         >"$W/build.log" 2>&1; then
     ok "build ($(($(date +%s) - T0)) s since start)"
 else
@@ -138,6 +139,19 @@ else
     echo "no compute-sanitizer on this machine"
 fi
 unset HQ_TEST_GPU_ONLY
+
+# the host's CPU differs from the development machines (here: a Xeon with
+# AVX-512 VNNI/BF16 and AMX): the CPU kernel tests at every level it has
+step "CPU kernel tests on this host ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2))"
+build/hyquant --version 2>/dev/null || ./hyquant --version
+for t in test_cpu test_quant test_ops; do
+    s=$(date +%s)
+    out=$(timeout 300 build/tests/$t 2>&1); rc=$?
+    echo "$out" | grep -iE 'level|exercised|avx|amx|vnni' | head -8
+    line=$(echo "$out" | grep -E '^[0-9]+ passed' | tail -1)
+    echo "{\"test\": \"cpu $t\", \"rc\": $rc, \"result\": \"$line\", \"s\": $(($(date +%s) - s))}" >>"$RES"
+    if [ $rc = 0 ]; then ok "cpu $t: $line"; else fail "cpu $t (rc $rc): $line"; fi
+done
 if [ $QUICK = 1 ]; then
     step "summary, quick run ($(($(date +%s) - T0)) s)"
     cat "$SUM"
