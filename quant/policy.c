@@ -24,6 +24,26 @@ static const char *strip_blk(const char *name) {
     return *p == '.' ? p + 1 : name;
 }
 
+/* OTCE module paths under blk.N. (docs/gguf-schema.md): the role of the
+ * Cheems/Doge tensor doing the same job, so presets and mixes treat them
+ * alike (spec §7: x_proj, whose rows make B and C, is ssm_b/c: >= 8-bit);
+ * Q_ROLE_COUNT when the name is none of them */
+static q_role otce_role(const char *b) {
+    static const struct { const char *suffix; q_role r; } k[] = {
+        {"q_proj.weight", Q_ROLE_ATTN_Q},        {"k_proj.weight", Q_ROLE_ATTN_K},
+        {"v_proj.weight", Q_ROLE_ATTN_V},        {"o_proj.weight", Q_ROLE_ATTN_OUT},
+        {"mamba.in_proj.weight", Q_ROLE_SSM_X},  {"mamba.x_proj.weight", Q_ROLE_SSM_BC},
+        {"mamba.out_proj.weight", Q_ROLE_SSM_OUT}, {"gate_proj.weight", Q_ROLE_FFN_GATE},
+        {"up_proj.weight", Q_ROLE_FFN_UP},       {"down_proj.weight", Q_ROLE_FFN_DOWN},
+    };
+    if (strncmp(b, "self_attn.", 10) && strncmp(b, "self_attention.", 15) && strncmp(b, "mamba.", 6) &&
+        strncmp(b, "feed_forward.", 13))
+        return Q_ROLE_COUNT;
+    for (size_t i = 0; i < sizeof k / sizeof *k; i++)
+        if (ends_with(b, k[i].suffix)) return k[i].r;
+    return Q_ROLE_COUNT;
+}
+
 q_role q_role_of(const char *name, uint32_t n_dims, const uint64_t *ne) {
     /* only matrices named *.weight (llama-quantize's eligibility rule) */
     if (n_dims < 2 || !ends_with(name, ".weight")) return Q_ROLE_KEEP;
@@ -39,7 +59,9 @@ q_role q_role_of(const char *name, uint32_t n_dims, const uint64_t *ne) {
         return Q_ROLE_KEEP;
     }
     const char *b = strip_blk(name);
-    /* unknown matrices (OTCE module paths): quantize unless numerically sensitive */
+    q_role o = otce_role(b);
+    if (o != Q_ROLE_COUNT) return o;
+    /* other matrices (OTCE dense / projection, ...): quantize unless numerically sensitive */
     static const char *const sensitive[] = {"norm", "conv", "dt", "gate_inp", "router", "pk_", "A_log", "embed_pos"};
     for (size_t i = 0; i < sizeof sensitive / sizeof *sensitive; i++)
         if (strstr(b, sensitive[i])) return Q_ROLE_KEEP;
@@ -54,6 +76,10 @@ const char *q_role_name(q_role r) {
 }
 
 q_group q_role_group(q_role r, const char *name) {
+    /* OTCE's MoE: router, shared MLP and the experts' MLPs */
+    if (!strncmp(strip_blk(name), "feed_forward.", 13) &&
+        (strstr(name, ".experts.") || strstr(name, ".router.") || strstr(name, ".shared_")))
+        return Q_GROUP_EXPERTS;
     switch (r) {
     case Q_ROLE_EMBD: case Q_ROLE_OUTPUT: return Q_GROUP_EMBD;
     case Q_ROLE_ATTN_Q: case Q_ROLE_ATTN_K: case Q_ROLE_ATTN_V: case Q_ROLE_ATTN_OUT: return Q_GROUP_ATTN;

@@ -8,8 +8,12 @@
  *   quantized : attn_q/k/v/output, ssm_x, ssm_out, ssm_b/ssm_c (>= 8-bit),
  *               ffn_gate/up/down, ffn_expert_down/up (row = expert, blocks
  *               along d), token_embd and output (>= 6-bit),
- *               unknown 2-D "*.weight" matrices (OTCE in_proj/out_proj...)
- *               unless their name says norm/conv/dt/router.
+ *               OTCE module paths as the tensor doing the same job
+ *               (q/k/v/o_proj -> attn_*, mamba.in_proj -> ssm_x, mamba.x_proj
+ *               -> ssm_b/c, mamba.out_proj -> ssm_out, gate/up/down_proj of
+ *               the MLP, the shared MLP and every expert -> ffn_*), other
+ *               2-D "*.weight" matrices (OTCE dense, projection) unless
+ *               their name says norm/conv/dt/router.
  *   kept      : norms, residual scales, attn_a/ssm_a/ssm_d, attn_dt/ssm_dt,
  *               ffn_gate_inp, ffn_pk_query, ffn_pk_keys, biases, 1-D tensors.
  *
@@ -53,7 +57,7 @@
  *                        bench_embd_policy).
  *   ssm_b, ssm_c         >= 8 bits: Q8_0 (they enter every later step
  *                        through the SSD state).
- *   names with x_proj    >= 8 bits (OTCE x_proj, spec §7).
+ *   names with x_proj    >= 8 bits (OTCE x_proj, spec §7; also as ssm_b/c).
  *
  * --tensor-type REGEX=TYPE (POSIX extended regex, matched anywhere in the
  * name; the last matching rule wins, as in llama-quantize) applies to

@@ -69,8 +69,8 @@ static hq_status cpu_kv_append(rt_exec *x, float *kc, float *vc, float *beta, co
             memcpy(kc + (g * cap + j) * P, k + (t * KV + g) * P, (size_t)P * sizeof(float));
             memcpy(vc + (g * cap + j) * P, v + (t * KV + g) * P, (size_t)P * sizeof(float));
         }
-        /* β_j = exp(A · softplus(W_dt v_j + b_dt)) */
-        for (int64_t mm = 0; mm < M; mm++) beta[mm * cap + j] = expf(A[mm] * rt_softplus(dt[t * M + mm]));
+        /* β_j = exp(A · softplus(W_dt v_j + b_dt)); no A: plain attention */
+        for (int64_t mm = 0; mm < M; mm++) beta[mm * cap + j] = A ? expf(A[mm] * rt_softplus(dt[t * M + mm])) : 0.0f;
     }
     return HQ_OK;
 }
@@ -109,6 +109,59 @@ static hq_status cpu_experts(rt_exec *x, const rt_weight *down, const rt_weight 
     (void)scratch;
     return rt_experts(down, up, in, n, ids, w, k_total, out, x->err);
 }
+static hq_status cpu_norm_bias(rt_exec *x, const float *in, int64_t ldi, const float *w, const float *b, float *y,
+                               int64_t ldo, int64_t rows, int64_t d, float eps) {
+    (void)x;
+    if (ldi == d && ldo == d) rt_otce_rmsnorm(in, w, b, y, rows, d, eps);
+    else
+        for (int64_t r = 0; r < rows; r++) rt_otce_rmsnorm(in + r * ldi, w, b, y + r * ldo, 1, d, eps);
+    return HQ_OK;
+}
+static hq_status cpu_tanh_swiglu(rt_exec *x, float *g, const float *u, int64_t n) {
+    (void)x;
+    rt_tanh_swiglu(g, u, n);
+    return HQ_OK;
+}
+static hq_status cpu_silu(rt_exec *x, float *v, int64_t n) {
+    (void)x;
+    for (int64_t i = 0; i < n; i++) v[i] = rt_silu(v[i]);
+    return HQ_OK;
+}
+static hq_status cpu_axpby(rt_exec *x, float *y, const float *xs, float a, float b, int64_t n) {
+    (void)x;
+    for (int64_t i = 0; i < n; i++) {
+        float v = b != 0.0f ? b * y[i] : 0.0f;
+        /* b == 1: y + a·x, the order of the reference's out += expert·w */
+        y[i] = a != 0.0f ? (b == 1.0f ? y[i] + xs[i] * a : v + xs[i] * a) : v;
+    }
+    return HQ_OK;
+}
+static hq_status cpu_gate_scale(rt_exec *x, float *s, const float *g, int64_t n, int64_t d) {
+    (void)x;
+    for (int64_t t = 0; t < n; t++) {
+        float sg = 1.0f / (1.0f + expf(-g[t]));
+        for (int64_t i = 0; i < d; i++) s[t * d + i] *= sg;
+    }
+    return HQ_OK;
+}
+static hq_status cpu_otce_route(rt_exec *x, const float *lg, int64_t n, int64_t E, int64_t k, int32_t *ids, float *w) {
+    (void)x;
+    rt_otce_route(lg, n, E, k, ids, w);
+    return HQ_OK;
+}
+static hq_status cpu_conv1d(rt_exec *x, const float *in, int64_t ldx, int64_t n, int64_t C, int64_t K, const float *w,
+                            const float *b, float *state, float *y) {
+    (void)x;
+    rt_conv1d(in, ldx, n, C, K, w, b, state, true, y);
+    return HQ_OK;
+}
+static hq_status cpu_mamba_scan(rt_exec *x, const float *u, const float *delta, const float *A, const float *B,
+                                const float *C, const float *D, const float *z, int64_t ldz, int64_t n, int64_t E,
+                                int64_t N, float *state, float *y) {
+    (void)x;
+    rt_mamba_scan(u, delta, A, B, C, D, z, ldz, n, E, N, state, y);
+    return HQ_OK;
+}
 static uint64_t cpu_attn_scratch(void *be, const rt_attn_params *ap, int64_t n) {
     (void)be, (void)n;
     return (uint64_t)rt_attn_scratch(ap) * (uint64_t)rt_n_threads() * 4u;
@@ -140,6 +193,14 @@ const rt_backend_ops rt_backend_cpu = {
     .route_router = cpu_route_router,
     .route_pk = cpu_route_pk,
     .experts = cpu_experts,
+    .norm_bias = cpu_norm_bias,
+    .tanh_swiglu = cpu_tanh_swiglu,
+    .silu = cpu_silu,
+    .axpby = cpu_axpby,
+    .gate_scale = cpu_gate_scale,
+    .otce_route = cpu_otce_route,
+    .conv1d = cpu_conv1d,
+    .mamba_scan = cpu_mamba_scan,
 };
 
 /* ---------------- the arena ---------------- */
@@ -215,18 +276,27 @@ const char *rt_model_backend_name(const rt_model *m) { return m->be_ops->name; }
             r->op = rt_backend_cpu.op;                                                     \
         }                                                                                  \
     } while (0)
-static const char *resolve(const rt_backend_ops *o, rt_backend_ops *r) {
+/* the OTCE ops matter only to an OTCE model (others never call them) */
+#define FILL_OTCE(op, stateful) do { if (otce) FILL(op, stateful); } while (0)
+static const char *resolve(const rt_backend_ops *o, rt_backend_ops *r, bool otce) {
     *r = *o;
     FILL(embed, false); FILL(rmsnorm, false); FILL(matmul, false); FILL(rope, false); FILL(swiglu, false);
     FILL(softplus_bias, false); FILL(residual, false); FILL(copy, false); FILL(route_router, false);
     FILL(route_pk, false); FILL(experts, false);
     FILL(kv_append, true); FILL(attn, true); FILL(ssd, true);
+    FILL_OTCE(norm_bias, false); FILL_OTCE(tanh_swiglu, false); FILL_OTCE(silu, false); FILL_OTCE(axpby, false);
+    FILL_OTCE(gate_scale, false); FILL_OTCE(otce_route, false);
+    FILL_OTCE(conv1d, true); FILL_OTCE(mamba_scan, true);
     return NULL;
 }
+#undef FILL_OTCE
 #undef FILL
 
 static const char *why_not(const rt_model *m, const rt_backend_ops *T, void *be, char *buf, size_t len) {
     const rt_weight *ws[24];
+    /* upload_all and the checks below know the Cheems/Doge layers only */
+    if (m->otce && T->upload)
+        return snprintf(buf, len, "OTCE parameters are not uploaded to device backends yet"), buf;
     if (T->rope_ok && !T->rope_ok(be, m->P))
         return snprintf(buf, len, "head dim %lld has no RoPE kernel", (long long)m->P), buf;
     for (int64_t li = -1; li < m->L; li++) {
@@ -307,7 +377,7 @@ hq_status rt_model_set_backend(rt_model *m, const rt_backend_ops *ops, void *be,
     if (!ops || ops == &rt_backend_cpu) return HQ_OK;
     char buf[300];
     rt_backend_ops r;
-    const char *missing = resolve(ops, &r), *w = missing ? NULL : why_not(m, ops, be, buf, sizeof buf);
+    const char *missing = resolve(ops, &r, m->otce), *w = missing ? NULL : why_not(m, ops, be, buf, sizeof buf);
     if (missing || w) {
         if (missing) snprintf(buf, sizeof buf, "the backend has no '%s' op", missing), w = buf;
         if (why && why_len) snprintf(why, why_len, "%s", w);
@@ -329,10 +399,13 @@ hq_status rt_model_set_backend(rt_model *m, const rt_backend_ops *ops, void *be,
 int64_t rt_state_cap(const rt_state *s) { return s->cap; }
 rt_state_mirror *rt_state_mirror_of(rt_state *s) { return &s->mirror; }
 
-/* per layer: attention kc, vc, beta; SSD: its state */
+/* per layer: attention kc, vc, beta; SSD: its state; Mamba: ssm, conv */
 int64_t rt_state_n_bufs(const rt_state *s) {
     int64_t n = 0;
-    for (int64_t i = 0; i < s->m->L; i++) n += s->m->layers[i].mixer == RT_MIX_ATTN ? 3 : 1;
+    for (int64_t i = 0; i < s->m->L; i++) {
+        rt_mixer_kind k = s->m->layers[i].mixer;
+        n += k == RT_MIX_ATTN ? 3 : k == RT_MIX_MAMBA ? 2 : 1;
+    }
     return n;
 }
 
@@ -346,6 +419,9 @@ rt_state_buf rt_state_buf_at(const rt_state *s, int64_t k) {
                 return (rt_state_buf){k == 0 ? s->kc[i] : s->vc[i], m->KV, s->cap, m->P, true};
             }
             k -= 3;
+        } else if (ly->mixer == RT_MIX_MAMBA) {
+            if (k < 2) return (rt_state_buf){k == 0 ? s->ssm[i] : s->conv[i], 1, 1, rt_state_floats(m, i, k == 1), false};
+            k -= 2;
         } else {
             if (k == 0) return (rt_state_buf){s->ssm[i], 1, 1, m->H * m->P * m->P, false};
             k -= 1;

@@ -106,7 +106,8 @@ struct rt_backend_ops {
     /* h[t][i] = r[i]·h[t][i] + br[t][i] */
     hq_status (*residual)(rt_exec *x, float *h, const float *r, const float *br, int64_t n, int64_t d);
     hq_status (*copy)(rt_exec *x, void *dst, const void *src, uint64_t bytes);
-    /* state: kc/vc [KV, cap, P] ← k/v [n, KV, P]; beta [M, cap] ← exp(A·softplus(dt)) */
+    /* state: kc/vc [KV, cap, P] ← k/v [n, KV, P]; beta [M, cap] ← exp(A·softplus(dt)),
+     * or 0 when A is NULL (plain causal attention: OTCE; dt is not read) */
     hq_status (*kv_append)(rt_exec *x, float *kc, float *vc, float *beta, const float *k, const float *v,
                            const float *dt, const float *A, int64_t n, int64_t KV, int64_t P, int64_t M, int64_t cap,
                            int64_t pos0, const int64_t *dpos);
@@ -122,6 +123,25 @@ struct rt_backend_ops {
                           int64_t k, int32_t *ids, float *w, void *scratch);
     hq_status (*experts)(rt_exec *x, const rt_weight *down, const rt_weight *up, const float *in, int64_t n,
                          const int32_t *ids, const float *w, int64_t k_total, float *out, void *scratch);
+    /* ---- OTCE (semantics: runtime/otce_ops.h); only OTCE models need them ---- */
+    /* rows of d: y = RMSNorm(in)·w + b, row strides ldi / ldo (in == y allowed when ldi == ldo) */
+    hq_status (*norm_bias)(rt_exec *x, const float *in, int64_t ldi, const float *w, const float *b, float *y,
+                           int64_t ldo, int64_t rows, int64_t d, float eps);
+    hq_status (*tanh_swiglu)(rt_exec *x, float *g, const float *u, int64_t n); /* g = tanh(u)·SiLU(g) */
+    hq_status (*silu)(rt_exec *x, float *v, int64_t n);
+    /* y = a·xs + b·y over n floats; a == 0: xs not read, b == 0: y not read (a = b = 0 zeroes y) */
+    hq_status (*axpby)(rt_exec *x, float *y, const float *xs, float a, float b, int64_t n);
+    /* s[t] ← σ(g[t])·s[t] for rows t < n of d (the expansive expert's shared_expert_gate) */
+    hq_status (*gate_scale)(rt_exec *x, float *s, const float *g, int64_t n, int64_t d);
+    /* softmax over E logits per row, the k largest (ties: lower index), not renormalised */
+    hq_status (*otce_route)(rt_exec *x, const float *lg, int64_t n, int64_t E, int64_t k, int32_t *ids, float *w);
+    /* state: causal depthwise conv1d + SiLU with the rolling state [C, K] */
+    hq_status (*conv1d)(rt_exec *x, const float *in, int64_t ldx, int64_t n, int64_t C, int64_t K, const float *w,
+                        const float *b, float *state, float *y);
+    /* state: the Mamba-1 selective scan, state [E, N] */
+    hq_status (*mamba_scan)(rt_exec *x, const float *u, const float *delta, const float *A, const float *B,
+                            const float *C, const float *D, const float *z, int64_t ldz, int64_t n, int64_t E,
+                            int64_t N, float *state, float *y);
 };
 
 /* The CPU backend (runtime/backend.c); every other table falls back to it op by op. */

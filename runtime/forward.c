@@ -209,6 +209,167 @@ static hq_status hidden_hook(fwd *f, int64_t li, const char *where) {
     return HQ_OK;
 }
 
+/* ---------------- OTCE (spec §4.10; layers loaded by runtime/model_otce.c) ----------------
+ *   h = h + Mixer(RMSNorm_b(h));  h = h + FFN(RMSNorm_b(h))     (no residual scales)
+ *   expression layer, after both: h = projection(SiLU(dense(RMSNorm_b(h) + x_in)))
+ * RMSNorm_b is OTCE's norm with bias; FFN is the tanh-SwiGLU MLP or the MoE. */
+
+/* Mamba-1 mixer (CheemsMambaMixer.slow_forward; rt_mamba_mixer composes the same ops) */
+static hq_status mixer_mamba(fwd *f, int64_t li, const float *xn, float *out) {
+    const rt_mamba_layer *L = &f->m->layers[li].mamba;
+    int64_t n = f->n, E = L->E, N = L->N, R = L->R, P = R + 2 * N;
+    float *xz = takef(f, n * 2 * E), *u = takef(f, n * E), *p = takef(f, n * P), *dt = takef(f, n * R);
+    float *B = takef(f, n * N), *C = takef(f, n * N), *delta = takef(f, n * E), *y = takef(f, n * E);
+    TAKEN();
+    /* [u, z] = in_proj(x̂); u = SiLU(conv1d(u)) continuing the conv state */
+    TRY(mm(f, &L->in_proj, xn, xz, n, L->in_proj_b));
+    TRY(OP(conv1d, xz, 2 * E, n, E, L->K, L->conv_w, L->conv_b, f->s->conv[li], u));
+    /* [dt, B, C] = x_proj(u), each through its RMSNorm with bias */
+    TRY(mm(f, &L->x_proj, u, p, n, NULL));
+    TRY(OP(norm_bias, p, P, L->dt_norm_w, L->dt_norm_b, dt, R, n, R, L->eps));
+    TRY(OP(norm_bias, p + R, P, L->B_norm_w, L->B_norm_b, B, N, n, N, L->eps));
+    TRY(OP(norm_bias, p + R + N, P, L->C_norm_w, L->C_norm_b, C, N, n, N, L->eps));
+    if (L->rope) { /* RoPE (dim N) on B and C at the absolute positions */
+        TRY(OP(rope, B, n, 1, N, f->pos0, f->dpos, L->rope_base));
+        TRY(OP(rope, C, n, 1, N, f->pos0, f->dpos, L->rope_base));
+    }
+    /* C ·= max(1, ln(65+i)/ln 4096), i = index within the call: 1 below i = 4031 */
+    for (int64_t t = 0; t < n; t++) {
+        float sc = rt_otce_logn(t);
+        if (sc != 1.0f) TRY(OP(axpby, C + t * N, NULL, 0.0f, sc, N));
+    }
+    /* Δ = softplus(dt_proj(dt)); the scan with D skip and SiLU(z) gate */
+    TRY(mm(f, &L->dt_proj, dt, delta, n, L->dt_proj_b));
+    TRY(OP(softplus_bias, delta, NULL, n, E));
+    TRY(OP(mamba_scan, u, delta, L->A, B, C, L->D, xz + E, 2 * E, n, E, N, f->s->ssm[li], y));
+    return mm(f, &L->out_proj, y, out, n, L->out_proj_b);
+}
+
+/* plain causal GQA (CheemsSdpaAttention): β = 0 in the DMAttn kernel */
+static hq_status mixer_otce_attn(fwd *f, int64_t li, const float *xn, float *out) {
+    const rt_model *m = f->m;
+    const rt_layer *ly = &m->layers[li];
+    int64_t n = f->n, H = m->H, KV = m->KV, P = m->P, cap = f->s->cap;
+    float *q = takef(f, n * H * P), *k = takef(f, n * KV * P), *v = takef(f, n * KV * P), *o = takef(f, n * H * P);
+    TAKEN();
+    rt_attn_params ap = {.H = H, .KV = KV, .P = P, .M = ly->M, .cap = cap, .window = m->window, .keep_window = 0,
+                         .scale = 1.0f / sqrtf((float)P), .keep_rule = RT_KEEP_TORCH};
+    NEED(attn_scratch, &ap, n);
+    TRY(mm(f, &ly->q, xn, q, n, ly->bq));
+    TRY(mm_x(f, &ly->k, xn, k, n, ly->bk, true));
+    TRY(mm_x(f, &ly->v, xn, v, n, ly->bv, true));
+    if (ly->attn_rope) {
+        TRY(OP(rope, q, n, H, P, f->pos0, f->dpos, f->rope_base));
+        TRY(OP(rope, k, n, KV, P, f->pos0, f->dpos, f->rope_base));
+    }
+    float *kc = f->s->kc[li], *vc = f->s->vc[li], *bc = f->s->beta[li];
+    TRY(OP(kv_append, kc, vc, bc, k, v, NULL, NULL, n, KV, P, ly->M, cap, f->pos0, f->dpos));
+    TRY(OP(attn, &ap, q, kc, vc, bc, f->pos0, f->dpos, n, o, f->opscr));
+    return mm(f, &ly->o, o, out, n, ly->bo);
+}
+
+/* CheemsMLP: down(tanh(up x) ⊙ SiLU(gate x)); g, u: n·I floats each */
+static hq_status otce_mlp(fwd *f, const rt_otce_mlp_w *w, const float *x, int64_t n, float *out, float *g, float *u) {
+    TRY(mm(f, &w->gate, x, g, n, w->gate_b));
+    TRY(mm_x(f, &w->up, x, u, n, w->up_b, true));
+    TRY(OP(tanh_swiglu, g, u, n * w->gate.n_out));
+    return mm(f, &w->down, g, out, n, w->down_b);
+}
+
+static int64_t imax64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* CheemsSharedMoeLayer: softmax(router x̂), top-k without renormalisation,
+ * out = Σ p_e·expert_e over the rows routed to e (gathered, so each expert's
+ * matmuls and their observation hooks see only its tokens). The row lists
+ * are read on the host: OTCE runs only on host-addressable backends. */
+static hq_status otce_moe(fwd *f, int64_t li, const float *xn, float *out) {
+    const rt_layer *ly = &f->m->layers[li];
+    const rt_otce_moe_w *w = &ly->moe;
+    int64_t n = f->n, d = w->d, E = w->E, k = w->k;
+    int64_t Is = w->type == RT_OTCE_PLAIN ? 0 : w->type == RT_OTCE_COHESIVE ? w->shared.up.n_out : w->shared.gate.n_out;
+    int64_t Imax = imax64(w->experts[0].gate.n_out, Is), Wsh = w->type == RT_OTCE_COHESIVE ? Is : d;
+    if (!f->B->host_addressable)
+        return hq_fail(f->x->err, HQ_ERR_UNSUPPORTED, "forward: the OTCE MoE needs a host-addressable backend");
+    float *lg = takef(f, n * E), *wt = takef(f, n * k), *sh = takef(f, n * Wsh), *xs = takef(f, n * d);
+    float *us = takef(f, n * Is), *ys = takef(f, n * d), *g1 = takef(f, n), *g = takef(f, n * Imax);
+    float *u = takef(f, n * Imax);
+    int32_t *ids = take(f, (uint64_t)(n * k) * 4u), *rows = take(f, (uint64_t)(n * k) * 4u);
+    TAKEN();
+    TRY(mm(f, &w->router, xn, lg, n, NULL));
+    TRY(OP(otce_route, lg, n, E, k, ids, wt));
+    /* the shared part once for all tokens (the same module in every expert) */
+    if (w->type == RT_OTCE_EXPANSIVE) TRY(otce_mlp(f, &w->shared, xn, n, sh, g, u));
+    if (w->type == RT_OTCE_COHESIVE) TRY(mm(f, &w->shared.up, xn, sh, n, w->shared.up_b));
+    TRY(OP(axpby, out, NULL, 0.0f, 0.0f, n * d));
+    for (int64_t e = 0; e < E; e++) {
+        const rt_otce_mlp_w *ex = &w->experts[e];
+        int64_t cnt = 0;
+        if (f->measure) cnt = n; /* the largest call, for the op scratch */
+        else
+            for (int64_t tj = 0; tj < n * k; tj++)
+                if (ids[tj] == e) rows[cnt++] = (int32_t)tj;
+        if (!cnt) continue;
+        const float *src = w->type == RT_OTCE_EXPANSIVE ? sh : xn;
+        for (int64_t r = 0; r < cnt && !f->measure; r++) {
+            int64_t t = rows[r] / k;
+            TRY(OP(copy, xs + r * d, src + t * d, (uint64_t)d * 4u));
+            if (w->type == RT_OTCE_COHESIVE) TRY(OP(copy, us + r * Is, sh + t * Is, (uint64_t)Is * 4u));
+        }
+        if (w->type == RT_OTCE_EXPANSIVE) {
+            /* s = σ(shared_expert_gate(s))·s, then the private MLP */
+            TRY(mm(f, &ly->moe_gate[e], xs, g1, cnt, NULL));
+            TRY(OP(gate_scale, xs, g1, cnt, d));
+            TRY(otce_mlp(f, ex, xs, cnt, ys, g, u));
+        } else if (w->type == RT_OTCE_COHESIVE) {
+            /* down(tanh(shared_up x) ⊙ SiLU(gate x)) */
+            TRY(mm(f, &ex->gate, xs, g, cnt, ex->gate_b));
+            TRY(OP(tanh_swiglu, g, us, cnt * ex->gate.n_out));
+            TRY(mm(f, &ex->down, g, ys, cnt, ex->down_b));
+        } else {
+            TRY(otce_mlp(f, ex, xs, cnt, ys, g, u));
+        }
+        for (int64_t r = 0; r < cnt && !f->measure; r++)
+            TRY(OP(axpby, out + (rows[r] / k) * d, ys + r * d, wt[rows[r]], 1.0f, d));
+    }
+    return HQ_OK;
+}
+
+static hq_status otce_layer(fwd *f, int64_t li) {
+    const rt_model *m = f->m;
+    const rt_layer *ly = &m->layers[li];
+    int64_t n = f->n, d = m->d;
+    float *h = f->h, *xn = f->xn, *br = f->br;
+    float *xin = ly->expr ? takef(f, n * d) : NULL;
+    TAKEN();
+    uint64_t mark = f->used;
+    if (ly->expr) TRY(OP(copy, xin, h, (uint64_t)(n * d) * 4u)); /* the layer's input */
+    TRY(OP(norm_bias, h, d, ly->attn_norm, ly->attn_norm_b, xn, d, n, d, m->eps));
+    TRY(ly->mixer == RT_MIX_MAMBA ? mixer_mamba(f, li, xn, br) : mixer_otce_attn(f, li, xn, br));
+    TRY(OP(residual, h, m->ones, br, n, d));
+    TRY(hidden_hook(f, li, "mixer"));
+    f->used = mark;
+    TRY(OP(norm_bias, h, d, ly->ffn_norm, ly->ffn_norm_b, xn, d, n, d, m->eps));
+    if (ly->ffn == RT_FFN_OTCE_MOE) {
+        TRY(otce_moe(f, li, xn, br));
+    } else {
+        rt_otce_mlp_w w = {ly->gate, ly->up, ly->down, ly->b_gate, ly->b_up, ly->b_down};
+        float *g = takef(f, n * m->I), *u = takef(f, n * m->I);
+        TAKEN();
+        TRY(otce_mlp(f, &w, xn, n, br, g, u));
+    }
+    TRY(OP(residual, h, m->ones, br, n, d));
+    f->used = mark;
+    if (ly->expr) {
+        /* the expression output replaces the residual stream */
+        TRY(OP(norm_bias, h, d, ly->pd_norm, ly->pd_norm_b, xn, d, n, d, m->eps));
+        TRY(OP(residual, xn, m->ones, xin, n, d));
+        TRY(mm(f, &ly->dense, xn, br, n, ly->b_dense));
+        TRY(OP(silu, br, n * d));
+        TRY(mm(f, &ly->proj, br, h, n, ly->b_proj));
+    }
+    return hidden_hook(f, li, "ffn");
+}
+
 /* The layers and the head: token ids at tok, logits rows r0.. into lg
  * (backend memory) — what a backend may capture as one graph. */
 static hq_status body(rt_exec *x, const int32_t *tok, int64_t pos0, const int64_t *dpos, float *lg) {
@@ -219,7 +380,13 @@ static hq_status body(rt_exec *x, const int32_t *tok, int64_t pos0, const int64_
     f->pos0 = pos0;
     f->dpos = dpos;
     hq_status st = OP(embed, &m->tok_embd, tok, n, f->h); /* h⁰_t = Emb[token_t] */
-    for (int64_t li = 0; li < m->L && st == HQ_OK; li++) {
+    /* OTCE: + token_types row 0 (the LM never passes type ids) */
+    for (int64_t t = 0; t < n && m->tok_type0 && st == HQ_OK; t++) st = OP(axpby, f->h + t * d, m->tok_type0, 1.0f, 1.0f, d);
+    for (int64_t li = 0; li < m->L && st == HQ_OK && m->otce; li++) {
+        f->used = mark;
+        st = otce_layer(f, li);
+    }
+    for (int64_t li = 0; li < m->L && st == HQ_OK && !m->otce; li++) {
         const rt_layer *ly = &m->layers[li];
         f->used = mark;
         st = OP(rmsnorm, f->h, ly->attn_norm, f->xn, n, d, m->eps);
@@ -235,7 +402,8 @@ static hq_status body(rt_exec *x, const int32_t *tok, int64_t pos0, const int64_
     }
     if (st == HQ_OK && lg) {
         int64_t nr = n - f->r0;
-        st = OP(rmsnorm, f->h + f->r0 * d, m->out_norm, f->xn, nr, d, m->eps);
+        st = m->otce ? OP(norm_bias, f->h + f->r0 * d, d, m->out_norm, m->out_norm_b, f->xn, d, nr, d, m->eps)
+                     : OP(rmsnorm, f->h + f->r0 * d, m->out_norm, f->xn, nr, d, m->eps);
         if (st == HQ_OK) st = mm(f, &m->output, f->xn, lg, nr, NULL);
     }
     f->used = mark;

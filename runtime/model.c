@@ -2,6 +2,7 @@
  * architecture metadata, bind and validate every tensor (name, shape, type),
  * refuse what we cannot run, and allocate sequence states. */
 #include "model_internal.h" // defines: rt_model, rt_layer, rt_state
+#include "model_load.h"     // defines: ld_ctx, rt_ld_*
 #include "../core/half.h"
 #include "../formats/schema.h" // defines: fmt_schema_name, FMT_T_*
 #include "../core/limits.h" // defines: HQ_MAX_EMBD, HQ_MAX_LAYERS, HQ_MAX_CTX
@@ -10,16 +11,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-
-typedef struct {
-    rt_model *m;
-    fmt_gguf *g;
-    char *err;
-    uint8_t *used;        /* per tensor index: bound by the loader */
-    char missing[320];
-    int n_missing;
-    hq_status st;         /* first hard error */
-} ld_ctx;
 
 static bool keyf(ld_ctx *c, const char *suffix, char *buf, size_t cap) {
     int w = snprintf(buf, cap, "%s.%s", c->m->arch, suffix);
@@ -107,18 +98,29 @@ static void get_mat(ld_ctx *c, const char *name, int64_t n_out, int64_t n_in, bo
     if (rt_weight_check(w, e2) != HQ_OK) c->st = hq_fail(c->err, HQ_ERR_UNSUPPORTED, "%s: %s", fmt_gguf_label(c->g), e2);
 }
 
-static float *own_f32(ld_ctx *c, const fmt_gguf_tensor *t, uint64_t n) {
+bool rt_ld_own(ld_ctx *c, void *p) {
     rt_model *m = c->m;
-    if (m->n_owned == m->cap_owned) {
+    if (p && m->n_owned == m->cap_owned) {
         int64_t nc = m->cap_owned ? m->cap_owned * 2 : 64;
-        void **p = hq_realloc(m->owned, (size_t)nc * sizeof(void *));
-        if (!p) goto oom;
-        m->owned = p;
-        m->cap_owned = nc;
+        void **q = hq_realloc(m->owned, (size_t)nc * sizeof(void *));
+        if (q) {
+            m->owned = q;
+            m->cap_owned = nc;
+        }
     }
+    if (!p || m->n_owned == m->cap_owned) {
+        hq_free(p);
+        if (c->st == HQ_OK) c->st = hq_fail(c->err, HQ_ERR_NOMEM, "%s: out of memory", fmt_gguf_label(c->g));
+        return false;
+    }
+    m->owned[m->n_owned++] = p;
+    return true;
+}
+
+static float *own_f32(ld_ctx *c, const fmt_gguf_tensor *t, uint64_t n) {
     float *dst = hq_malloc_array((size_t)n, sizeof(float));
     if (!dst) goto oom;
-    m->owned[m->n_owned++] = dst;
+    if (!rt_ld_own(c, dst)) return NULL;
     rt_weight tmp = {t->name, t->data, t->type, (int64_t)n, 1, 0};
     if (!ggml_row_bytes(t->type, n, &tmp.row_bytes) || rt_weight_check(&tmp, NULL) != HQ_OK) {
         c->st = hq_fail(c->err, HQ_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s, not usable for a vector",
@@ -149,6 +151,20 @@ static float *get_arr(ld_ctx *c, const char *name, int nd, const int64_t *dims, 
 }
 static float *get_vec(ld_ctx *c, const char *name, int64_t n, bool required) {
     return get_arr(c, name, 1, &n, required);
+}
+
+void rt_ld_mat(ld_ctx *c, const char *name, int64_t n_out, int64_t n_in, bool required, rt_weight *w) {
+    get_mat(c, name, n_out, n_in, required, w);
+}
+float *rt_ld_arr(ld_ctx *c, const char *name, int nd, const int64_t *dims, bool required) {
+    return get_arr(c, name, nd, dims, required);
+}
+bool rt_ld_has(ld_ctx *c, const char *name) { return fmt_gguf_find_tensor(c->g, name) != NULL; }
+bool rt_ld_u64(ld_ctx *c, const char *suffix, uint64_t *v) { return get_u64(c, suffix, v); }
+bool rt_ld_bool(ld_ctx *c, const char *suffix, bool *v) { return get_bool(c, suffix, v); }
+bool rt_ld_str(ld_ctx *c, const char *suffix, fmt_gguf_str *v) {
+    char k[128];
+    return keyf(c, suffix, k, sizeof k) && fmt_gguf_get_str(c->g, k, v);
 }
 
 static const fmt_gguf_str *str_array(ld_ctx *c, const char *suffix, uint64_t n) {
@@ -365,7 +381,7 @@ static hq_status read_token_ids(rt_model *m, char *err) {
 hq_status rt_model_check_metadata(fmt_gguf *g, char *err) {
     fmt_gguf_str arch;
     if (!fmt_gguf_get_str(g, "general.architecture", &arch) || arch.len >= sizeof ((rt_model *)0)->arch ||
-        !(str_is(&arch, "cheems") || str_is(&arch, "doge")))
+        !(str_is(&arch, "cheems") || str_is(&arch, "doge") || str_is(&arch, "otce")))
         return HQ_OK; /* the runtime refuses other architectures when it loads them */
     rt_model m;
     memset(&m, 0, sizeof m);
@@ -418,14 +434,8 @@ hq_status rt_model_load(const char *gguf_path, rt_model **out, char *err) {
         st = hq_fail(err, HQ_ERR_FORMAT, "%s: no general.architecture", lab);
         goto fail;
     }
-    if (str_is(&arch, "otce")) {
-        st = hq_fail(err, HQ_ERR_UNSUPPORTED,
-                     "%s: OTCE models (Mamba-1 + attention, spec §4.10) can be converted but the runtime does not run them",
-                     lab);
-        goto fail;
-    }
-    if (!str_is(&arch, "cheems") && !str_is(&arch, "doge")) {
-        st = hq_fail(err, HQ_ERR_UNSUPPORTED, "%s: unknown architecture '%.*s' (supported: cheems, doge)", lab,
+    if (!str_is(&arch, "cheems") && !str_is(&arch, "doge") && !str_is(&arch, "otce")) {
+        st = hq_fail(err, HQ_ERR_UNSUPPORTED, "%s: unknown architecture '%.*s' (supported: cheems, doge, otce)", lab,
                      (int)(arch.len > 32 ? 32 : arch.len), arch.s);
         goto fail;
     }
@@ -445,6 +455,12 @@ hq_status rt_model_load(const char *gguf_path, rt_model **out, char *err) {
                      m->arch, (long long)m->L);
         goto fail;
     }
+    if (str_is(&arch, "otce")) {
+        /* runtime/model_otce.c: its own layer layout (module paths under blk.N.) */
+        m->otce = true;
+        c.st = rt_otce_load(&c);
+        goto loaded;
+    }
     get_mat(&c, fmt_schema_get(FMT_T_TOKEN_EMBD)->name, m->V, m->d, true, &m->tok_embd);
     m->out_norm = get_vec(&c, fmt_schema_get(FMT_T_OUTPUT_NORM)->name, m->d, true);
     get_mat(&c, fmt_schema_get(FMT_T_OUTPUT)->name, m->V, m->d, false, &m->output);
@@ -457,6 +473,7 @@ hq_status rt_model_load(const char *gguf_path, rt_model **out, char *err) {
         }
         load_layer(&c, i, &mix[i], &ffn[i]);
     }
+loaded:
     if ((st = c.st) != HQ_OK) goto fail;
     if (c.n_missing) {
         st = hq_fail(err, HQ_ERR_FORMAT, "%s: %d expected tensor%s missing: %s%s", lab, c.n_missing,
@@ -531,7 +548,8 @@ hq_status rt_state_new(const rt_model *m, int64_t max_tokens, rt_state **out, ch
     s->vc = hq_calloc((size_t)m->L, sizeof(float *));
     s->beta = hq_calloc((size_t)m->L, sizeof(float *));
     s->ssm = hq_calloc((size_t)m->L, sizeof(float *));
-    if (!s->kc || !s->vc || !s->beta || !s->ssm) goto oom;
+    s->conv = hq_calloc((size_t)m->L, sizeof(float *));
+    if (!s->kc || !s->vc || !s->beta || !s->ssm || !s->conv) goto oom;
     for (int64_t i = 0; i < m->L; i++) {
         const rt_layer *ly = &m->layers[i];
         if (ly->mixer == RT_MIX_ATTN) {
@@ -542,8 +560,10 @@ hq_status rt_state_new(const rt_model *m, int64_t max_tokens, rt_state **out, ch
             s->beta[i] = hq_malloc_array((size_t)(ly->M * max_tokens), sizeof(float));
             if (!s->kc[i] || !s->vc[i] || !s->beta[i]) goto oom;
         } else {
-            s->ssm[i] = hq_calloc((size_t)(m->H * m->P * m->P), sizeof(float));
+            s->ssm[i] = hq_calloc((size_t)rt_state_floats(m, i, false), sizeof(float));
             if (!s->ssm[i]) goto oom;
+            if (ly->mixer == RT_MIX_MAMBA && !(s->conv[i] = hq_calloc((size_t)rt_state_floats(m, i, true), sizeof(float))))
+                goto oom;
         }
     }
     /* the forward scratch for the largest call this state can take */
@@ -562,8 +582,18 @@ oom:
 void rt_state_reset(rt_state *s) {
     rt_state_forget_mirror(s); /* the zeroed host state is the newest again */
     s->pos = 0;
-    for (int64_t i = 0; i < s->m->L; i++)
-        if (s->ssm[i]) memset(s->ssm[i], 0, (size_t)(s->m->H * s->m->P * s->m->P) * sizeof(float));
+    for (int64_t i = 0; i < s->m->L; i++) {
+        if (s->ssm[i]) memset(s->ssm[i], 0, (size_t)rt_state_floats(s->m, i, false) * sizeof(float));
+        if (s->conv[i]) memset(s->conv[i], 0, (size_t)rt_state_floats(s->m, i, true) * sizeof(float));
+    }
+}
+
+/* floats of layer li's recurrent state: SSD (H, P, P); Mamba ssm (E, N), conv (E, K) */
+int64_t rt_state_floats(const rt_model *m, int64_t li, bool conv) {
+    const rt_layer *ly = &m->layers[li];
+    if (ly->mixer == RT_MIX_MAMBA) return ly->mamba.E * (conv ? ly->mamba.K : ly->mamba.N);
+    if (ly->mixer == RT_MIX_SSD && !conv) return m->H * m->P * m->P;
+    return 0;
 }
 
 void rt_state_free(rt_state *s) {
@@ -574,11 +604,13 @@ void rt_state_free(rt_state *s) {
         if (s->vc) hq_free(s->vc[i]);
         if (s->beta) hq_free(s->beta[i]);
         if (s->ssm) hq_free(s->ssm[i]);
+        if (s->conv) hq_free(s->conv[i]);
     }
     hq_free(s->kc);
     hq_free(s->vc);
     hq_free(s->beta);
     hq_free(s->ssm);
+    hq_free(s->conv);
     hq_free(s);
 }
 

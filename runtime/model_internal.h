@@ -6,12 +6,14 @@
 #define HQ_RT_MODEL_INTERNAL_H
 #include "backend_ops.h" // defines: rt_backend_ops, rt_state_mirror
 #include "ops.h"
+#include "otce_ops.h" // defines: rt_mamba_layer, rt_otce_mlp_w, rt_otce_moe_w
 #include "runtime.h"
 #include "tokenizer.h"
 #include "../formats/gguf.h"
 
-typedef enum { RT_MIX_ATTN = 0, RT_MIX_SSD } rt_mixer_kind;
-typedef enum { RT_FFN_MLP = 0, RT_FFN_PK, RT_FFN_ROUTER } rt_ffn_kind;
+typedef enum { RT_MIX_ATTN = 0, RT_MIX_SSD, RT_MIX_MAMBA } rt_mixer_kind;
+/* OTCE: the tanh-SwiGLU MLP (gate/up/down and b_* below) and the MoE (otce_moe) */
+typedef enum { RT_FFN_MLP = 0, RT_FFN_PK, RT_FFN_ROUTER, RT_FFN_OTCE_MLP, RT_FFN_OTCE_MOE } rt_ffn_kind;
 
 typedef struct {
     rt_mixer_kind mixer;
@@ -40,6 +42,19 @@ typedef struct {
     float *pk_keys;              /* (Hr, Kk, 2, R/2) */
     rt_weight ex_down, ex_up;    /* (E, d) */
     int64_t Kk, Hr, R, topk;     /* routing dims of this layer */
+    /* OTCE (spec §4.10; runtime/model_otce.c): attn_norm / ffn_norm are
+     * input_layernorm / pre_ff_layernorm, with these biases; attention is
+     * q/k/v/o above (plain causal GQA: attn_a NULL, β = 0, M = KV) */
+    float *attn_norm_b, *ffn_norm_b; /* (d) */
+    bool attn_rope;              /* RoPE on q and k (attention_rope) */
+    rt_mamba_layer mamba;        /* RT_MIX_MAMBA */
+    rt_otce_moe_w moe;           /* RT_FFN_OTCE_MOE (experts: owned array) */
+    const rt_weight *moe_gate;   /* expansive: (E) shared_expert_gate (1, d) */
+    /* expression layer: h = projection(SiLU(dense(pre_dense_norm(h) + x_in))) */
+    bool expr;
+    float *pd_norm, *pd_norm_b;  /* (d) */
+    rt_weight dense, proj;       /* (d, d) */
+    float *b_dense, *b_proj;
 } rt_layer;
 
 struct rt_model {
@@ -69,6 +84,11 @@ struct rt_model {
     rt_weight tok_embd, output;  /* (V, d) */
     float *out_norm;             /* (d) */
     rt_layer *layers;            /* (L) */
+    /* OTCE: pre-norm blocks without residual scales, norms with bias */
+    bool otce;
+    float *out_norm_b;           /* (d) */
+    float *tok_type0;            /* (d) row 0 of token_types.weight, or NULL */
+    float *ones;                 /* (d) 1.0: the unscaled residual */
     rt_tokenizer *tok;
     int32_t bos, eos;
     bool add_bos;
@@ -86,12 +106,18 @@ struct rt_state {
     int64_t cap, pos;
     float **kc, **vc;            /* per attn layer: (KV, cap, P) */
     float **beta;                /* per attn layer: (M, cap) */
-    float **ssm;                 /* per SSD layer: (H, P, N) */
+    float **ssm;                 /* per SSD layer: (H, P, N); per Mamba layer: (E, N) */
+    float **conv;                /* per Mamba layer: (E, K), the last K conv inputs */
     /* a backend's copy of this state (cuda/backend.c) and whether it holds
      * rows the host arrays lack (state_pull copies them back when the CPU
      * needs them) */
     rt_state_mirror mirror;
 };
+
+/* runtime/model_otce.c: the OTCE hyper-parameters and layers of m (arch "otce") */
+struct ld_ctx;
+hq_status rt_otce_load(struct ld_ctx *c);
+int64_t rt_state_floats(const rt_model *m, int64_t li, bool conv); /* recurrent state of layer li */
 
 /* runtime/backend.c */
 void rt_backend_model_init(rt_model *m);  /* the CPU backend and default settings (load) */

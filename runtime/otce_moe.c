@@ -88,6 +88,10 @@ static void route(const float *logits, int64_t E, int64_t k, int32_t *ids, float
     }
 }
 
+void rt_otce_route(const float *logits, int64_t n, int64_t E, int64_t k, int32_t *ids, float *w) {
+    for (int64_t t = 0; t < n; t++) route(logits + t * E, E, k, ids + t * k, w + t * k);
+}
+
 static int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 
 /* per token: logits E, shared W, gathered rows d, expert out / shared_up rows W,

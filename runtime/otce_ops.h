@@ -6,7 +6,9 @@
  * versions against them, prefill (n > 1) against one-token steps, and the
  * composed mixer / MoE / MLP against tools/otce_ref.py (tests/fixtures/otce).
  * Same layout conventions as ops.h (token-major fp32 activations). The
- * forward pass does not call these yet (the runtime still refuses OTCE). */
+ * forward pass (runtime/forward.c, otce_layer) calls the single ops through
+ * the backend table; rt_mamba_mixer / rt_otce_mlp / rt_otce_moe compose
+ * them the same way for the op tests. */
 #ifndef HQ_RT_OTCE_OPS_H
 #define HQ_RT_OTCE_OPS_H
 #include "ops.h"
@@ -105,6 +107,10 @@ typedef struct {
     const float *const *expert_gate; /* expansive: (E) pointers to shared_expert_gate [d] */
 } rt_otce_moe_w;
 int64_t rt_otce_moe_scratch(const rt_otce_moe_w *m, int64_t n); /* floats */
+/* the MoE's routing alone, per row of E logits: softmax (in double), the k
+ * largest (ties: lower expert first), no renormalisation. Scalar only: it is
+ * its own reference (O(E·k) per token next to the experts' matmuls). */
+void rt_otce_route(const float *logits, int64_t n, int64_t E, int64_t k, int32_t *ids, float *w);
 /* x, out: [n, d]; ids, w: [n, k] (the selected experts and their probabilities; may be NULL) */
 hq_status rt_otce_moe(const rt_otce_moe_w *m, const float *x, int64_t n, float *out, int32_t *ids, float *w,
                       float *scratch, bool ref, char *err);

@@ -2,15 +2,17 @@
  *
  * A. PyTorch parity on the fixtures of tools/make_fixtures.py
  *    (tests/fixtures/models/<name>/ with config + weights + ref.json +
- *    ref_logits.f32): convert with cv_convert, run, compare logits (max
- *    |Δ| / max |ref| <= 1e-4), greedy continuation token for token.
+ *    ref_logits.f32) and tools/make_otce_fixtures.py (tests/fixtures/otce,
+ *    float64 reference): convert with cv_convert, run, compare logits (max
+ *    |Δ| / max |ref| <= 1e-4), PPL to 1e-5 when ref.json has ppl_all,
+ *    prefill+decode == prefill, greedy continuation token for token.
  *    The fixtures are committed: none found is a failure.
  * B. A synthetic hybrid model written here with the GGUF writer (SSD with
  *    D/dt_bias, DMAttn with per-head and per-KV-head A, q/k norm, biases,
  *    keep-window top-k, product-key and router CDMoE, F16/BF16/Q8_0 weights):
  *    optimized kernels == reference kernels (recurrence SSD, brute-force
  *    routing), prefill == token-by-token decode == split prefill, hooks, and
- *    the loader's errors (missing / misshaped / unexpected tensor, OTCE,
+ *    the loader's errors (missing / misshaped / unexpected tensor, OTCE keys,
  *    unknown architecture). */
 #include "test.h"
 #include "test_util.h" // defines: max_rel
@@ -19,6 +21,7 @@
 #include "../formats/gguf.h"
 #include "../core/half.h"
 #include "../quant/quant.h"
+#include "../core/vec.h" // defines: hq_lse
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -121,6 +124,19 @@ static void fixture(const char *dir, const char *name) {
         double r = max_rel(lg, ref, n_tok * V, &nan);
         CHECK(!nan && r <= 1e-4, "%s: logits max rel err %.3g > 1e-4 (NaN: %d)", name, r, nan);
         printf("parity %-24s %lld tokens: max |dlogit|/max|logit| = %.3g\n", name, (long long)n_tok, r);
+        /* ppl_all: exp(mean NLL of tokens[1:]) of one prefill (the OTCE fixtures) */
+        cJSON *pj = cJSON_GetObjectItem(root, "ppl_all");
+        if (pj && cJSON_IsNumber(pj) && n_tok > 1) {
+            double nll = 0;
+            for (int64_t t = 0; t + 1 < n_tok; t++) {
+                float mx;
+                double lse = hq_lse(lg + t * V, V, &mx);
+                nll += (double)mx + lse - (double)lg[t * V + toks[t + 1]];
+            }
+            double ppl = exp(nll / (double)(n_tok - 1)), rel = fabs(ppl - pj->valuedouble) / pj->valuedouble;
+            CHECK(rel <= 1e-5, "%s: PPL %.9g vs reference %.9g (rel %.3g > 1e-5)", name, ppl, pj->valuedouble, rel);
+            printf("parity %-24s PPL %.6f vs float64 reference %.6f (rel %.2g)\n", name, ppl, pj->valuedouble, rel);
+        }
         /* the same with every op on its reference twin */
         rt_use_reference_kernels(true);
         rt_state_reset(s);
@@ -196,26 +212,31 @@ static void fixture(const char *dir, const char *name) {
     unlink(gguf);
 }
 
-static int fixtures(void) {
-    DIR *d = opendir(FIXTURE("models"));
+/* every fixture with a ref.json under tests/fixtures/<sub> (models: tools/make_fixtures.py;
+ * otce: tools/make_otce_fixtures.py) */
+static int fixtures_in(const char *sub) {
+    char top[300];
+    snprintf(top, sizeof top, FIXTURE("%s"), sub);
+    DIR *d = opendir(top);
     int n = 0;
     /* committed fixtures: missing is a failure, not a skip */
-    CHECK(d != NULL, "no tests/fixtures/models (committed; run tools/make_fixtures.py)");
+    CHECK(d != NULL, "no tests/fixtures/%s (committed)", sub);
     if (!d) return 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
-        char dir[300], rj[400];
-        snprintf(dir, sizeof dir, FIXTURE("models/%s"), e->d_name);
+        char dir[600], rj[700];
+        snprintf(dir, sizeof dir, "%s/%s", top, e->d_name);
         snprintf(rj, sizeof rj, "%s/ref.json", dir);
         if (!hq_file_exists(rj)) continue;
         fixture(dir, e->d_name);
         n++;
     }
     closedir(d);
-    CHECK(n > 0, "no fixture with ref.json under tests/fixtures/models");
+    CHECK(n > 0, "no fixture with ref.json under tests/fixtures/%s", sub);
     return n;
 }
+static int fixtures(void) { return fixtures_in("models") + fixtures_in("otce"); }
 
 /* ======================= B. synthetic model ======================= */
 enum { SV = 67, SD = 32, SH = 2, SKV = 1, SP = 16, SI = 48, SL = 4 };
@@ -490,7 +511,8 @@ static void synthetic(void) {
         {{.skip = "output_norm.weight"}, HQ_ERR_FORMAT, "missing"},
         {{.misshape = "blk.1.attn_k.weight"}, HQ_ERR_FORMAT, "blk.1.attn_k.weight"},
         {{.extra = true}, HQ_ERR_UNSUPPORTED, "blk.0.surprise.weight"},
-        {{.arch = "otce"}, HQ_ERR_UNSUPPORTED, "OTCE"},
+        /* a Cheems layout labelled otce: the OTCE loader names its missing keys */
+        {{.arch = "otce"}, HQ_ERR_FORMAT, "otce.ssm.inner_size"},
         {{.arch = "llama"}, HQ_ERR_UNSUPPORTED, "unknown architecture"},
     };
     for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {

@@ -42,6 +42,14 @@ int main(void) {
         {"blk.9.ffn_pk_query.weight", Q_ROLE_KEEP},  {"blk.1.attn_dt.weight", Q_ROLE_KEEP},
         {"blk.0.ssm_dt.weight", Q_ROLE_KEEP},        {"blk.4.feed_forward.w1.weight", Q_ROLE_OTHER},
         {"blk.4.mamba.conv1d.weight", Q_ROLE_KEEP},
+        /* OTCE module paths (spec §7) */
+        {"blk.0.mamba.in_proj.weight", Q_ROLE_SSM_X},       {"blk.0.mamba.x_proj.weight", Q_ROLE_SSM_BC},
+        {"blk.0.mamba.out_proj.weight", Q_ROLE_SSM_OUT},    {"blk.0.mamba.dt_proj.weight", Q_ROLE_KEEP},
+        {"blk.2.self_attn.q_proj.weight", Q_ROLE_ATTN_Q},   {"blk.5.self_attention.v_proj.weight", Q_ROLE_ATTN_V},
+        {"blk.2.self_attn.o_proj.weight", Q_ROLE_ATTN_OUT}, {"blk.1.feed_forward.router.weight", Q_ROLE_KEEP},
+        {"blk.1.feed_forward.experts.3.down_proj.weight", Q_ROLE_FFN_DOWN},
+        {"blk.1.feed_forward.shared_up_proj.weight", Q_ROLE_FFN_UP}, {"blk.0.feed_forward.gate_proj.weight", Q_ROLE_FFN_GATE},
+        {"blk.5.dense.weight", Q_ROLE_OTHER},               {"blk.5.projection.weight", Q_ROLE_OTHER},
     };
     const uint64_t ne[2] = {64, 64};
     for (size_t i = 0; i < sizeof roles / sizeof *roles; i++) {
@@ -57,6 +65,10 @@ int main(void) {
         {"blk.0.ffn_gate_inp.weight", VF_KIND_EXPERTS},  {"blk.0.ffn_gate.weight", VF_KIND_MLP},
         {"blk.0.ffn_down.bias", VF_KIND_MLP},      {"blk.0.ffn_norm.weight", VF_KIND_OTHER},
         {"token_embd.weight", VF_KIND_OTHER},      {"blk.2.ssm_conv1d.weight", VF_KIND_SSD},
+        {"blk.0.mamba.A_log", VF_KIND_SSD},        {"blk.2.self_attn.k_proj.weight", VF_KIND_ATTN},
+        {"blk.5.self_attention.q_proj.bias", VF_KIND_ATTN}, {"blk.1.feed_forward.experts.0.up_proj.weight", VF_KIND_EXPERTS},
+        {"blk.1.feed_forward.router.weight", VF_KIND_EXPERTS}, {"blk.0.feed_forward.down_proj.weight", VF_KIND_MLP},
+        {"blk.0.input_layernorm.weight", VF_KIND_OTHER}, {"blk.5.dense.weight", VF_KIND_OTHER},
     };
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
         CHECK(vf_kind_of_tensor(kinds[i].n) == kinds[i].k, "vf_kind_of_tensor(%s) = %d, want %d", kinds[i].n,

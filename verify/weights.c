@@ -34,6 +34,13 @@ int vf_kind_of_tensor(const char *name) {
     const char *dot = strchr(name + 4, '.');
     if (!dot) return VF_KIND_OTHER;
     const char *t = dot + 1;
+    /* OTCE: Mamba mixer, attention (thinking / expression), MoE or MLP */
+    if (has_prefix(t, "mamba.")) return VF_KIND_SSD;
+    if (has_prefix(t, "self_attn.") || has_prefix(t, "self_attention.")) return VF_KIND_ATTN;
+    if (has_prefix(t, "feed_forward.experts.") || has_prefix(t, "feed_forward.router.") ||
+        has_prefix(t, "feed_forward.shared_"))
+        return VF_KIND_EXPERTS;
+    if (has_prefix(t, "feed_forward.")) return VF_KIND_MLP;
     if (has_prefix(t, "ssm_")) return VF_KIND_SSD;
     if (has_prefix(t, "attn_norm") || has_prefix(t, "attn_residual")) return VF_KIND_OTHER;
     if (has_prefix(t, "attn_")) return VF_KIND_ATTN;
