@@ -1,0 +1,384 @@
+/* runtime/gemm_q.c — tiled y = x·Wᵀ for block-quantized weights (contract in
+ * gemm_q.h: every output is bit-identical to the AVX2 vec_dot of
+ * quant/dot_avx2.c, so the tiles only change loads, never sums).
+ *
+ * Tile shapes (RM weight rows × RN tokens, chosen per call):
+ *   - prefill: 1 × 8 (then 1 × 4, 1 × 1 for the tail tokens): a weight block
+ *     is loaded and unpacked once and multiplied with 8 activation blocks that
+ *     stay in L1; the 8 accumulators fit the 16 ymm registers with room for
+ *     the unpacked weights.
+ *   - decode: 4 × 1: four weight rows stream side by side (four hardware
+ *     prefetch streams) and each activation block is loaded once for them.
+ * Per output the float work is exactly vec_dot's: Q8_0 family — one 8-lane
+ * accumulator per (row, token), fmadd(d_w·d_a, Σ_block) in block order, one
+ * hq_hsum_ps at the end; K-quants — an integer super-block sum, the same
+ * scalar combination and `sum +=` in block order. The fp16 scales are widened
+ * with F16C (_cvtsh_ss), which is exact, like hq_f16_to_f32. */
+#include "gemm_q.h"
+#include "rt_cpu.h"        // defines: RT_AVX2, RT_X86
+#include "../quant/formats.h" // defines: q_block_*, Q_QK_K, q_iq4nl_values
+#include "../quant/quant.h"   // defines: q_traits, q_simd_avx2
+
+#include <stdlib.h> // defines: getenv
+#include <string.h> // defines: strcmp
+
+static int g_gemm_on = -1; /* -1: not read yet; HQ_NO_GEMM=1 turns the tiles off (before/after benchmarks) */
+void rt_gemm_q_enable(bool on) { __atomic_store_n(&g_gemm_on, on ? 1 : 0, __ATOMIC_RELAXED); }
+
+rt_gemm_isa rt_gemm_q_isa(void) {
+    int on = __atomic_load_n(&g_gemm_on, __ATOMIC_RELAXED);
+    if (on < 0) {
+        const char *e = getenv("HQ_NO_GEMM");
+        on = !(e && *e && strcmp(e, "0") != 0);
+        __atomic_store_n(&g_gemm_on, on, __ATOMIC_RELAXED);
+    }
+#if RT_X86
+    /* the kernels must equal vec_dot's AVX2 path, so both switches apply */
+    if (on && rt_cpu_has_avx2() && q_simd_avx2()) return RT_GEMM_AVX2;
+#endif
+    return RT_GEMM_NONE;
+}
+
+const char *rt_gemm_q_isa_name(rt_gemm_isa isa) { return isa == RT_GEMM_AVX2 ? "avx2" : "none"; }
+
+static bool type_has_tiles(uint32_t t) {
+    switch (t) {
+    case GGML_T_Q8_0: case GGML_T_Q4_0: case GGML_T_Q4_1: case GGML_T_Q5_0: case GGML_T_Q5_1:
+    case GGML_T_IQ4_NL: case GGML_T_Q4_K: case GGML_T_Q5_K: case GGML_T_Q6_K: return true;
+    default: return false;
+    }
+}
+
+bool rt_gemm_q_supported(uint32_t type) { return rt_gemm_q_isa() != RT_GEMM_NONE && type_has_tiles(type); }
+
+static const uint8_t *wrow(const rt_weight *w, int64_t r) { return (const uint8_t *)w->data + (uint64_t)r * w->row_bytes; }
+
+void rt_gemm_q_rows_ref(const rt_weight *w, const void *act, uint64_t act_bytes, float *y, int64_t n_tok,
+                        int64_t o0, int64_t o1) {
+    const q_type_traits *tr = q_traits(w->type);
+    for (int64_t o = o0; o < o1; o++)
+        for (int64_t t = 0; t < n_tok; t++)
+            tr->vec_dot_ref(w->n_in, &y[t * w->n_out + o], wrow(w, o), (const uint8_t *)act + (uint64_t)t * act_bytes);
+}
+
+#if RT_X86
+#define ALWAYS_INLINE __attribute__((always_inline)) inline
+#define UNROLL _Pragma("GCC unroll 8")
+
+RT_AVX2 static ALWAYS_INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+/* 16 bytes of nibbles -> 32 bytes: low nibbles (elements 0-15) then high (16-31) */
+RT_AVX2 static ALWAYS_INLINE __m256i nibbles32(const uint8_t *p) {
+    const __m128i v = _mm_loadu_si128((const __m128i *)p);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0F));
+}
+
+/* 32 bits -> 32 bytes, 0x10 where the bit is set (the fifth bit of Q5_0/Q5_1) */
+RT_AVX2 static ALWAYS_INLINE __m256i fifth_bits(const uint8_t *qh4) {
+    uint32_t bits;
+    __builtin_memcpy(&bits, qh4, 4);
+    const __m256i shuf = _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL, 0x0303030303030303LL);
+    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), shuf);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+/* ---------------- 32-element blocks × Q8_0 ----------------
+ * One weight block as 32 int8 values (signed for type 0, unsigned 0..31 for
+ * type 1 = d·q + m) with its float scale d and offset m. */
+RT_AVX2 static ALWAYS_INLINE __m256i w32_unpack(uint32_t type, const uint8_t *row, int64_t b, float *d, float *m) {
+    switch (type) {
+    case GGML_T_Q8_0: {
+        const q_block_q8_0 *x = (const q_block_q8_0 *)row + b;
+        *d = h2f(x->d);
+        return _mm256_loadu_si256((const __m256i *)x->qs);
+    }
+    case GGML_T_Q4_0: {
+        const q_block_q4_0 *x = (const q_block_q4_0 *)row + b;
+        *d = h2f(x->d);
+        return _mm256_sub_epi8(nibbles32(x->qs), _mm256_set1_epi8(8));
+    }
+    case GGML_T_IQ4_NL: {
+        const q_block_iq4_nl *x = (const q_block_iq4_nl *)row + b;
+        const __m128i lut = _mm_loadu_si128((const __m128i *)q_iq4nl_values);
+        *d = h2f(x->d);
+        return _mm256_shuffle_epi8(_mm256_set_m128i(lut, lut), nibbles32(x->qs));
+    }
+    case GGML_T_Q5_0: {
+        const q_block_q5_0 *x = (const q_block_q5_0 *)row + b;
+        *d = h2f(x->d);
+        return _mm256_sub_epi8(_mm256_or_si256(nibbles32(x->qs), fifth_bits(x->qh)), _mm256_set1_epi8(16));
+    }
+    case GGML_T_Q4_1: {
+        const q_block_q4_1 *x = (const q_block_q4_1 *)row + b;
+        *d = h2f(x->d);
+        *m = h2f(x->m);
+        return nibbles32(x->qs);
+    }
+    default: { /* GGML_T_Q5_1 */
+        const q_block_q5_1 *x = (const q_block_q5_1 *)row + b;
+        *d = h2f(x->d);
+        *m = h2f(x->m);
+        return _mm256_or_si256(nibbles32(x->qs), fifth_bits(x->qh));
+    }
+    }
+}
+
+/* out[r][t] = W[r]·A[t] over nb blocks (vec_dot's acc_block0 / acc_block1 per pair) */
+RT_AVX2 static ALWAYS_INLINE void tile32(uint32_t type, int RM, int RN, const uint8_t *const *wr,
+                                         const uint8_t *const *ar, int64_t nb, float *out /* [RM][RN] */) {
+    const bool type1 = type == GGML_T_Q4_1 || type == GGML_T_Q5_1;
+    const __m256i ones16 = _mm256_set1_epi16(1), ones8 = _mm256_set1_epi8(1);
+    __m256 acc[4][8];
+    UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < RN; t++) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i q[4], qabs[4];
+        float dw[4], mw[4] = {0, 0, 0, 0};
+        UNROLL for (int r = 0; r < RM; r++) {
+            q[r] = w32_unpack(type, wr[r], b, &dw[r], &mw[r]);
+            qabs[r] = type1 ? q[r] : _mm256_sign_epi8(q[r], q[r]);
+        }
+        UNROLL for (int t = 0; t < RN; t++) {
+            const q_block_q8_0 *a = (const q_block_q8_0 *)ar[t] + b;
+            const __m256i qa = _mm256_loadu_si256((const __m256i *)a->qs);
+            const float da = h2f(a->d);
+            if (type1) {
+                const __m256 sa = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ones8, qa), ones16));
+                UNROLL for (int r = 0; r < RM; r++) {
+                    const __m256i si = _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], qa), ones16);
+                    acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * da), _mm256_cvtepi32_ps(si), acc[r][t]);
+                    acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(mw[r] * da), sa, acc[r][t]);
+                }
+            } else {
+                UNROLL for (int r = 0; r < RM; r++) {
+                    /* |w|·sign(a, w): maddubs needs its first operand unsigned */
+                    const __m256i si =
+                        _mm256_madd_epi16(_mm256_maddubs_epi16(qabs[r], _mm256_sign_epi8(qa, q[r])), ones16);
+                    acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * da), _mm256_cvtepi32_ps(si), acc[r][t]);
+                }
+            }
+        }
+    }
+    UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < RN; t++) out[r * RN + t] = hq_hsum_ps(acc[r][t]);
+}
+
+/* ---------------- K-quants × Q8_K ---------------- */
+/* the 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K super-block */
+static ALWAYS_INLINE void k4_scale_min(int j, const uint8_t *s, int *sc, int *mn) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *mn = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+        *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+RT_AVX2 static ALWAYS_INLINE __m256i pair_scales(int s0, int s1) {
+    return _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0));
+}
+
+/* Q4_K (q5 = false) / Q5_K: d_a·(d·Σ_j sc_j·Σ q·q_a − dmin·Σ_j m_j·Σ q_a) per super-block */
+RT_AVX2 static ALWAYS_INLINE void tile_k45(bool q5, int RM, int RN, const uint8_t *const *wr,
+                                           const uint8_t *const *ar, int64_t nb, float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m1b = _mm256_set1_epi8(1);
+    UNROLL for (int i = 0; i < RM * RN; i++) out[i] = 0;
+    for (int64_t b = 0; b < nb; b++) {
+        const q_block_q8_K *a[8];
+        UNROLL for (int t = 0; t < RN; t++) a[t] = (const q_block_q8_K *)ar[t] + b;
+        UNROLL for (int r = 0; r < RM; r++) {
+            const uint8_t *blk = wr[r] + (uint64_t)b * (q5 ? sizeof(q_block_q5_K) : sizeof(q_block_q4_K));
+            const q_block_q4_K *x4 = (const q_block_q4_K *)blk;
+            const q_block_q5_K *x5 = (const q_block_q5_K *)blk;
+            const uint8_t *scales = q5 ? x5->scales : x4->scales, *qs = q5 ? x5->qs : x4->qs;
+            const float d = h2f(q5 ? x5->d : x4->d), dmin = h2f(q5 ? x5->dmin : x4->dmin);
+            const __m256i hb = q5 ? _mm256_loadu_si256((const __m256i *)x5->qh) : _mm256_setzero_si256();
+            __m256i sumi[8];
+            int32_t summ[8];
+            UNROLL for (int t = 0; t < RN; t++) {
+                sumi[t] = _mm256_setzero_si256();
+                summ[t] = 0;
+            }
+            for (int c = 0; c < 4; c++) {
+                const __m256i bq = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+                __m256i q0 = _mm256_and_si256(bq, m4), q1 = _mm256_and_si256(_mm256_srli_epi16(bq, 4), m4);
+                if (q5) {
+                    q0 = _mm256_or_si256(q0, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c), m1b), 4));
+                    q1 = _mm256_or_si256(q1,
+                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c + 1), m1b), 4));
+                }
+                int sc0, mn0, sc1, mn1;
+                k4_scale_min(2 * c, scales, &sc0, &mn0);
+                k4_scale_min(2 * c + 1, scales, &sc1, &mn1);
+                const __m256i s0 = pair_scales(sc0, sc0), s1 = pair_scales(sc1, sc1);
+                UNROLL for (int t = 0; t < RN; t++) {
+                    const __m256i a0 = _mm256_loadu_si256((const __m256i *)(a[t]->qs + 64 * c));
+                    const __m256i a1 = _mm256_loadu_si256((const __m256i *)(a[t]->qs + 64 * c + 32));
+                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q0, a0), s0));
+                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q1, a1), s1));
+                    const int16_t *bs = a[t]->bsums + 4 * c;
+                    summ[t] += mn0 * (bs[0] + bs[1]) + mn1 * (bs[2] + bs[3]);
+                }
+            }
+            UNROLL for (int t = 0; t < RN; t++)
+                out[r * RN + t] += a[t]->d * (d * (float)hq_hsum_epi32(sumi[t]) - dmin * (float)summ[t]);
+        }
+    }
+}
+
+/* Q6_K: d_a·d·(Σ_j sc_j·Σ q·q_a − 32·Σ_j sc_j·bsum_j), q unsigned 0..63 */
+RT_AVX2 static ALWAYS_INLINE void tile_q6k(int RM, int RN, const uint8_t *const *wr, const uint8_t *const *ar,
+                                           int64_t nb, float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+    UNROLL for (int i = 0; i < RM * RN; i++) out[i] = 0;
+    for (int64_t b = 0; b < nb; b++) {
+        const q_block_q8_K *a[8];
+        UNROLL for (int t = 0; t < RN; t++) a[t] = (const q_block_q8_K *)ar[t] + b;
+        UNROLL for (int r = 0; r < RM; r++) {
+            const q_block_q6_K *x = (const q_block_q6_K *)wr[r] + b;
+            __m256i sumi[8];
+            int32_t corr[8];
+            UNROLL for (int t = 0; t < RN; t++) {
+                int32_t c = 0;
+                for (int j = 0; j < 16; j++) c += x->scales[j] * a[t]->bsums[j];
+                corr[t] = c;
+                sumi[t] = _mm256_setzero_si256();
+            }
+            for (int h = 0; h < 2; h++) {
+                const uint8_t *ql = x->ql + 64 * h, *qh = x->qh + 32 * h;
+                const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+                const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+                const __m256i hv = _mm256_loadu_si256((const __m256i *)qh);
+                __m256i q[4];
+                q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4));
+                q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), m2), 4));
+                q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), m2), 4));
+                q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4));
+                for (int k = 0; k < 4; k++) {
+                    const int sb = 8 * h + 2 * k;
+                    const __m256i sv = pair_scales(x->scales[sb], x->scales[sb + 1]);
+                    UNROLL for (int t = 0; t < RN; t++) {
+                        const __m256i qa = _mm256_loadu_si256((const __m256i *)(a[t]->qs + 128 * h + 32 * k));
+                        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], qa), sv));
+                    }
+                }
+            }
+            const float dw = h2f(x->d);
+            UNROLL for (int t = 0; t < RN; t++) {
+                const int32_t tot = hq_hsum_epi32(sumi[t]) - 32 * corr[t];
+                out[r * RN + t] += a[t]->d * dw * (float)tot;
+            }
+        }
+    }
+}
+
+/* one specialised function per (type, shape): the type and tile sizes are
+ * constants inside, so the switches and loops above fold away */
+typedef void (*tile_fn)(const uint8_t *const *wr, const uint8_t *const *ar, int64_t nb, float *out);
+#define TILE_FNS(NAME, CALL)                                                                                   \
+    RT_AVX2 static void NAME##_1x8(const uint8_t *const *wr, const uint8_t *const *ar, int64_t nb, float *o) { \
+        CALL(1, 8);                                                                                            \
+    }                                                                                                          \
+    RT_AVX2 static void NAME##_1x4(const uint8_t *const *wr, const uint8_t *const *ar, int64_t nb, float *o) { \
+        CALL(1, 4);                                                                                            \
+    }                                                                                                          \
+    RT_AVX2 static void NAME##_1x1(const uint8_t *const *wr, const uint8_t *const *ar, int64_t nb, float *o) { \
+        CALL(1, 1);                                                                                            \
+    }                                                                                                          \
+    RT_AVX2 static void NAME##_4x1(const uint8_t *const *wr, const uint8_t *const *ar, int64_t nb, float *o) { \
+        CALL(4, 1);                                                                                            \
+    }
+#define C_Q80(M, N) tile32(GGML_T_Q8_0, M, N, wr, ar, nb, o)
+#define C_Q40(M, N) tile32(GGML_T_Q4_0, M, N, wr, ar, nb, o)
+#define C_Q41(M, N) tile32(GGML_T_Q4_1, M, N, wr, ar, nb, o)
+#define C_Q50(M, N) tile32(GGML_T_Q5_0, M, N, wr, ar, nb, o)
+#define C_Q51(M, N) tile32(GGML_T_Q5_1, M, N, wr, ar, nb, o)
+#define C_IQ4(M, N) tile32(GGML_T_IQ4_NL, M, N, wr, ar, nb, o)
+#define C_Q4K(M, N) tile_k45(false, M, N, wr, ar, nb, o)
+#define C_Q5K(M, N) tile_k45(true, M, N, wr, ar, nb, o)
+#define C_Q6K(M, N) tile_q6k(M, N, wr, ar, nb, o)
+TILE_FNS(q8_0, C_Q80)
+TILE_FNS(q4_0, C_Q40)
+TILE_FNS(q4_1, C_Q41)
+TILE_FNS(q5_0, C_Q50)
+TILE_FNS(q5_1, C_Q51)
+TILE_FNS(iq4_nl, C_IQ4)
+TILE_FNS(q4_K, C_Q4K)
+TILE_FNS(q5_K, C_Q5K)
+TILE_FNS(q6_K, C_Q6K)
+
+typedef struct { tile_fn t1x8, t1x4, t1x1, t4x1; } tile_set;
+#define SET(NAME) {NAME##_1x8, NAME##_1x4, NAME##_1x1, NAME##_4x1}
+static const tile_set *tiles_for(uint32_t type) {
+    static const tile_set q80 = SET(q8_0), q40 = SET(q4_0), q41 = SET(q4_1), q50 = SET(q5_0), q51 = SET(q5_1),
+                          iq4 = SET(iq4_nl), q4k = SET(q4_K), q5k = SET(q5_K), q6k = SET(q6_K);
+    switch (type) {
+    case GGML_T_Q8_0: return &q80;
+    case GGML_T_Q4_0: return &q40;
+    case GGML_T_Q4_1: return &q41;
+    case GGML_T_Q5_0: return &q50;
+    case GGML_T_Q5_1: return &q51;
+    case GGML_T_IQ4_NL: return &iq4;
+    case GGML_T_Q4_K: return &q4k;
+    case GGML_T_Q5_K: return &q5k;
+    case GGML_T_Q6_K: return &q6k;
+    default: return NULL;
+    }
+}
+
+static void rows_avx2(const rt_weight *w, const void *act, uint64_t act_bytes, float *y, int64_t n_tok, int64_t o0,
+                      int64_t o1) {
+    const tile_set *ts = tiles_for(w->type);
+    const q_type_traits *tr = q_traits(w->type);
+    const int64_t nb = w->n_in / tr->blck, n_out = w->n_out;
+    const uint8_t *A = act;
+    float out[8];
+    if (n_tok == 1) {
+        /* decode: 4 rows at a time; the last group repeats its final row */
+        for (int64_t o = o0; o < o1; o += 4) {
+            const int64_t nr = o1 - o < 4 ? o1 - o : 4;
+            const uint8_t *wr[4];
+            for (int64_t k = 0; k < 4; k++) wr[k] = wrow(w, o + (k < nr ? k : nr - 1));
+            if (nr == 4) {
+                ts->t4x1(wr, &A, nb, out);
+            } else {
+                for (int64_t k = 0; k < nr; k++) ts->t1x1(&wr[k], &A, nb, &out[k]);
+            }
+            for (int64_t k = 0; k < nr; k++) y[o + k] = out[k];
+        }
+        return;
+    }
+    /* prefill: token groups of 8 (then 4, then 1) over every row; the group's
+     * activation blocks stay in L1 while the rows stream past */
+    for (int64_t t = 0; t < n_tok;) {
+        const int64_t rn = n_tok - t >= 8 ? 8 : n_tok - t >= 4 ? 4 : 1;
+        tile_fn fn = rn == 8 ? ts->t1x8 : rn == 4 ? ts->t1x4 : ts->t1x1;
+        const uint8_t *ar[8];
+        for (int64_t k = 0; k < rn; k++) ar[k] = A + (uint64_t)(t + k) * act_bytes;
+        for (int64_t o = o0; o < o1; o++) {
+            const uint8_t *wr = wrow(w, o);
+            fn(&wr, ar, nb, out);
+            for (int64_t k = 0; k < rn; k++) y[(t + k) * n_out + o] = out[k];
+        }
+        t += rn;
+    }
+}
+#endif
+
+void rt_gemm_q_rows(const rt_weight *w, const void *act, uint64_t act_bytes, float *y, int64_t n_tok, int64_t o0,
+                    int64_t o1) {
+#if RT_X86
+    if (rt_gemm_q_isa() == RT_GEMM_AVX2 && type_has_tiles(w->type)) {
+        rows_avx2(w, act, act_bytes, y, n_tok, o0, o1);
+        return;
+    }
+#endif
+    /* no tiles here: the per-element dot (callers normally check first) */
+    const q_type_traits *tr = q_traits(w->type);
+    for (int64_t o = o0; o < o1; o++)
+        for (int64_t t = 0; t < n_tok; t++)
+            tr->vec_dot(w->n_in, &y[t * w->n_out + o], wrow(w, o), (const uint8_t *)act + (uint64_t)t * act_bytes);
+}
