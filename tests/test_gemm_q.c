@@ -15,11 +15,13 @@
 #include "../quant/quant.h"
 #include "../runtime/gemm_q.h"
 #include "../runtime/ops.h"
+#include "../runtime/runtime.h" // defines: rt_set_threads
 
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static uint64_t g_rng = 0x9E3779B97F4A7C15ULL;
 static float frand(void) { /* xorshift, uniform in [-1, 1) */
@@ -91,7 +93,61 @@ static void matmul_case(uint32_t type, int64_t n_in, int64_t n_out, int64_t n_to
     free(wf), free(x), free(a), free(b), free(wq);
 }
 
-int main(void) {
+/* --perf [threads]: rt_matmul of a 2048×768 weight (and 768×2048), 512 tokens and 1,
+ * tiles off / on interleaved (5 rounds, best of each); not part of the suite */
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+static int perf(void) {
+    static const uint32_t types[] = {GGML_T_Q8_0, GGML_T_Q4_0, GGML_T_Q4_K, GGML_T_Q5_K, GGML_T_Q6_K};
+    const int64_t n_in = 768, n_out = 2048, big_out = 16384;
+    printf("type   tokens  off GFLOP/s  on GFLOP/s  on/off   (n_in %lld, n_out %lld; 1 token: n_out %lld, GB/s of weights)\n",
+           (long long)n_in, (long long)n_out, (long long)big_out);
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+        const q_type_traits *tr = q_traits(types[ti]);
+        for (int pass = 0; pass < 2; pass++) {
+            const int64_t n_tok = pass ? 1 : 512, no = pass ? big_out : n_out;
+            const uint64_t wrb = (uint64_t)(n_in / tr->blck) * tr->type_size;
+            float *wf = malloc(sizeof(float) * (size_t)n_in), *x = malloc(sizeof(float) * (size_t)(n_in * n_tok));
+            float *y = malloc(sizeof(float) * (size_t)(no * n_tok));
+            uint8_t *wq = malloc((size_t)(wrb * no));
+            for (int64_t r = 0; r < no; r++) { /* one row at a time: the weight may be large */
+                for (int64_t i = 0; i < n_in; i++) wf[i] = frand();
+                q_quantize_rows(types[ti], wf, wq + (uint64_t)r * wrb, 1, n_in, NULL);
+            }
+            for (int64_t i = 0; i < n_in * n_tok; i++) x[i] = frand();
+            rt_weight w = {.name = "p", .data = wq, .type = types[ti], .n_in = n_in, .n_out = no, .row_bytes = wrb};
+            double best[2] = {1e30, 1e30};
+            for (int rep = 0; rep < 5; rep++)
+                for (int on = 0; on < 2; on++) {
+                    rt_gemm_q_enable(on);
+                    int inner = pass ? 20 : 1;
+                    double t0 = now_s();
+                    for (int k = 0; k < inner; k++) rt_matmul(&w, x, y, n_tok, NULL, NULL);
+                    double dt = (now_s() - t0) / inner;
+                    if (dt < best[on]) best[on] = dt;
+                }
+            rt_gemm_q_enable(true);
+            double fl = 2.0 * (double)n_in * (double)no * (double)n_tok;
+            if (pass)
+                printf("%-6s %6lld  %7.2f GB/s  %7.2f GB/s  %5.2fx\n", tr->name, (long long)n_tok,
+                       (double)(wrb * no) / best[0] * 1e-9, (double)(wrb * no) / best[1] * 1e-9, best[0] / best[1]);
+            else
+                printf("%-6s %6lld  %11.2f  %10.2f  %5.2fx\n", tr->name, (long long)n_tok, fl / best[0] * 1e-9,
+                       fl / best[1] * 1e-9, best[0] / best[1]);
+            free(wf), free(x), free(y), free(wq);
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--perf") == 0) {
+        if (argc > 2) rt_set_threads(atoi(argv[2]));
+        return perf();
+    }
     static const uint32_t types[] = {GGML_T_Q8_0, GGML_T_Q4_0, GGML_T_Q4_1, GGML_T_Q5_0, GGML_T_Q5_1,
                                      GGML_T_IQ4_NL, GGML_T_Q4_K, GGML_T_Q5_K, GGML_T_Q6_K};
     const bool san = getenv("HQ_SANITIZED") != NULL;
