@@ -17,8 +17,10 @@
 
 /* the instruction set the tiled kernels use: one function, so a shared CPU
  * detector can take it over ("none": the caller keeps its vec_dot loop) */
-typedef enum { RT_GEMM_NONE = 0, RT_GEMM_AVX2 } rt_gemm_isa;
+typedef enum { RT_GEMM_NONE = 0, RT_GEMM_AVX2, RT_GEMM_AVX512VNNI, RT_GEMM_COUNT } rt_gemm_isa;
 rt_gemm_isa rt_gemm_q_isa(void);
+/* test hook: use at most `isa` (RT_GEMM_COUNT - 1: the best the CPU has) */
+void rt_gemm_q_cap_isa(rt_gemm_isa isa);
 const char *rt_gemm_q_isa_name(rt_gemm_isa isa);
 
 /* whether `type` has tiled kernels on this CPU (fast path usable) */

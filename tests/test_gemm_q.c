@@ -100,10 +100,40 @@ static double now_s(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+static void run_all(bool san, rt_gemm_isa isa) {
+    static const uint32_t types[] = {GGML_T_Q8_0, GGML_T_Q4_0, GGML_T_Q4_1, GGML_T_Q5_0, GGML_T_Q5_1,
+                                     GGML_T_IQ4_NL, GGML_T_Q4_K, GGML_T_Q5_K, GGML_T_Q6_K};
+    static const int64_t toks[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 17, 20};
+    static const int64_t outs[] = {1, 3, 4, 5, 7, 9, 17};
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+        const uint32_t ty = types[ti];
+        if (!q_traits(ty) || !q_traits(ty)->vec_dot) {
+            printf("skip %s: no traits\n", ggml_type_name(ty));
+            continue;
+        }
+        CHECK(rt_gemm_q_supported(ty) == (isa != RT_GEMM_NONE) && rt_gemm_q_isa() == isa,
+              "%s: supported()/isa() disagree with the %s path", ggml_type_name(ty), rt_gemm_q_isa_name(isa));
+        const int64_t blk = q_traits(ty)->blck;
+        const int64_t ins[] = {blk, 3 * blk, blk == 32 ? 800 : 768};
+        for (size_t ii = 0; ii < 3; ii++)
+            for (size_t oi = 0; oi < sizeof outs / sizeof *outs; oi++)
+                for (size_t k = 0; k < sizeof toks / sizeof *toks; k++) {
+                    if (san && (k % 3 != 0 || ii == 2)) continue; /* ASan: a third of the shapes */
+                    const int64_t no = outs[oi];
+                    one_case(ty, ins[ii], no, toks[k], 0, no);
+                    if (no > 2) one_case(ty, ins[ii], no, toks[k], 1, no - 1); /* a range inside the matrix */
+                }
+        matmul_case(ty, blk == 32 ? 1024 : 1536, 37, 1);
+        matmul_case(ty, blk == 32 ? 1024 : 1536, 37, 11);
+        if (!san) matmul_case(ty, 2048, 1100, 1); /* parallel over row chunks */
+    }
+}
+
 static int perf(void) {
     static const uint32_t types[] = {GGML_T_Q8_0, GGML_T_Q4_0, GGML_T_Q4_K, GGML_T_Q5_K, GGML_T_Q6_K};
     const int64_t n_in = 768, n_out = 2048, big_out = 16384;
-    printf("type   tokens  off GFLOP/s  on GFLOP/s  on/off   (n_in %lld, n_out %lld; 1 token: n_out %lld, GB/s of weights)\n",
+    printf("type   tokens  vec_dot    tiles-avx2 tiles-best avx2/vd best/vd  (best = %s; n_in %lld, n_out %lld; 1 token: n_out %lld, GB/s of weights)\n",
+           rt_gemm_q_isa_name(rt_gemm_q_isa()),
            (long long)n_in, (long long)n_out, (long long)big_out);
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
         const q_type_traits *tr = q_traits(types[ti]);
@@ -119,10 +149,11 @@ static int perf(void) {
             }
             for (int64_t i = 0; i < n_in * n_tok; i++) x[i] = frand();
             rt_weight w = {.name = "p", .data = wq, .type = types[ti], .n_in = n_in, .n_out = no, .row_bytes = wrb};
-            double best[2] = {1e30, 1e30};
+            double best[3] = {1e30, 1e30, 1e30};
             for (int rep = 0; rep < 5; rep++)
-                for (int on = 0; on < 2; on++) {
-                    rt_gemm_q_enable(on);
+                for (int on = 0; on < 3; on++) {
+                    rt_gemm_q_enable(on > 0);
+                    rt_gemm_q_cap_isa(on == 1 ? RT_GEMM_AVX2 : RT_GEMM_COUNT - 1);
                     int inner = pass ? 20 : 1;
                     double t0 = now_s();
                     for (int k = 0; k < inner; k++) rt_matmul(&w, x, y, n_tok, NULL, NULL);
@@ -130,13 +161,11 @@ static int perf(void) {
                     if (dt < best[on]) best[on] = dt;
                 }
             rt_gemm_q_enable(true);
+            rt_gemm_q_cap_isa(RT_GEMM_COUNT - 1);
             double fl = 2.0 * (double)n_in * (double)no * (double)n_tok;
-            if (pass)
-                printf("%-6s %6lld  %7.2f GB/s  %7.2f GB/s  %5.2fx\n", tr->name, (long long)n_tok,
-                       (double)(wrb * no) / best[0] * 1e-9, (double)(wrb * no) / best[1] * 1e-9, best[0] / best[1]);
-            else
-                printf("%-6s %6lld  %11.2f  %10.2f  %5.2fx\n", tr->name, (long long)n_tok, fl / best[0] * 1e-9,
-                       fl / best[1] * 1e-9, best[0] / best[1]);
+            const double u = pass ? (double)(wrb * no) * 1e-9 : fl * 1e-9;
+            printf("%-6s %6lld  %9.2f  %9.2f  %9.2f  %5.2fx  %5.2fx %s\n", tr->name, (long long)n_tok, u / best[0],
+                   u / best[1], u / best[2], best[0] / best[1], best[0] / best[2], pass ? "GB/s" : "GFLOP/s");
             free(wf), free(x), free(y), free(wq);
         }
     }
@@ -148,36 +177,16 @@ int main(int argc, char **argv) {
         if (argc > 2) rt_set_threads(atoi(argv[2]));
         return perf();
     }
-    static const uint32_t types[] = {GGML_T_Q8_0, GGML_T_Q4_0, GGML_T_Q4_1, GGML_T_Q5_0, GGML_T_Q5_1,
-                                     GGML_T_IQ4_NL, GGML_T_Q4_K, GGML_T_Q5_K, GGML_T_Q6_K};
     const bool san = getenv("HQ_SANITIZED") != NULL;
     rt_gemm_q_enable(true);
-    rt_gemm_isa isa = rt_gemm_q_isa();
-    printf("gemm_q path: %s %s\n", rt_gemm_q_isa_name(isa),
-           isa == RT_GEMM_NONE ? "(tiled kernels NOT exercised: this CPU has no AVX2 or SIMD is off)" : "exercised");
-    static const int64_t toks[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 17, 20};
-    static const int64_t outs[] = {1, 3, 4, 5, 7, 9, 17};
-    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
-        const uint32_t ty = types[ti];
-        if (!q_traits(ty) || !q_traits(ty)->vec_dot) {
-            printf("skip %s: no traits\n", ggml_type_name(ty));
-            continue;
-        }
-        CHECK(rt_gemm_q_supported(ty) == (isa != RT_GEMM_NONE), "%s: supported() disagrees with the isa",
-              ggml_type_name(ty));
-        const int64_t blk = q_traits(ty)->blck;
-        const int64_t ins[] = {blk, 3 * blk, blk == 32 ? 800 : 768};
-        for (size_t ii = 0; ii < 3; ii++)
-            for (size_t oi = 0; oi < sizeof outs / sizeof *outs; oi++)
-                for (size_t k = 0; k < sizeof toks / sizeof *toks; k++) {
-                    if (san && (k % 3 != 0 || ii == 2)) continue; /* ASan: a third of the shapes */
-                    const int64_t no = outs[oi];
-                    one_case(ty, ins[ii], no, toks[k], 0, no);
-                    if (no > 2) one_case(ty, ins[ii], no, toks[k], 1, no - 1); /* a range inside the matrix */
-                }
-        matmul_case(ty, blk == 32 ? 1024 : 1536, 37, 1);
-        matmul_case(ty, blk == 32 ? 1024 : 1536, 37, 11);
-        if (!san) matmul_case(ty, 2048, 1100, 1); /* parallel over row chunks */
+    const rt_gemm_isa best = rt_gemm_q_isa();
+    for (int lv = RT_GEMM_AVX2; lv < RT_GEMM_COUNT; lv++)
+        printf("gemm_q path %s: %s\n", rt_gemm_q_isa_name((rt_gemm_isa)lv),
+               lv <= (int)best ? "exercised" : "NOT exercised (this CPU lacks it, or SIMD is off)");
+    /* every path the CPU has, the best one last (left in place for rt_matmul) */
+    for (int lv = best == RT_GEMM_NONE ? RT_GEMM_NONE : RT_GEMM_AVX2; lv <= (int)best; lv++) {
+        rt_gemm_q_cap_isa((rt_gemm_isa)lv);
+        run_all(san, (rt_gemm_isa)lv);
     }
     TEST_END();
 }
