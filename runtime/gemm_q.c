@@ -1,13 +1,15 @@
 /* runtime/gemm_q.c — tiled y = x·Wᵀ for block-quantized weights (contract in
  * gemm_q.h: every output is bit-identical to the AVX2 vec_dot of
- * quant/dot_avx2.c, so the tiles only change loads, never sums).
+ * quant/dot_avx2.c, so the tiles only change loads, never sums): dispatch,
+ * the scalar twin, and the AVX2 instance of the kernels in gemm_q_tiles.h
+ * (the AVX-512 VNNI instance is gemm_q_vnni.c).
  *
  * Tile shapes (RM weight rows × RN tokens, chosen per call):
  *   - prefill: 1 × 8 (then 1 × 4, 1 × 1 for the tail tokens): a weight block
  *     is loaded and unpacked once and multiplied with 8 activation blocks that
  *     stay in L1; the 8 accumulators fit the 16 ymm registers with room for
  *     the unpacked weights.
- *   - decode: 1 × 1, one row after another (see rows_avx2 for why not 4 × 1).
+ *   - decode: 1 × 1, one row after another (see GQ_ROWS in gemm_q_tiles.h for why not 4 × 1).
  * Per output the float work is exactly vec_dot's: Q8_0 family — one 8-lane
  * accumulator per (row, token), fmadd(d_w·d_a, Σ_block) in block order, one
  * hq_hsum_ps at the end; K-quants — an integer super-block sum, the same
@@ -66,9 +68,9 @@ static bool type_has_tiles(uint32_t t) {
 bool rt_gemm_q_supported(uint32_t type) { return rt_gemm_q_isa() != RT_GEMM_NONE && type_has_tiles(type); }
 
 #if RT_X86
-void rt_gemm_q_rows_avx2(const rt_weight *w, const void *act, uint64_t act_bytes, float *y, int64_t n_tok, int64_t o0,
+bool rt_gemm_q_rows_avx2(const rt_weight *w, const void *act, uint64_t act_bytes, float *y, int64_t n_tok, int64_t o0,
                          int64_t o1);
-void rt_gemm_q_rows_vnni(const rt_weight *w, const void *act, uint64_t act_bytes, float *y, int64_t n_tok, int64_t o0,
+bool rt_gemm_q_rows_vnni(const rt_weight *w, const void *act, uint64_t act_bytes, float *y, int64_t n_tok, int64_t o0,
                          int64_t o1);
 #define GQ_TARGET RT_AVX2
 #define GQ_DOT4(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1))
@@ -92,8 +94,9 @@ void rt_gemm_q_rows(const rt_weight *w, const void *act, uint64_t act_bytes, flo
 #if RT_X86
     rt_gemm_isa isa = rt_gemm_q_isa();
     if (isa != RT_GEMM_NONE && type_has_tiles(w->type)) {
-        (isa == RT_GEMM_AVX512VNNI ? rt_gemm_q_rows_vnni : rt_gemm_q_rows_avx2)(w, act, act_bytes, y, n_tok, o0, o1);
-        return;
+        if ((isa == RT_GEMM_AVX512VNNI ? rt_gemm_q_rows_vnni : rt_gemm_q_rows_avx2)(w, act, act_bytes, y, n_tok, o0,
+                                                                                      o1))
+            return; /* else no memory for the scales (n_in > 16384): the per-element dots below */
     }
 #endif
     /* no tiles here: the per-element dot (callers normally check first) */

@@ -8,9 +8,9 @@
  * q_traits(type)->vec_dot(n_in, &y, W[o], act[t]) — same integer block sums,
  * same float operations in the same order — so switching between the tiled
  * kernels and the per-element dots never changes a result. What the tiles
- * change is how often each byte is loaded: a weight block is unpacked once
- * for up to 8 tokens (prefill), and 4 weight rows share each activation
- * block (decode), with the fp16 scales widened by F16C. */
+ * change is the work around the sums: a weight block is unpacked once for up
+ * to 8 tokens (prefill), the types are inlined (no call per row and token)
+ * and the fp16 scales are widened by F16C instead of in software. */
 #ifndef HQ_RT_GEMM_Q_H
 #define HQ_RT_GEMM_Q_H
 #include "ops.h"

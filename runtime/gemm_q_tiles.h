@@ -75,7 +75,8 @@ GQ_TARGET static ALWAYS_INLINE __m256i w32_unpack(uint32_t type, const uint8_t *
 
 /* out[r][t] = W[r]·A[t] over nb blocks (vec_dot's acc_block0 / acc_block1 per pair) */
 GQ_TARGET static ALWAYS_INLINE void tile32(uint32_t type, int RM, int RN, const uint8_t *const *wr,
-                                         const uint8_t *const *ar, int64_t nb, float *out /* [RM][RN] */) {
+                                         const uint8_t *const *ar, const float *const *as, int64_t nb,
+                                         float *out /* [RM][RN] */) {
     const bool type1 = type == GGML_T_Q4_1 || type == GGML_T_Q5_1;
     const __m256i ones8 = _mm256_set1_epi8(1);
     __m256 acc[4][8];
@@ -90,7 +91,7 @@ GQ_TARGET static ALWAYS_INLINE void tile32(uint32_t type, int RM, int RN, const 
         UNROLL for (int t = 0; t < RN; t++) {
             const q_block_q8_0 *a = (const q_block_q8_0 *)ar[t] + b;
             const __m256i qa = _mm256_loadu_si256((const __m256i *)a->qs);
-            const float da = h2f(a->d);
+            const float da = as[t][b]; /* the block's fp16 d, widened once per call */
             if (type1) {
                 const __m256 sa = _mm256_cvtepi32_ps(GQ_DOT4(ones8, qa));
                 UNROLL for (int r = 0; r < RM; r++) {
@@ -128,7 +129,9 @@ GQ_TARGET static ALWAYS_INLINE __m256i pair_scales(int s0, int s1) {
 
 /* Q4_K (q5 = false) / Q5_K: d_a·(d·Σ_j sc_j·Σ q·q_a − dmin·Σ_j m_j·Σ q_a) per super-block */
 GQ_TARGET static ALWAYS_INLINE void tile_k45(bool q5, int RM, int RN, const uint8_t *const *wr,
-                                           const uint8_t *const *ar, int64_t nb, float *out) {
+                                           const uint8_t *const *ar, const float *const *as, int64_t nb,
+                                           float *out) {
+    (void)as; /* Q8_K keeps d as fp32 */
     const __m256i m4 = _mm256_set1_epi8(0x0F), m1b = _mm256_set1_epi8(1);
     UNROLL for (int i = 0; i < RM * RN; i++) out[i] = 0;
     for (int64_t b = 0; b < nb; b++) {
@@ -179,7 +182,8 @@ GQ_TARGET static ALWAYS_INLINE void tile_k45(bool q5, int RM, int RN, const uint
 
 /* Q6_K: d_a·d·(Σ_j sc_j·Σ q·q_a − 32·Σ_j sc_j·bsum_j), q unsigned 0..63 */
 GQ_TARGET static ALWAYS_INLINE void tile_q6k(int RM, int RN, const uint8_t *const *wr, const uint8_t *const *ar,
-                                           int64_t nb, float *out) {
+                                           const float *const *as, int64_t nb, float *out) {
+    (void)as;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
     UNROLL for (int i = 0; i < RM * RN; i++) out[i] = 0;
     for (int64_t b = 0; b < nb; b++) {
@@ -228,26 +232,30 @@ GQ_TARGET static ALWAYS_INLINE void tile_q6k(int RM, int RN, const uint8_t *cons
 
 /* one specialised function per (type, shape): the type and tile sizes are
  * constants inside, so the switches and loops above fold away */
-typedef void (*tile_fn)(const uint8_t *const *wr, const uint8_t *const *ar, int64_t nb, float *out);
+typedef void (*tile_fn)(const uint8_t *const *wr, const uint8_t *const *ar, const float *const *as, int64_t nb,
+                        float *out);
 #define TILE_FNS(NAME, CALL)                                                                                   \
-    GQ_TARGET static void NAME##_1x8(const uint8_t *const *wr, const uint8_t *const *ar, int64_t nb, float *o) { \
+    GQ_TARGET static void NAME##_1x8(const uint8_t *const *wr, const uint8_t *const *ar, const float *const *as, \
+                                    int64_t nb, float *o) {                                                    \
         CALL(1, 8);                                                                                            \
     }                                                                                                          \
-    GQ_TARGET static void NAME##_1x4(const uint8_t *const *wr, const uint8_t *const *ar, int64_t nb, float *o) { \
+    GQ_TARGET static void NAME##_1x4(const uint8_t *const *wr, const uint8_t *const *ar, const float *const *as, \
+                                    int64_t nb, float *o) {                                                    \
         CALL(1, 4);                                                                                            \
     }                                                                                                          \
-    GQ_TARGET static void NAME##_1x1(const uint8_t *const *wr, const uint8_t *const *ar, int64_t nb, float *o) { \
+    GQ_TARGET static void NAME##_1x1(const uint8_t *const *wr, const uint8_t *const *ar, const float *const *as, \
+                                    int64_t nb, float *o) {                                                    \
         CALL(1, 1);                                                                                            \
     }
-#define C_Q80(M, N) tile32(GGML_T_Q8_0, M, N, wr, ar, nb, o)
-#define C_Q40(M, N) tile32(GGML_T_Q4_0, M, N, wr, ar, nb, o)
-#define C_Q41(M, N) tile32(GGML_T_Q4_1, M, N, wr, ar, nb, o)
-#define C_Q50(M, N) tile32(GGML_T_Q5_0, M, N, wr, ar, nb, o)
-#define C_Q51(M, N) tile32(GGML_T_Q5_1, M, N, wr, ar, nb, o)
-#define C_IQ4(M, N) tile32(GGML_T_IQ4_NL, M, N, wr, ar, nb, o)
-#define C_Q4K(M, N) tile_k45(false, M, N, wr, ar, nb, o)
-#define C_Q5K(M, N) tile_k45(true, M, N, wr, ar, nb, o)
-#define C_Q6K(M, N) tile_q6k(M, N, wr, ar, nb, o)
+#define C_Q80(M, N) tile32(GGML_T_Q8_0, M, N, wr, ar, as, nb, o)
+#define C_Q40(M, N) tile32(GGML_T_Q4_0, M, N, wr, ar, as, nb, o)
+#define C_Q41(M, N) tile32(GGML_T_Q4_1, M, N, wr, ar, as, nb, o)
+#define C_Q50(M, N) tile32(GGML_T_Q5_0, M, N, wr, ar, as, nb, o)
+#define C_Q51(M, N) tile32(GGML_T_Q5_1, M, N, wr, ar, as, nb, o)
+#define C_IQ4(M, N) tile32(GGML_T_IQ4_NL, M, N, wr, ar, as, nb, o)
+#define C_Q4K(M, N) tile_k45(false, M, N, wr, ar, as, nb, o)
+#define C_Q5K(M, N) tile_k45(true, M, N, wr, ar, as, nb, o)
+#define C_Q6K(M, N) tile_q6k(M, N, wr, ar, as, nb, o)
 TILE_FNS(q8_0, C_Q80)
 TILE_FNS(q4_0, C_Q40)
 TILE_FNS(q4_1, C_Q41)
@@ -277,35 +285,47 @@ static const tile_set *tiles_for(uint32_t type) {
     }
 }
 
-void GQ_ROWS(const rt_weight *w, const void *act, uint64_t act_bytes, float *y, int64_t n_tok, int64_t o0, int64_t o1) {
+#define GQ_STACK_BLOCKS 512 /* activation scales on the stack up to n_in = 16384 (Q8_0 blocks) */
+
+GQ_TARGET static void widen_scales(const uint8_t *act, float *dst, int64_t nb) {
+    const q_block_q8_0 *a = (const q_block_q8_0 *)act;
+    for (int64_t b = 0; b < nb; b++) dst[b] = h2f(a[b].d);
+}
+
+/* returns false (nothing written) only when the scale buffer cannot be had */
+bool GQ_ROWS(const rt_weight *w, const void *act, uint64_t act_bytes, float *y, int64_t n_tok, int64_t o0, int64_t o1) {
     const tile_set *ts = tiles_for(w->type);
     const q_type_traits *tr = q_traits(w->type);
     const int64_t nb = w->n_in / tr->blck, n_out = w->n_out;
+    const bool q8 = tr->vec_dot_type == GGML_T_Q8_0;
     const uint8_t *A = act;
+    float stack_sc[8 * GQ_STACK_BLOCKS], *sc = stack_sc;
+    if (q8 && nb > GQ_STACK_BLOCKS && !(sc = hq_malloc_array((size_t)nb, 8 * sizeof(float)))) return false;
     float out[8];
-    if (n_tok == 1) {
-        /* decode: one row at a time. A 4-row × 1-token tile (four weight
-         * streams sharing each activation load) measured 0.4-0.6× this on
-         * Q8_0 and Q6_K here (2026-12), so rows run one after another and
-         * the gain over vec_dot is the F16C scales and the inlined types. */
-        for (int64_t o = o0; o < o1; o++) {
-            const uint8_t *wr = wrow(w, o);
-            ts->t1x1(&wr, &A, nb, &y[o]);
-        }
-        return;
-    }
     /* prefill: token groups of 8 (then 4, then 1) over every row; the group's
-     * activation blocks stay in L1 while the rows stream past */
+     * activation blocks stay in L1 while the rows stream past.
+     * decode (one token): one row at a time. A 4-row × 1-token tile (four
+     * weight streams sharing each activation load) measured 0.4-0.6× this on
+     * Q8_0 and Q6_K here (2026-12), so rows run one after another and the
+     * gain over vec_dot is the F16C scales and the inlined types. */
     for (int64_t t = 0; t < n_tok;) {
         const int64_t rn = n_tok - t >= 8 ? 8 : n_tok - t >= 4 ? 4 : 1;
         tile_fn fn = rn == 8 ? ts->t1x8 : rn == 4 ? ts->t1x4 : ts->t1x1;
         const uint8_t *ar[8];
-        for (int64_t k = 0; k < rn; k++) ar[k] = A + (uint64_t)(t + k) * act_bytes;
+        const float *as[8];
+        for (int64_t k = 0; k < rn; k++) {
+            ar[k] = A + (uint64_t)(t + k) * act_bytes;
+            as[k] = sc + k * nb;
+            if (q8) widen_scales(ar[k], sc + k * nb, nb);
+        }
         for (int64_t o = o0; o < o1; o++) {
             const uint8_t *wr = wrow(w, o);
-            fn(&wr, ar, nb, out);
-            for (int64_t k = 0; k < rn; k++) y[(t + k) * n_out + o] = out[k];
+            fn(&wr, ar, as, nb, rn == 1 ? &y[t * n_out + o] : out);
+            if (rn > 1)
+                for (int64_t k = 0; k < rn; k++) y[(t + k) * n_out + o] = out[k];
         }
         t += rn;
     }
+    if (sc != stack_sc) hq_free(sc);
+    return true;
 }

@@ -8,7 +8,7 @@
 #include "../quant/quant.h"   // defines: q_traits
 
 #if RT_X86
-void rt_gemm_q_rows_vnni(const rt_weight *w, const void *act, uint64_t act_bytes, float *y, int64_t n_tok, int64_t o0,
+bool rt_gemm_q_rows_vnni(const rt_weight *w, const void *act, uint64_t act_bytes, float *y, int64_t n_tok, int64_t o0,
                          int64_t o1);
 #define GQ_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
 #define GQ_DOT4(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (u), (s))
