@@ -112,15 +112,20 @@ GQ_TARGET static ALWAYS_INLINE void tile32(uint32_t type, int RM, int RN, const 
 }
 
 /* ---------------- K-quants × Q8_K ---------------- */
-/* the 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K super-block */
-static ALWAYS_INLINE void k4_scale_min(int j, const uint8_t *s, int *sc, int *mn) {
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *mn = s[j + 4] & 63;
-    } else {
-        *sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
-        *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
+/* the eight 6-bit scales and mins of a Q4_K/Q5_K super-block, as bytes, by
+ * 32-bit word arithmetic on the 12 packed bytes s (u0 = s[0..3], u1 =
+ * s[4..7], u2 = s[8..11]): sub-blocks 0-3 keep the low 6 bits of u0 / u1,
+ * sub-blocks 4-7 take a nibble of u2 plus the top 2 bits of u0 / u1 */
+static ALWAYS_INLINE void k4_scales_mins(const uint8_t *s, uint8_t sc[8], uint8_t mn[8]) {
+    uint32_t u0, u1, u2;
+    __builtin_memcpy(&u0, s, 4);
+    __builtin_memcpy(&u1, s + 4, 4);
+    __builtin_memcpy(&u2, s + 8, 4);
+    const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
+    const uint32_t w[4] = {u0 & lo6, (u2 & lo4) | (((u0 >> 6) & lo2) << 4), u1 & lo6,
+                           ((u2 >> 4) & lo4) | (((u1 >> 6) & lo2) << 4)};
+    __builtin_memcpy(sc, w, 8);
+    __builtin_memcpy(mn, w + 2, 8);
 }
 
 GQ_TARGET static ALWAYS_INLINE __m256i pair_scales(int s0, int s1) {
@@ -144,19 +149,24 @@ GQ_TARGET static ALWAYS_INLINE void tile_k45(bool q5, int RM, int RN, const uint
             const uint8_t *scales = q5 ? x5->scales : x4->scales, *qs = q5 ? x5->qs : x4->qs;
             const float d = h2f(q5 ? x5->d : x4->d), dmin = h2f(q5 ? x5->dmin : x4->dmin);
             const __m256i hb = q5 ? _mm256_loadu_si256((const __m256i *)x5->qh) : _mm256_setzero_si256();
-            /* Σ_j m_j·(bsum_2j + bsum_2j+1) as one madd: the 16 bsums times the
-             * mins, each twice (an exact integer sum, as vec_dot's scalar loop) */
-            int sc[8], mn[8];
-            for (int j = 0; j < 8; j++) k4_scale_min(j, scales, &sc[j], &mn[j]);
-            const __m256i mins = _mm256_setr_epi16((short)mn[0], (short)mn[0], (short)mn[1], (short)mn[1],
-                                                   (short)mn[2], (short)mn[2], (short)mn[3], (short)mn[3],
-                                                   (short)mn[4], (short)mn[4], (short)mn[5], (short)mn[5],
-                                                   (short)mn[6], (short)mn[6], (short)mn[7], (short)mn[7]);
+            /* Σ_j m_j·(bsum_2j + bsum_2j+1): pair sums of the 16 bsums (hadd)
+             * times the 8 mins in one madd — the same exact integer as vec_dot's
+             * scalar loop */
+            uint8_t sc[8], mn[8];
+            k4_scales_mins(scales, sc, mn);
+            int64_t mn8;
+            __builtin_memcpy(&mn8, mn, 8);
+            const __m128i mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(mn8));
             __m256i sumi[8];
             int32_t summ[8];
             UNROLL for (int t = 0; t < RN; t++) {
                 sumi[t] = _mm256_setzero_si256();
-                summ[t] = hq_hsum_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a[t]->bsums), mins));
+                const __m128i b0 = _mm_loadu_si128((const __m128i *)a[t]->bsums);
+                const __m128i b1 = _mm_loadu_si128((const __m128i *)(a[t]->bsums + 8));
+                __m128i p = _mm_madd_epi16(_mm_hadd_epi16(b0, b1), mins); /* pair sums ≤ 4064 fit int16 */
+                p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4e));
+                p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xb1));
+                summ[t] = _mm_cvtsi128_si32(p);
             }
             for (int c = 0; c < 4; c++) {
                 const __m256i bq = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
