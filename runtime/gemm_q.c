@@ -37,10 +37,12 @@ rt_gemm_isa rt_gemm_q_isa(void) {
 #if RT_X86
     /* the kernels must equal vec_dot's AVX2 path, so both switches apply */
     if (!on || !rt_cpu_has_avx2() || !q_simd_avx2()) return RT_GEMM_NONE;
-    static int vnni = -1;
+    static int g_vnni = -1; /* read from the OpenMP workers too: atomic, like g_gemm_on */
+    int vnni = __atomic_load_n(&g_vnni, __ATOMIC_RELAXED);
     if (vnni < 0) {
         __builtin_cpu_init();
         vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
+        __atomic_store_n(&g_vnni, vnni, __ATOMIC_RELAXED);
     }
     rt_gemm_isa best = vnni ? RT_GEMM_AVX512VNNI : RT_GEMM_AVX2;
     int cap = __atomic_load_n(&g_isa_cap, __ATOMIC_RELAXED);
@@ -87,7 +89,6 @@ void rt_gemm_q_rows_ref(const rt_weight *w, const void *act, uint64_t act_bytes,
         for (int64_t t = 0; t < n_tok; t++)
             tr->vec_dot_ref(w->n_in, &y[t * w->n_out + o], wrow(w, o), (const uint8_t *)act + (uint64_t)t * act_bytes);
 }
-
 
 void rt_gemm_q_rows(const rt_weight *w, const void *act, uint64_t act_bytes, float *y, int64_t n_tok, int64_t o0,
                     int64_t o1) {

@@ -34,6 +34,8 @@ void rt_gemm_q_rows(const rt_weight *w, const void *act, uint64_t act_bytes, flo
 void rt_gemm_q_rows_ref(const rt_weight *w, const void *act, uint64_t act_bytes, float *y, int64_t n_tok,
                         int64_t o0, int64_t o1);
 
-/* test hook: false forces rt_gemm_q_supported to report no kernels */
+/* test hook: false forces rt_gemm_q_supported to report no kernels (the
+ * environment variable HQ_NO_GEMM=1 does the same for a whole run, so
+ * bench/bench_gemm.py can time before and after with one binary) */
 void rt_gemm_q_enable(bool on);
 #endif
