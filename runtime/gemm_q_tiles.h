@@ -32,6 +32,22 @@ GQ_TARGET static ALWAYS_INLINE __m256i fifth_bits(const uint8_t *qh4) {
     return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit), _mm256_set1_epi8(0x10));
 }
 
+/* per 8-token group and Q8_K block, built once per group (K-quant 1 × 8
+ * tiles): the 8 activation scales, and the bsums regrouped token-major so a
+ * madd yields one per-token int32 in each lane. v[k][t] holds the int16 pair
+ * (bsum 2k, bsum 2k+1) of token t for Q6_K, and for Q4_K/Q5_K (k < 4) the
+ * pair (bsum 4k + bsum 4k+1, bsum 4k+2 + bsum 4k+3) — sums ≤ 2·16·127. */
+typedef struct {
+    float da[8];
+    int32_t v[8][8];
+} kq_prep;
+
+typedef struct {
+    const uint8_t *ar[8]; /* the group's activation rows */
+    const float *as[8];   /* Q8_0 activations: their block scales as fp32 */
+    const kq_prep *kp;    /* K-quant 8-token groups: nb entries, else NULL */
+} gq_group;
+
 /* ---------------- 32-element blocks × Q8_0 ----------------
  * One weight block as 32 int8 values (signed for type 0, unsigned 0..31 for
  * type 1 = d·q + m) with its float scale d and offset m. */
@@ -240,41 +256,157 @@ GQ_TARGET static ALWAYS_INLINE void tile_q6k(int RM, int RN, const uint8_t *cons
     }
 }
 
+/* the 8 lane-sums of s[0..7] as one vector (lane t = Σ s[t]), exact integers */
+GQ_TARGET static ALWAYS_INLINE __m256i hsum8_epi32(const __m256i *s) {
+    const __m256i a = _mm256_hadd_epi32(s[0], s[1]), b = _mm256_hadd_epi32(s[2], s[3]);
+    const __m256i c = _mm256_hadd_epi32(s[4], s[5]), d = _mm256_hadd_epi32(s[6], s[7]);
+    const __m256i ab = _mm256_hadd_epi32(a, b), cd = _mm256_hadd_epi32(c, d);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(ab, cd, 0x20), _mm256_permute2x128_si256(ab, cd, 0x31));
+}
+
+/* Q4_K / Q5_K, one row × 8 tokens with the per-token scalar work of
+ * tile_k45 done in the 8 lanes: the same integers, and per lane the same
+ * float operations in the same order (d·Σ, dmin·Σm, difference, ·d_a, +=) */
+GQ_TARGET static ALWAYS_INLINE void tile_k45_x8(bool q5, const uint8_t *wr, const gq_group *g, int64_t nb,
+                                                float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m1b = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const kq_prep *kp = &g->kp[b];
+        const uint8_t *blk = wr + (uint64_t)b * (q5 ? sizeof(q_block_q5_K) : sizeof(q_block_q4_K));
+        const q_block_q4_K *x4 = (const q_block_q4_K *)blk;
+        const q_block_q5_K *x5 = (const q_block_q5_K *)blk;
+        const uint8_t *scales = q5 ? x5->scales : x4->scales, *qs = q5 ? x5->qs : x4->qs;
+        const float d = h2f(q5 ? x5->d : x4->d), dmin = h2f(q5 ? x5->dmin : x4->dmin);
+        const __m256i hb = q5 ? _mm256_loadu_si256((const __m256i *)x5->qh) : _mm256_setzero_si256();
+        uint8_t sc[8], mn[8];
+        k4_scales_mins(scales, sc, mn);
+        __m256i summ = _mm256_setzero_si256();
+        for (int k = 0; k < 4; k++)
+            summ = _mm256_add_epi32(summ, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)kp->v[k]),
+                                                            _mm256_set1_epi32(mn[2 * k] | (mn[2 * k + 1] << 16))));
+        __m256i sumi[8];
+        UNROLL for (int t = 0; t < 8; t++) sumi[t] = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            const __m256i bq = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+            __m256i q0 = _mm256_and_si256(bq, m4), q1 = _mm256_and_si256(_mm256_srli_epi16(bq, 4), m4);
+            if (q5) {
+                q0 = _mm256_or_si256(q0, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c), m1b), 4));
+                q1 = _mm256_or_si256(q1, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c + 1), m1b), 4));
+            }
+            const __m256i s0 = pair_scales(sc[2 * c], sc[2 * c]), s1 = pair_scales(sc[2 * c + 1], sc[2 * c + 1]);
+            UNROLL for (int t = 0; t < 8; t++) {
+                const q_block_q8_K *a = (const q_block_q8_K *)g->ar[t] + b;
+                const __m256i a0 = _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c));
+                const __m256i a1 = _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c + 32));
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q0, a0), s0));
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q1, a1), s1));
+            }
+        }
+        const __m256 f = _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(hsum8_epi32(sumi))),
+                                       _mm256_mul_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(summ)));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_loadu_ps(kp->da), f));
+    }
+    _mm256_storeu_ps(out, acc);
+}
+
+/* Q6_K, one row × 8 tokens: tile_q6k with the per-token tail in lanes */
+GQ_TARGET static ALWAYS_INLINE void tile_q6k_x8(const uint8_t *wr, const gq_group *g, int64_t nb, float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const kq_prep *kp = &g->kp[b];
+        const q_block_q6_K *x = (const q_block_q6_K *)wr + b;
+        __m256i corr = _mm256_setzero_si256();
+        for (int k = 0; k < 8; k++) {
+            const uint32_t pair = (uint16_t)(int16_t)x->scales[2 * k] | ((uint32_t)(uint16_t)(int16_t)x->scales[2 * k + 1] << 16);
+            corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)kp->v[k]),
+                                                            _mm256_set1_epi32((int)pair)));
+        }
+        __m256i sumi[8];
+        UNROLL for (int t = 0; t < 8; t++) sumi[t] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = x->ql + 64 * h, *qh = x->qh + 32 * h;
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            const __m256i hv = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), m2), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), m2), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4));
+            for (int k = 0; k < 4; k++) {
+                const int sb = 8 * h + 2 * k;
+                const __m256i sv = pair_scales(x->scales[sb], x->scales[sb + 1]);
+                UNROLL for (int t = 0; t < 8; t++) {
+                    const q_block_q8_K *a = (const q_block_q8_K *)g->ar[t] + b;
+                    const __m256i qa = _mm256_loadu_si256((const __m256i *)(a->qs + 128 * h + 32 * k));
+                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], qa), sv));
+                }
+            }
+        }
+        const __m256i tot = _mm256_sub_epi32(hsum8_epi32(sumi), _mm256_slli_epi32(corr, 5));
+        const __m256 dd = _mm256_mul_ps(_mm256_loadu_ps(kp->da), _mm256_set1_ps(h2f(x->d)));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(dd, _mm256_cvtepi32_ps(tot)));
+    }
+    _mm256_storeu_ps(out, acc);
+}
+
+/* the per-group table of tile_k45_x8 / tile_q6k_x8 */
+static void kq_prep_build(kq_prep *kp, const uint8_t *const *ar, int64_t nb, bool q6) {
+    for (int64_t b = 0; b < nb; b++) {
+        for (int t = 0; t < 8; t++) {
+            const q_block_q8_K *a = (const q_block_q8_K *)ar[t] + b;
+            kp[b].da[t] = a->d;
+            for (int k = 0; k < (q6 ? 8 : 4); k++) {
+                int16_t lo, hi;
+                if (q6) {
+                    lo = a->bsums[2 * k];
+                    hi = a->bsums[2 * k + 1];
+                } else {
+                    lo = (int16_t)(a->bsums[4 * k] + a->bsums[4 * k + 1]);
+                    hi = (int16_t)(a->bsums[4 * k + 2] + a->bsums[4 * k + 3]);
+                }
+                kp[b].v[k][t] = (int32_t)((uint32_t)(uint16_t)lo | ((uint32_t)(uint16_t)hi << 16));
+            }
+        }
+    }
+}
+
 /* one specialised function per (type, shape): the type and tile sizes are
  * constants inside, so the switches and loops above fold away */
-typedef void (*tile_fn)(const uint8_t *const *wr, const uint8_t *const *ar, const float *const *as, int64_t nb,
-                        float *out);
-#define TILE_FNS(NAME, CALL)                                                                                   \
-    GQ_TARGET static void NAME##_1x8(const uint8_t *const *wr, const uint8_t *const *ar, const float *const *as, \
-                                    int64_t nb, float *o) {                                                    \
-        CALL(1, 8);                                                                                            \
-    }                                                                                                          \
-    GQ_TARGET static void NAME##_1x4(const uint8_t *const *wr, const uint8_t *const *ar, const float *const *as, \
-                                    int64_t nb, float *o) {                                                    \
-        CALL(1, 4);                                                                                            \
-    }                                                                                                          \
-    GQ_TARGET static void NAME##_1x1(const uint8_t *const *wr, const uint8_t *const *ar, const float *const *as, \
-                                    int64_t nb, float *o) {                                                    \
-        CALL(1, 1);                                                                                            \
+typedef void (*tile_fn)(const uint8_t *const *wr, const gq_group *g, int64_t nb, float *out);
+#define TILE_FNS(NAME, CALL, CALL8)                                                                             \
+    GQ_TARGET static void NAME##_1x8(const uint8_t *const *wr, const gq_group *g, int64_t nb, float *o) {     \
+        CALL8;                                                                                                  \
+    }                                                                                                           \
+    GQ_TARGET static void NAME##_1x4(const uint8_t *const *wr, const gq_group *g, int64_t nb, float *o) {     \
+        CALL(1, 4);                                                                                             \
+    }                                                                                                           \
+    GQ_TARGET static void NAME##_1x1(const uint8_t *const *wr, const gq_group *g, int64_t nb, float *o) {     \
+        CALL(1, 1);                                                                                             \
     }
-#define C_Q80(M, N) tile32(GGML_T_Q8_0, M, N, wr, ar, as, nb, o)
-#define C_Q40(M, N) tile32(GGML_T_Q4_0, M, N, wr, ar, as, nb, o)
-#define C_Q41(M, N) tile32(GGML_T_Q4_1, M, N, wr, ar, as, nb, o)
-#define C_Q50(M, N) tile32(GGML_T_Q5_0, M, N, wr, ar, as, nb, o)
-#define C_Q51(M, N) tile32(GGML_T_Q5_1, M, N, wr, ar, as, nb, o)
-#define C_IQ4(M, N) tile32(GGML_T_IQ4_NL, M, N, wr, ar, as, nb, o)
-#define C_Q4K(M, N) tile_k45(false, M, N, wr, ar, as, nb, o)
-#define C_Q5K(M, N) tile_k45(true, M, N, wr, ar, as, nb, o)
-#define C_Q6K(M, N) tile_q6k(M, N, wr, ar, as, nb, o)
-TILE_FNS(q8_0, C_Q80)
-TILE_FNS(q4_0, C_Q40)
-TILE_FNS(q4_1, C_Q41)
-TILE_FNS(q5_0, C_Q50)
-TILE_FNS(q5_1, C_Q51)
-TILE_FNS(iq4_nl, C_IQ4)
-TILE_FNS(q4_K, C_Q4K)
-TILE_FNS(q5_K, C_Q5K)
-TILE_FNS(q6_K, C_Q6K)
+#define C_Q80(M, N) tile32(GGML_T_Q8_0, M, N, wr, g->ar, g->as, nb, o)
+#define C_Q40(M, N) tile32(GGML_T_Q4_0, M, N, wr, g->ar, g->as, nb, o)
+#define C_Q41(M, N) tile32(GGML_T_Q4_1, M, N, wr, g->ar, g->as, nb, o)
+#define C_Q50(M, N) tile32(GGML_T_Q5_0, M, N, wr, g->ar, g->as, nb, o)
+#define C_Q51(M, N) tile32(GGML_T_Q5_1, M, N, wr, g->ar, g->as, nb, o)
+#define C_IQ4(M, N) tile32(GGML_T_IQ4_NL, M, N, wr, g->ar, g->as, nb, o)
+#define C_Q4K(M, N) tile_k45(false, M, N, wr, g->ar, g->as, nb, o)
+#define C_Q5K(M, N) tile_k45(true, M, N, wr, g->ar, g->as, nb, o)
+#define C_Q6K(M, N) tile_q6k(M, N, wr, g->ar, g->as, nb, o)
+TILE_FNS(q8_0, C_Q80, C_Q80(1, 8))
+TILE_FNS(q4_0, C_Q40, C_Q40(1, 8))
+TILE_FNS(q4_1, C_Q41, C_Q41(1, 8))
+TILE_FNS(q5_0, C_Q50, C_Q50(1, 8))
+TILE_FNS(q5_1, C_Q51, C_Q51(1, 8))
+TILE_FNS(iq4_nl, C_IQ4, C_IQ4(1, 8))
+TILE_FNS(q4_K, C_Q4K, tile_k45_x8(false, wr[0], g, nb, o))
+TILE_FNS(q5_K, C_Q5K, tile_k45_x8(true, wr[0], g, nb, o))
+TILE_FNS(q6_K, C_Q6K, tile_q6k_x8(wr[0], g, nb, o))
 
 typedef struct { tile_fn t1x8, t1x4, t1x1; } tile_set;
 #define SET(NAME) {NAME##_1x8, NAME##_1x4, NAME##_1x1}
@@ -302,7 +434,7 @@ GQ_TARGET static void widen_scales(const uint8_t *act, float *dst, int64_t nb) {
     for (int64_t b = 0; b < nb; b++) dst[b] = h2f(a[b].d);
 }
 
-/* returns false (nothing written) only when the scale buffer cannot be had */
+/* returns false (nothing written) only when a scratch buffer cannot be had */
 bool GQ_ROWS(const rt_weight *w, const void *act, uint64_t act_bytes, float *y, int64_t n_tok, int64_t o0, int64_t o1) {
     const tile_set *ts = tiles_for(w->type);
     const q_type_traits *tr = q_traits(w->type);
@@ -310,7 +442,9 @@ bool GQ_ROWS(const rt_weight *w, const void *act, uint64_t act_bytes, float *y, 
     const bool q8 = tr->vec_dot_type == GGML_T_Q8_0;
     const uint8_t *A = act;
     float stack_sc[8 * GQ_STACK_BLOCKS], *sc = stack_sc;
+    kq_prep *kp = NULL;
     if (q8 && nb > GQ_STACK_BLOCKS && !(sc = hq_malloc_array((size_t)nb, 8 * sizeof(float)))) return false;
+    if (!q8 && n_tok >= 8 && !(kp = hq_malloc_array((size_t)nb, sizeof(kq_prep)))) return false;
     float out[8];
     /* prefill: token groups of 8 (then 4, then 1) over every row; the group's
      * activation blocks stay in L1 while the rows stream past.
@@ -321,21 +455,22 @@ bool GQ_ROWS(const rt_weight *w, const void *act, uint64_t act_bytes, float *y, 
     for (int64_t t = 0; t < n_tok;) {
         const int64_t rn = n_tok - t >= 8 ? 8 : n_tok - t >= 4 ? 4 : 1;
         tile_fn fn = rn == 8 ? ts->t1x8 : rn == 4 ? ts->t1x4 : ts->t1x1;
-        const uint8_t *ar[8];
-        const float *as[8];
+        gq_group g = {.kp = rn == 8 ? kp : NULL};
         for (int64_t k = 0; k < rn; k++) {
-            ar[k] = A + (uint64_t)(t + k) * act_bytes;
-            as[k] = sc + k * nb;
-            if (q8) widen_scales(ar[k], sc + k * nb, nb);
+            g.ar[k] = A + (uint64_t)(t + k) * act_bytes;
+            g.as[k] = sc + k * nb;
+            if (q8) widen_scales(g.ar[k], sc + k * nb, nb);
         }
+        if (g.kp) kq_prep_build(kp, g.ar, nb, w->type == GGML_T_Q6_K);
         for (int64_t o = o0; o < o1; o++) {
             const uint8_t *wr = wrow(w, o);
-            fn(&wr, ar, as, nb, rn == 1 ? &y[t * n_out + o] : out);
+            fn(&wr, &g, nb, rn == 1 ? &y[t * n_out + o] : out);
             if (rn > 1)
                 for (int64_t k = 0; k < rn; k++) y[(t + k) * n_out + o] = out[k];
         }
         t += rn;
     }
     if (sc != stack_sc) hq_free(sc);
+    hq_free(kp);
     return true;
 }
