@@ -9,9 +9,11 @@
  *     by a 3-row × 4-token AVX2 micro-kernel (12 accumulators), so each weight
  *     byte is read once per call and each activation row once per block.
  * Block-quantized types (quant/quant.h): each activation row is converted to
- * q_traits(type)->vec_dot_type once, then vec_dot per (weight row, token).
+ * q_traits(type)->vec_dot_type once, then the tiled kernels of gemm_q.c
+ * (bit-identical to vec_dot per element) or vec_dot per (weight row, token).
  * Accumulation is fp32 (the _ref twin accumulates in double). */
 #include "rt_cpu.h" // defines: RT_OMP, RT_AVX2
+#include "gemm_q.h" // defines: rt_gemm_q_rows (tiled block-type kernels)
 #include "../core/half.h"
 #include "../core/vec.h" // defines: hq_dot_f32, hq_dot_f16_f32, hq_dot_bf16_f32
 #include "../quant/quant.h"
@@ -58,9 +60,14 @@ static hq_status quant_matmul(const rt_weight *w, const float *x, float *y, int6
         for (int64_t t = 0; t < n_tok; t++) act_convert(tr, false, x + t * w->n_in, buf + t * arb, w->n_in);
         int64_t nb = (w->n_out + 15) / 16, work = n_tok * w->n_out * w->n_in;
         (void)work; /* used by the OpenMP clause only */
+        bool tiles = rt_gemm_q_supported(w->type);
         RT_OMP("omp parallel for schedule(dynamic, 1) if(work > (1 << 20))")
         for (int64_t b = 0; b < nb; b++) {
             int64_t o0 = b * 16, o1 = o0 + 16 < w->n_out ? o0 + 16 : w->n_out;
+            if (tiles) {
+                rt_gemm_q_rows(w, buf, arb, y, n_tok, o0, o1);
+                continue;
+            }
             for (int64_t t = 0; t < n_tok; t++)
                 for (int64_t o = o0; o < o1; o++) dot(w->n_in, &y[t * w->n_out + o], wrow(w, o), buf + t * arb);
         }
