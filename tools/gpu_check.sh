@@ -103,7 +103,7 @@ fi
 step "build (sm_90, -j$J)"
 rm -rf build hyquant
 if "${MK[@]}" hyquant build/tests/test_cuda_ops build/tests/test_cuda_model build/tests/test_cuda_emu build/bench_gpu \
-        build/tests/test_cpu build/tests/test_quant build/tests/test_ops \
+        build/tests/test_cpu build/tests/test_quant build/tests/test_ops build/tests/test_gemm_q \
         >"$W/build.log" 2>&1; then
     ok "build ($(($(date +%s) - T0)) s since start)"
 else
@@ -144,7 +144,7 @@ unset HQ_TEST_GPU_ONLY
 # AVX-512 VNNI/BF16 and AMX): the CPU kernel tests at every level it has
 step "CPU kernel tests on this host ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2))"
 build/hyquant --version 2>/dev/null || ./hyquant --version
-for t in test_cpu test_quant test_ops; do
+for t in test_cpu test_quant test_ops test_gemm_q; do
     s=$(date +%s)
     out=$(timeout 300 build/tests/$t 2>&1); rc=$?
     echo "$out" | grep -iE 'level|exercised|avx|amx|vnni' | head -8
