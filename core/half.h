@@ -31,6 +31,15 @@ static inline float hq_f16_to_f32(uint16_t h) {
     return hq_bits_f32(sign | ((exp + 112u) << 23) | (man << 13));
 }
 
+/* f16 -> f32 with a NaN made quiet, as torch's fp16_ieee_to_fp32_value and
+ * the F16C instruction both do (hq_f16_to_f32 keeps a signalling NaN
+ * signalling) */
+static inline float hq_f16_to_f32_quiet(uint16_t h) {
+    float f = hq_f16_to_f32(h);
+    if ((h & 0x7c00u) == 0x7c00u && (h & 0x3ffu)) f = hq_bits_f32(hq_f32_bits(f) | 0x400000u);
+    return f;
+}
+
 static inline uint16_t hq_f32_to_f16(float f) {
     uint32_t u = hq_f32_bits(f);
     uint32_t sign = (u >> 16) & 0x8000u;

@@ -12,17 +12,10 @@
 static inline uint16_t ld16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static inline float ldf(const uint8_t *p) { float v; memcpy(&v, p, 4); return v; }
 
-/* f16 -> f32 with a NaN made quiet (what the F16C instruction does) */
-static inline float f16_quiet(uint16_t h) {
-    float f = hq_f16_to_f32(h);
-    if ((h & 0x7c00u) == 0x7c00u && (h & 0x3ffu)) f = hq_bits_f32(hq_f32_bits(f) | 0x400000u);
-    return f;
-}
-
 /* ---------------- scalar ---------------- */
 static void f16_to_f32_scalar(const uint8_t *s, uint8_t *d, int64_t i, int64_t n) {
     for (; i < n; i++) {
-        float f = f16_quiet(ld16(s + 2 * i));
+        float f = hq_f16_to_f32_quiet(ld16(s + 2 * i));
         memcpy(d + 4 * i, &f, 4);
     }
 }

@@ -196,18 +196,10 @@ hq_status fmt_ckpt_add(fmt_ckpt *ck, const fmt_tensor *t, const char *label, cha
 static inline uint16_t ld16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static inline float ldf(const uint8_t *p) { float v; memcpy(&v, p, 4); return v; }
 
-/* f16 -> f32 with NaNs made quiet, as torch's fp16_ieee_to_fp32_value and the
- * F16C instruction both do (core/half.h keeps a signalling NaN signalling) */
-static inline float f16_to_f32_quiet(uint16_t h) {
-    float f = hq_f16_to_f32(h);
-    if ((h & 0x7c00u) == 0x7c00u && (h & 0x3ffu)) f = hq_bits_f32(hq_f32_bits(f) | 0x400000u);
-    return f;
-}
-
 static inline float load_f32(hq_dtype dt, const uint8_t *p) {
     switch (dt) {
     case HQ_DT_F32: return ldf(p);
-    case HQ_DT_F16: return f16_to_f32_quiet(ld16(p));
+    case HQ_DT_F16: return hq_f16_to_f32_quiet(ld16(p));
     case HQ_DT_BF16: return hq_bf16_to_f32(ld16(p));
     case HQ_DT_F64: { double d; memcpy(&d, p, 8); return (float)d; }
     case HQ_DT_I64: { int64_t v; memcpy(&v, p, 8); return (float)v; }
