@@ -14,15 +14,17 @@ void rt_swiglu_ref(float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i++) g[i] = rt_silu(g[i]) * u[i];
 }
 
-void rt_swiglu(float *g, const float *u, int64_t n) {
+void rt_gated_blocks(void (*ref)(float *g, const float *u, int64_t n), float *g, const float *u, int64_t n) {
     if (rt_ops_ref() || n < 4096) {
-        rt_swiglu_ref(g, u, n);
+        ref(g, u, n);
         return;
     }
     int64_t blk = 1024, nb = (n + blk - 1) / blk;
     RT_OMP("omp parallel for schedule(static)")
     for (int64_t b = 0; b < nb; b++) {
         int64_t s = b * blk, e = s + blk < n ? s + blk : n;
-        rt_swiglu_ref(g + s, u + s, e - s);
+        ref(g + s, u + s, e - s);
     }
 }
+
+void rt_swiglu(float *g, const float *u, int64_t n) { rt_gated_blocks(rt_swiglu_ref, g, u, n); }

@@ -72,6 +72,10 @@ float rt_silu(float x);                       /* x·σ(x) */
 float rt_softplus(float x);                   /* torch: x > 20 ? x : log1p(exp(x)) */
 /* g[i] = silu(g[i]) · u[i], n elements (SwiGLU) */
 void rt_swiglu_ref(float *g, const float *u, int64_t n);
+/* g = ref(g, u) elementwise, in 1024-element blocks over the threads when n
+ * is large (each block through the scalar ref: the result does not depend on
+ * the threads); the shared body of rt_swiglu and rt_tanh_swiglu */
+void rt_gated_blocks(void (*ref)(float *g, const float *u, int64_t n), float *g, const float *u, int64_t n);
 void rt_swiglu(float *g, const float *u, int64_t n);
 
 /* ---- ssd.c ----  (spec §4.5)

@@ -38,18 +38,7 @@ void rt_tanh_swiglu_ref(float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i++) g[i] = tanhf(u[i]) * rt_silu(g[i]);
 }
 
-void rt_tanh_swiglu(float *g, const float *u, int64_t n) {
-    if (rt_ops_ref() || n < 4096) {
-        rt_tanh_swiglu_ref(g, u, n);
-        return;
-    }
-    int64_t blk = 1024, nb = (n + blk - 1) / blk;
-    RT_OMP("omp parallel for schedule(static)")
-    for (int64_t bi = 0; bi < nb; bi++) {
-        int64_t s = bi * blk, e = s + blk < n ? s + blk : n;
-        rt_tanh_swiglu_ref(g + s, u + s, e - s);
-    }
-}
+void rt_tanh_swiglu(float *g, const float *u, int64_t n) { rt_gated_blocks(rt_tanh_swiglu_ref, g, u, n); }
 
 typedef hq_status (*mm_fn)(const rt_weight *, const float *, float *, int64_t, const float *, char *);
 
